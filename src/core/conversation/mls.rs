@@ -1,0 +1,100 @@
+//! The MLS profile every Gen-2 conversation uses (PROTOCOL.md §2.3, §2.7, D2).
+//!
+//! One place for the ciphersuite, leaf capabilities, key-package shape and group
+//! configs, so that a key package built here is accepted by libchat and the
+//! reverse. Owns no state.
+
+use openmls::prelude::*;
+use openmls_traits::signatures::{Signer, SignerError};
+use openmls_traits::types::SignatureScheme;
+
+use crate::core::account::{DelegateCredential, InstallationKey};
+use crate::core::error::{CoreError, Result};
+
+/// The default suite, X-Wing hybrid post-quantum (D2): the only one libchat advertises.
+pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_256_XWING_CHACHA20POLY1305_SHA256_Ed25519;
+
+/// The group-metadata extension type (§2.8).
+pub const GROUP_METADATA_EXTENSION: u16 = 0xFF01;
+
+/// Most members openmls adds in one commit (§2.7).
+pub const MAX_ADDS_PER_COMMIT: usize = 50;
+
+/// Past epochs whose secrets a member keeps, so a message that crosses a
+/// commit still decrypts (openmls default 0; XMTP keeps 3; local, not wire).
+const MAX_PAST_EPOCHS: usize = 3;
+
+impl Signer for InstallationKey {
+    fn sign(&self, payload: &[u8]) -> std::result::Result<Vec<u8>, SignerError> {
+        Ok(InstallationKey::sign(self, payload).to_vec())
+    }
+    fn signature_scheme(&self) -> SignatureScheme {
+        SignatureScheme::ED25519
+    }
+}
+
+/// Leaf capabilities: suite 0x004D; extensions ApplicationId, LastResort, 0xFF01 (§2.3).
+pub fn capabilities() -> Capabilities {
+    Capabilities::new(
+        None,
+        Some(&[CIPHERSUITE]),
+        Some(&[
+            ExtensionType::ApplicationId,
+            ExtensionType::LastResort,
+            ExtensionType::Unknown(GROUP_METADATA_EXTENSION),
+        ]),
+        None,
+        Some(&[CredentialType::Basic]),
+    )
+}
+
+/// The MLS credential of an installation: a `BasicCredential` whose identity is
+/// the ASCII of the identity id, with the delegate key as leaf signature key (§2.1).
+pub fn credential_with_key(cred: &DelegateCredential) -> CredentialWithKey {
+    CredentialWithKey {
+        credential: BasicCredential::new(cred.identity_id().into_bytes()).into(),
+        signature_key: cred.installation.as_bytes().to_vec().into(),
+    }
+}
+
+/// Builds (and stores in the provider) this installation's last-resort key package.
+pub fn new_key_package(
+    provider: &impl OpenMlsProvider,
+    key: &InstallationKey,
+    cred: &DelegateCredential,
+) -> Result<KeyPackageBundle> {
+    KeyPackage::builder()
+        .leaf_node_capabilities(capabilities())
+        .mark_as_last_resort()
+        .build(CIPHERSUITE, provider, key, credential_with_key(cred))
+        .map_err(CoreError::mls)
+}
+
+/// The config a conversation is created with: ratchet tree in the Welcome (§2.7).
+pub fn create_config() -> MlsGroupCreateConfig {
+    MlsGroupCreateConfig::builder()
+        .ciphersuite(CIPHERSUITE)
+        .use_ratchet_tree_extension(true)
+        .capabilities(capabilities())
+        .max_past_epochs(MAX_PAST_EPOCHS)
+        .build()
+}
+
+/// The config a conversation is joined with.
+pub fn join_config() -> MlsGroupJoinConfig {
+    MlsGroupJoinConfig::builder()
+        .use_ratchet_tree_extension(true)
+        .max_past_epochs(MAX_PAST_EPOCHS)
+        .build()
+}
+
+/// The delegate credential of an MLS member or sender, checked against its leaf key.
+pub fn member_credential(credential: &Credential, signature_key: &[u8]) -> Result<DelegateCredential> {
+    let basic = BasicCredential::try_from(credential.clone())
+        .map_err(|_| CoreError::Verify("credential is not basic"))?;
+    let cred = DelegateCredential::from_identity(basic.identity())?;
+    if cred.installation.as_bytes().as_slice() != signature_key {
+        return Err(CoreError::Verify("credential names another key than the leaf's"));
+    }
+    Ok(cred)
+}

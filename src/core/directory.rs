@@ -1,0 +1,125 @@
+//! The "delivery" directory: where accounts and key packages are found (PROTOCOL.md §2.3).
+//!
+//! Each installation publishes its account's signed device bundle and its own
+//! last-resort key package as raw `logoschat.store` submissions on two fixed
+//! content topics; a lookup reads those topics' history (a store query done by
+//! the driver) and feeds every record to [`Directory::ingest`]. Every record is
+//! verified before it is kept: bundle signatures under the account that signs
+//! them, with rollback refused; key-package signatures under the device key,
+//! openmls validation, and the leaf's signature key equal to the device id.
+//! This module holds only public data and never does I/O.
+
+use std::collections::HashMap;
+
+use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
+use openmls::prelude::{KeyPackage, KeyPackageIn, ProtocolVersion};
+use openmls_traits::crypto::OpenMlsCrypto;
+use prost::Message as _;
+
+use super::account::{verify_ed25519, DeviceBundle, InstallationKey};
+use super::address::{AccountId, InstallationId};
+use super::error::{CoreError, Result};
+use super::wire::{decode, AccountSubmissionV1, KeyPackageSubmissionV1};
+
+/// Where key packages are submitted in delivery mode (§2.3).
+pub const KEYPACKAGE_TOPIC: &str = "/logos-chat/1/store-keypackage-v0/proto";
+/// Where device bundles are submitted in delivery mode (§2.3).
+pub const ACCOUNT_TOPIC: &str = "/logos-chat/1/store-account-v0/proto";
+
+/// The encoded submission of a device bundle.
+pub fn account_submission(bundle: &DeviceBundle) -> Vec<u8> {
+    AccountSubmissionV1 {
+        account_pub: bundle.account.to_hex(),
+        payload: bundle.payload.clone(),
+        signature: bundle.signature.to_vec(),
+    }
+    .encode_to_vec()
+}
+
+/// The encoded, delegate-signed submission of a key package: `payload = ts_ms u64 LE ‖ KeyPackage`.
+pub fn key_package_submission(key: &InstallationKey, ts_ms: u64, key_package: &KeyPackage) -> Result<Vec<u8>> {
+    let mut payload = ts_ms.to_le_bytes().to_vec();
+    let kp = key_package.tls_serialize_detached().map_err(CoreError::mls)?;
+    payload.extend_from_slice(&kp);
+    let signature = key.sign(&payload).to_vec();
+    Ok(KeyPackageSubmissionV1 { device_id: key.id().to_hex(), payload, signature }.encode_to_vec())
+}
+
+/// What the directory knows, all of it verified.
+#[derive(Debug, Default)]
+pub struct Directory {
+    bundles: HashMap<AccountId, DeviceBundle>,
+    key_packages: HashMap<InstallationId, (u64, KeyPackage)>,
+}
+
+impl Directory {
+    /// Verifies and records one submission read from `topic`. Records on other
+    /// topics are errors; stale records (a lower lamport or timestamp) are kept out.
+    pub fn ingest(&mut self, topic: &str, payload: &[u8], crypto: &impl OpenMlsCrypto) -> Result<()> {
+        match topic {
+            ACCOUNT_TOPIC => {
+                let s: AccountSubmissionV1 = decode("account submission", payload)?;
+                let account = AccountId::parse(&s.account_pub)
+                    .map_err(|_| CoreError::decode("account submission", "account_pub"))?;
+                let bundle = DeviceBundle::verify(&account, &s.payload, &s.signature)?;
+                self.accept_bundle(bundle)
+            }
+            KEYPACKAGE_TOPIC => {
+                let s: KeyPackageSubmissionV1 = decode("key package submission", payload)?;
+                let device = InstallationId::parse(&s.device_id)
+                    .map_err(|_| CoreError::decode("key package submission", "device_id"))?;
+                verify_ed25519(device.as_bytes(), &s.payload, &s.signature)?;
+                let ts = s
+                    .payload
+                    .get(..8)
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map(u64::from_le_bytes)
+                    .ok_or_else(|| CoreError::decode("key package submission", "truncated"))?;
+                let kp = parse_key_package(s.payload.get(8..).unwrap_or_default(), crypto)?;
+                if kp.leaf_node().signature_key().as_slice() != device.as_bytes() {
+                    return Err(CoreError::Verify("leaf signature key is not the device key"));
+                }
+                match self.key_packages.get(&device) {
+                    Some((old, _)) if *old > ts => Ok(()),
+                    _ => {
+                        self.key_packages.insert(device, (ts, kp));
+                        Ok(())
+                    }
+                }
+            }
+            _ => Err(CoreError::decode("directory record", "not a directory topic")),
+        }
+    }
+
+    /// Records a bundle already verified; refuses a rollback.
+    pub fn accept_bundle(&mut self, bundle: DeviceBundle) -> Result<()> {
+        if let Some(old) = self.bundles.get(&bundle.account) {
+            if old.lamport > bundle.lamport {
+                return Err(CoreError::Verify("device bundle rollback"));
+            }
+        }
+        self.bundles.insert(bundle.account.clone(), bundle);
+        Ok(())
+    }
+
+    /// The newest bundle of an account.
+    pub fn bundle(&self, account: &AccountId) -> Option<&DeviceBundle> {
+        self.bundles.get(account)
+    }
+
+    /// The newest key package of an installation.
+    pub fn key_package(&self, installation: &InstallationId) -> Option<&KeyPackage> {
+        self.key_packages.get(installation).map(|(_, kp)| kp)
+    }
+
+    /// Whether the account's signed bundle lists this installation.
+    pub fn confirms(&self, account: &AccountId, installation: &InstallationId) -> bool {
+        self.bundles.get(account).is_some_and(|b| b.devices.contains(installation))
+    }
+}
+
+/// Deserializes a bare TLS key package and runs openmls validation (MLS 1.0).
+pub fn parse_key_package(bytes: &[u8], crypto: &impl OpenMlsCrypto) -> Result<KeyPackage> {
+    let kp = KeyPackageIn::tls_deserialize_exact(bytes).map_err(|e| CoreError::decode("key package", e))?;
+    kp.validate(crypto, ProtocolVersion::Mls10).map_err(|e| CoreError::decode("key package", format!("{e:?}")))
+}

@@ -1,0 +1,140 @@
+//! What a core call asks the driver to do: publish, subscribe, look up, emit.
+//!
+//! The driver applies a call's effects in order: (persist, with the storage
+//! issue) → subscribe → publish → emit events → arm the wake-up. Plain data;
+//! serialisable so the wasm layer can hand it to JavaScript as is.
+
+use serde::Serialize;
+
+/// An envelope to hand to the transport.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Outbound {
+    /// The content topic.
+    pub content_topic: String,
+    /// The encoded message.
+    #[serde(with = "serde_bytes")]
+    pub payload: Vec<u8>,
+}
+
+/// The sender of a message as the app sees it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SenderInfo {
+    /// Set only once the directory confirms the installation belongs to it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    /// The sending installation.
+    pub installation_id: String,
+}
+
+/// A chat message for the app.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatMessage {
+    /// The message id (§2.9).
+    pub id: String,
+    /// Its conversation.
+    pub conversation_id: String,
+    /// Who sent it.
+    pub sender: SenderInfo,
+    /// The app's bytes.
+    #[serde(with = "serde_bytes")]
+    pub content: Vec<u8>,
+    /// The content type.
+    pub content_type: String,
+    /// When it was sent (ms), from the delivery timestamp.
+    pub sent_at: f64,
+    /// When this client processed it (ms).
+    pub received_at: f64,
+    /// Sent by this account.
+    pub outgoing: bool,
+}
+
+/// A conversation as listed to the app.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversationInfo {
+    /// The conversation id.
+    pub id: String,
+    /// "direct" or "group".
+    pub kind: &'static str,
+    /// The other account of a direct chat.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
+    /// Time of the last message (ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_message_at: Option<f64>,
+    /// Messages received and not read.
+    pub unread: u32,
+}
+
+/// Something the app hears about.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum Event {
+    /// A message arrived.
+    Message(ChatMessage),
+    /// A conversation started (by us or a peer).
+    Conversation(ConversationInfo),
+    /// A peer acknowledged one of our messages.
+    #[serde(rename_all = "camelCase")]
+    Ack {
+        /// The conversation.
+        conversation_id: String,
+        /// Our message.
+        message_id: String,
+        /// Who acked it.
+        by: SenderInfo,
+    },
+    /// A peer had seen a message that we have not.
+    #[serde(rename_all = "camelCase")]
+    Missing {
+        /// The conversation.
+        conversation_id: String,
+        /// The missing id.
+        message_id: String,
+        /// The sender hint from the history entry, if any.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sender_id: Option<String>,
+    },
+    /// Bad input from the network: dropped, state unchanged.
+    Error {
+        /// The public error code.
+        code: &'static str,
+        /// What happened (never content or secrets).
+        message: String,
+    },
+}
+
+/// The outputs of one core call.
+#[derive(Debug, Default, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Effects {
+    /// Topics to subscribe to, each followed by a history query to catch up.
+    pub subscribe: Vec<String>,
+    /// Envelopes to publish, in order, after anything persisted.
+    pub publish: Vec<Outbound>,
+    /// Accounts whose directory records the driver should fetch, then call
+    /// `Client::lookup_complete`.
+    pub lookups: Vec<String>,
+    /// Events for the app, in order.
+    pub events: Vec<Event>,
+    /// When to call `Client::tick` next (ms), if ever.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wake_at: Option<f64>,
+}
+
+impl Effects {
+    /// Appends another call's effects.
+    pub fn extend(&mut self, other: Effects) {
+        self.subscribe.extend(other.subscribe);
+        self.publish.extend(other.publish);
+        self.lookups.extend(other.lookups);
+        self.events.extend(other.events);
+        self.wake_at = match (self.wake_at, other.wake_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+}

@@ -1,0 +1,104 @@
+//! The core's error type and its stable codes.
+//!
+//! Every fallible core entry point returns [`CoreError`]; the wasm boundary maps
+//! [`CoreError::code`] once to the public `ErrorCode` of `API.md`. Messages never
+//! carry secrets or message content.
+
+use thiserror::Error;
+
+/// A stable, public error code (the `ErrorCode` union of `API.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// The caller passed something malformed.
+    InvalidArgument,
+    /// An account id that the directory does not know.
+    UnknownAccount,
+    /// A conversation id that this client does not hold.
+    UnknownConversation,
+    /// The content is over a size limit.
+    PayloadTooLarge,
+    /// A message could not be decrypted.
+    DecryptFailed,
+    /// A peer sent something that breaks the protocol.
+    Protocol,
+}
+
+impl ErrorCode {
+    /// The code as the public API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidArgument => "INVALID_ARGUMENT",
+            ErrorCode::UnknownAccount => "UNKNOWN_ACCOUNT",
+            ErrorCode::UnknownConversation => "UNKNOWN_CONVERSATION",
+            ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            ErrorCode::DecryptFailed => "DECRYPT_FAILED",
+            ErrorCode::Protocol => "PROTOCOL",
+        }
+    }
+}
+
+/// Everything that can go wrong inside the core.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum CoreError {
+    /// A malformed argument from the app.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// The directory has no usable record for this account.
+    #[error("unknown account: {0}")]
+    UnknownAccount(String),
+    /// No conversation with this id.
+    #[error("unknown conversation: {0}")]
+    UnknownConversation(String),
+    /// Content over a size limit.
+    #[error("payload too large: {size} bytes, limit {limit}")]
+    PayloadTooLarge {
+        /// Size of the encoded item.
+        size: usize,
+        /// The limit it broke.
+        limit: usize,
+    },
+    /// Bytes that do not decode.
+    #[error("malformed {what}: {why}")]
+    Decode {
+        /// What was being decoded.
+        what: &'static str,
+        /// Why it failed.
+        why: String,
+    },
+    /// A signature or a binding that does not verify.
+    #[error("verification failed: {0}")]
+    Verify(&'static str),
+    /// MLS refused an operation or an inbound message.
+    #[error("mls: {0}")]
+    Mls(String),
+    /// A message that cannot be decrypted.
+    #[error("decrypt failed: {0}")]
+    Decrypt(String),
+}
+
+impl CoreError {
+    /// The public code for this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            CoreError::InvalidArgument(_) => ErrorCode::InvalidArgument,
+            CoreError::UnknownAccount(_) => ErrorCode::UnknownAccount,
+            CoreError::UnknownConversation(_) => ErrorCode::UnknownConversation,
+            CoreError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            CoreError::Decrypt(_) => ErrorCode::DecryptFailed,
+            CoreError::Decode { .. } | CoreError::Verify(_) | CoreError::Mls(_) => {
+                ErrorCode::Protocol
+            }
+        }
+    }
+
+    pub(crate) fn decode(what: &'static str, why: impl std::fmt::Display) -> Self {
+        CoreError::Decode { what, why: why.to_string() }
+    }
+
+    pub(crate) fn mls(e: impl std::fmt::Debug) -> Self {
+        CoreError::Mls(format!("{e:?}"))
+    }
+}
+
+/// Result with [`CoreError`].
+pub type Result<T> = std::result::Result<T, CoreError>;

@@ -1,0 +1,23 @@
+//! The sans-IO core: synchronous, no clock, no network, no JavaScript types.
+//!
+//! Every entry point of [`Client`] takes inputs and returns [`Effects`]; it
+//! compiles natively (where the scenarios run on a simulated network) and to
+//! wasm32, where `src/wasm` drives it.
+
+pub mod account;
+pub mod address;
+pub mod client;
+pub mod conversation;
+pub mod directory;
+pub mod effects;
+pub mod error;
+pub mod sds;
+pub mod wire;
+
+#[cfg(test)]
+mod tests;
+
+pub use address::{AccountId, ContentTopic, ConversationId, InstallationId, MessageId};
+pub use client::Client;
+pub use effects::{ChatMessage, ConversationInfo, Effects, Event, Outbound, SenderInfo};
+pub use error::{CoreError, ErrorCode, Result};

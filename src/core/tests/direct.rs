@@ -1,0 +1,140 @@
+//! DirectV1 scenarios: two accounts find each other and chat.
+
+use super::sim::Net;
+use crate::core::{ErrorCode, Event};
+
+fn pair() -> (Net, usize, usize, String) {
+    let mut net = Net::default();
+    let alice = net.join(1);
+    let bob = net.join(2);
+    let bob_id = net.account(bob);
+    let convo = net.start_direct(alice, &bob_id).unwrap();
+    net.run();
+    (net, alice, bob, convo)
+}
+
+#[test]
+fn alice_and_bob_chat_both_ways() {
+    let (mut net, alice, bob, convo) = pair();
+    assert!(net.nodes[bob].client.has_conversation(&convo), "bob joined from the Welcome");
+    assert!(net.nodes[bob].events.iter().any(|e| matches!(e, Event::Conversation(c) if c.id == convo)));
+
+    net.send(alice, &convo, "hello bob");
+    net.run();
+    net.send(bob, &convo, "hi alice");
+    net.run();
+
+    let (a, b) = (net.account(alice), net.account(bob));
+    assert_eq!(net.texts(bob), vec![(Some(a), "hello bob".to_owned())]);
+    assert_eq!(net.texts(alice), vec![(Some(b), "hi alice".to_owned())]);
+    assert!(net.errors(alice).is_empty() && net.errors(bob).is_empty());
+    // Bob's reply carries alice's message in its causal history: an ack.
+    assert!(net.nodes[alice].events.iter().any(|e| matches!(e, Event::Ack { .. })));
+}
+
+#[test]
+fn message_sent_while_peer_offline_arrives_after() {
+    let (mut net, alice, bob, convo) = pair();
+    net.set_online(bob, false);
+    net.send(alice, &convo, "are you there?");
+    net.send(alice, &convo, "second");
+    net.run();
+    assert!(net.texts(bob).is_empty());
+    net.set_online(bob, true);
+    net.run();
+    let texts: Vec<String> = net.texts(bob).into_iter().map(|(_, t)| t).collect();
+    assert_eq!(texts, vec!["are you there?", "second"]);
+}
+
+#[test]
+fn welcome_and_messages_sent_before_the_peer_ever_came_online_arrive() {
+    let mut net = Net::default();
+    let alice = net.join(10);
+    let bob = net.join(11);
+    net.set_online(bob, false);
+    let convo = net.start_direct(alice, &net.account(bob)).unwrap();
+    net.send(alice, &convo, "first");
+    net.run();
+    net.set_online(bob, true);
+    net.run();
+    assert_eq!(net.texts(bob).len(), 1);
+    net.send(bob, &convo, "back");
+    net.run();
+    assert_eq!(net.texts(alice).len(), 1);
+}
+
+#[test]
+fn start_direct_rejects_malformed_and_unknown_accounts() {
+    let mut net = Net::default();
+    let alice = net.join(3);
+    let err = net.start_direct(alice, "not-an-account").unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidArgument);
+    let err = net.start_direct(alice, &"ab".repeat(32)).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::UnknownAccount);
+    let own = net.account(alice);
+    assert_eq!(net.start_direct(alice, &own).unwrap_err().code(), ErrorCode::InvalidArgument);
+    assert!(net.nodes[alice].client.conversations().is_empty());
+}
+
+#[test]
+fn starting_twice_returns_the_same_conversation() {
+    let (mut net, alice, bob, convo) = pair();
+    let again = net.start_direct(alice, &net.account(bob)).unwrap();
+    assert_eq!(again, convo);
+    assert_eq!(net.nodes[alice].client.conversations().len(), 1);
+}
+
+#[test]
+fn garbage_truncated_and_oversized_envelopes_change_nothing() {
+    let (mut net, alice, bob, convo) = pair();
+    let inbox = net.nodes[bob].client.installation_id().inbox_topic().as_str().to_owned();
+    let convo_topic = crate::core::ConversationId::parse(&convo).unwrap().topic().as_str().to_owned();
+    let before = net.nodes[bob].client.conversations();
+
+    // A real message, then broken copies of it.
+    net.set_online(bob, false);
+    net.send(alice, &convo, "real");
+    let real = net.history.last().unwrap().payload.clone();
+    net.set_online(bob, true);
+    net.nodes[bob].queue.clear();
+
+    let mut inputs: Vec<(String, Vec<u8>)> = vec![
+        (convo_topic.clone(), vec![]),
+        (convo_topic.clone(), vec![0xff; 64]),
+        (convo_topic.clone(), real[..real.len() / 2].to_vec()),
+        (convo_topic.clone(), vec![0x0a; 200_000]),
+        (inbox.clone(), vec![0x12, 0xff, 0x01]),
+        (inbox.clone(), vec![0; 1]),
+    ];
+    let mut flipped = real.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 0x55;
+    inputs.push((convo_topic.clone(), flipped));
+    for cut in (1..real.len()).step_by(97) {
+        inputs.push((convo_topic.clone(), real[..cut].to_vec()));
+    }
+    for (t, p) in inputs {
+        let fx = net.nodes[bob].client.receive(&t, &p, 1, 2);
+        assert!(fx.publish.is_empty() && fx.subscribe.is_empty());
+        assert!(!fx.events.iter().any(|e| matches!(e, Event::Message(_) | Event::Conversation(_))));
+    }
+    assert_eq!(net.nodes[bob].client.conversations(), before);
+    // The real message still decrypts afterwards: state was untouched.
+    let fx = net.nodes[bob].client.receive(&convo_topic, &real, 1, 2);
+    net.apply(bob, fx);
+    assert_eq!(net.texts(bob).last().map(|t| t.1.clone()), Some("real".to_owned()), "{:?}", net.nodes[bob].events.last());
+}
+
+#[test]
+fn a_replayed_message_is_delivered_once() {
+    let (mut net, alice, bob, convo) = pair();
+    net.send(alice, &convo, "once");
+    net.run();
+    let all = net.history.clone();
+    for m in all {
+        let fx = net.nodes[bob].client.receive(&m.topic, &m.payload, m.sent_at, 99);
+        net.apply(bob, fx);
+    }
+    assert_eq!(net.texts(bob).len(), 1);
+    assert!(net.errors(bob).is_empty(), "{:?}", net.errors(bob));
+}

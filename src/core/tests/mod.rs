@@ -1,0 +1,4 @@
+//! Multi-client scenarios on a simulated network with a store and a virtual clock.
+
+mod direct;
+mod sim;

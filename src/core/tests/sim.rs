@@ -1,0 +1,150 @@
+//! A simulated Logos Delivery network: every publish is kept in a history (as a
+//! store node keeps it) and pushed to online subscribers; a node that comes back
+//! online, or subscribes to a new topic, catches up from the history, as the
+//! driver does with a store query.
+
+use std::collections::{BTreeSet, VecDeque};
+
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+use crate::core::{Client, Effects, Event};
+
+/// One published message.
+#[derive(Clone, Debug)]
+pub struct Msg {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub sent_at: u64,
+}
+
+pub struct Node {
+    pub client: Client,
+    pub online: bool,
+    pub subs: BTreeSet<String>,
+    pub queue: VecDeque<Msg>,
+    pub events: Vec<Event>,
+}
+
+#[derive(Default)]
+pub struct Net {
+    pub history: Vec<Msg>,
+    pub nodes: Vec<Node>,
+    pub now: u64,
+    pub publishes: usize,
+}
+
+impl Net {
+    /// Adds a node with a deterministic RNG and applies its start-up effects.
+    pub fn join(&mut self, seed: u64) -> usize {
+        self.now += 1;
+        let rng = Box::new(ChaCha20Rng::seed_from_u64(seed));
+        let (client, fx) = Client::create(rng, self.now).unwrap();
+        self.nodes.push(Node { client, online: true, subs: BTreeSet::new(), queue: VecDeque::new(), events: vec![] });
+        let i = self.nodes.len() - 1;
+        self.apply(i, fx);
+        i
+    }
+
+    pub fn account(&self, i: usize) -> String {
+        self.nodes[i].client.account_id().to_hex()
+    }
+
+    /// What the driver does with a call's effects.
+    pub fn apply(&mut self, i: usize, fx: Effects) {
+        for t in fx.subscribe {
+            if self.nodes[i].subs.insert(t.clone()) {
+                let backlog: Vec<Msg> = self.history.iter().filter(|m| m.topic == t).cloned().collect();
+                self.nodes[i].queue.extend(backlog);
+            }
+        }
+        for o in fx.publish {
+            self.publishes += 1;
+            let m = Msg { topic: o.content_topic, payload: o.payload, sent_at: self.now };
+            self.history.push(m.clone());
+            for n in self.nodes.iter_mut().filter(|n| n.online && n.subs.contains(&m.topic)) {
+                n.queue.push_back(m.clone());
+            }
+        }
+        for a in fx.lookups {
+            self.lookup(i);
+            let fx = self.nodes[i].client.lookup_complete(&a);
+            self.apply(i, fx);
+        }
+        self.nodes[i].events.extend(fx.events);
+    }
+
+    /// A directory lookup: read both directory topics' history into the client.
+    pub fn lookup(&mut self, i: usize) {
+        let records: Vec<Msg> = self
+            .history
+            .iter()
+            .filter(|m| Client::directory_topics().contains(&m.topic.as_str()))
+            .cloned()
+            .collect();
+        for r in records {
+            let _ = self.nodes[i].client.ingest_directory(&r.topic, &r.payload);
+        }
+    }
+
+    pub fn start_direct(&mut self, i: usize, peer: &str) -> crate::core::Result<String> {
+        self.lookup(i);
+        self.now += 1;
+        let (id, fx) = self.nodes[i].client.start_direct(peer, self.now)?;
+        self.apply(i, fx);
+        Ok(id)
+    }
+
+    pub fn send(&mut self, i: usize, convo: &str, text: &str) -> String {
+        self.now += 1;
+        let (id, fx) = self.nodes[i].client.send(convo, text.as_bytes(), self.now).unwrap();
+        self.apply(i, fx);
+        id
+    }
+
+    /// Delivers queued messages until the network is quiet.
+    pub fn run(&mut self) {
+        loop {
+            let Some(i) = (0..self.nodes.len()).find(|&i| self.nodes[i].online && !self.nodes[i].queue.is_empty()) else {
+                return;
+            };
+            let m = self.nodes[i].queue.pop_front().unwrap();
+            self.now += 1;
+            let fx = self.nodes[i].client.receive(&m.topic, &m.payload, m.sent_at, self.now);
+            self.apply(i, fx);
+        }
+    }
+
+    pub fn set_online(&mut self, i: usize, online: bool) {
+        self.nodes[i].online = online;
+        if online {
+            // Reconnect: a store query over every subscribed topic.
+            let subs = self.nodes[i].subs.clone();
+            let backlog: Vec<Msg> = self.history.iter().filter(|m| subs.contains(&m.topic)).cloned().collect();
+            self.nodes[i].queue.extend(backlog);
+        }
+    }
+
+    /// Texts of the messages node `i` received, with sender accounts.
+    pub fn texts(&self, i: usize) -> Vec<(Option<String>, String)> {
+        self.nodes[i]
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Message(m) => Some((m.sender.account_id.clone(), String::from_utf8_lossy(&m.content).into_owned())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn errors(&self, i: usize) -> Vec<String> {
+        self.nodes[i]
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Error { code, .. } => Some(code.to_string()),
+                _ => None,
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,12 @@
+//! logos-chat: the Logos Chat SDK for the web.
+//!
+//! - [`core`]: the sans-IO protocol core (accounts, directory, conversations,
+//!   wire codecs). It compiles and tests natively.
+//! - `wasm` (wasm32 only): the wasm-bindgen layer the npm package drives.
+#![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod core;
+
+#[cfg(target_arch = "wasm32")]
+mod wasm;
