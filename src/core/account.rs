@@ -227,18 +227,18 @@ mod tests {
         let account = AccountKey::from_seed(&[0x0a; 32]);
         let delegate = InstallationKey::from_seed(&[0x0b; 32]);
         assert_eq!(account.id().to_hex(), "43a72e714401762df66b68c26dfbdf2682aaec9f2474eca4613e424a0fbafd3c");
-        assert_eq!(delegate.id().to_hex(), "66be7e332c7a453332bd9d0a7f7db055f5c5ef1a06ada66d98b39fb6810c473a");
+        assert_eq!(
+            delegate.id().to_hex(),
+            "66be7e332c7a453332bd9d0a7f7db055f5c5ef1a06ada66d98b39fb6810c473a"
+        );
         assert_eq!(delegate.id().inbox_delivery_address(), "6deefbfd");
         assert_eq!(delegate.id().inbox_conversation_id(), "c732b10a2e89");
 
         let cred = DelegateCredential { installation: delegate.id(), account: Some(account.id()) };
         let tlv = cred.to_tlv();
         assert_eq!(tlv.len(), 102);
-        let expected = format!(
-            "23230120{}0240{}",
-            delegate.id().to_hex(),
-            hex::encode(account.id().to_hex())
-        );
+        let expected =
+            format!("23230120{}0240{}", delegate.id().to_hex(), hex::encode(account.id().to_hex()));
         assert_eq!(hex::encode(&tlv), expected);
         assert_eq!(DelegateCredential::from_identity(cred.identity_id().as_bytes()).unwrap(), cred);
 
@@ -268,7 +268,9 @@ mod tests {
 
     #[test]
     fn credential_parser_rejects_bad_tlv_without_panicking() {
-        for bad in [&b""[..], b"\x23", b"\x23\x23", b"\x23\x23\x01\x20\x00", b"\x23\x23\x02\x40abc", b"xx\x01\x20"] {
+        for bad in
+            [&b""[..], b"\x23", b"\x23\x23", b"\x23\x23\x01\x20\x00", b"\x23\x23\x02\x40abc", b"xx\x01\x20"]
+        {
             assert!(DelegateCredential::from_tlv(bad).is_err());
         }
         // Unknown tags are skipped; a trailing single byte ends parsing.

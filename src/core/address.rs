@@ -206,10 +206,8 @@ mod tests {
     // PROTOCOL.md §8 A.
     #[test]
     fn inbox_and_group_addresses_match_vectors_a() {
-        let s = InstallationId::parse(
-            "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c",
-        )
-        .unwrap();
+        let s = InstallationId::parse("8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c")
+            .unwrap();
         assert_eq!(s.inbox_delivery_address(), "c919078a");
         assert_eq!(s.inbox_conversation_id(), "1c8d408ab943");
         assert_eq!(s.inbox_topic().as_str(), "/logos-chat/1/c919078a/proto");

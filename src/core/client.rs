@@ -82,7 +82,8 @@ impl Client {
     ) -> Result<(Self, Effects)> {
         let provider = Provider::new().map_err(CoreError::mls)?;
         let credential = DelegateCredential { installation: installation.id(), account: Some(account.id()) };
-        let bundle = account.sign_bundle(1, vec![installation.id()])?;
+        // libchat publishes an account's first bundle at lamport 0.
+        let bundle = account.sign_bundle(0, vec![installation.id()])?;
         let kp_bundle = mls::new_key_package(&provider, &installation, &credential)?;
         let key_package = kp_bundle.key_package().clone();
         let mut directory = Directory::default();
@@ -111,7 +112,10 @@ impl Client {
         Ok(Effects {
             subscribe: vec![self.installation.id().inbox_topic().as_str().to_owned()],
             publish: vec![
-                Outbound { content_topic: ACCOUNT_TOPIC.into(), payload: directory::account_submission(&self.bundle) },
+                Outbound {
+                    content_topic: ACCOUNT_TOPIC.into(),
+                    payload: directory::account_submission(&self.bundle),
+                },
                 Outbound { content_topic: KEYPACKAGE_TOPIC.into(), payload: kp },
             ],
             ..Effects::default()
@@ -143,7 +147,8 @@ impl Client {
     pub fn lookup_complete(&mut self, account: &str) -> Effects {
         let Ok(account) = AccountId::parse(account) else { return Effects::default() };
         let mut fx = Effects::default();
-        let (ready, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending).into_iter().partition(|p| p.account == account);
+        let (ready, rest): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.pending).into_iter().partition(|p| p.account == account);
         self.pending = rest;
         for mut p in ready {
             if self.directory.confirms(&p.account, &p.installation) {
@@ -175,7 +180,8 @@ impl Client {
         if let Some(c) = self.conversations.values().find(|c| c.peer == peer) {
             return Ok((c.id().as_str().to_owned(), Effects::default()));
         }
-        let peer_bundle = self.directory.bundle(&peer).ok_or_else(|| CoreError::UnknownAccount(peer.to_hex()))?;
+        let peer_bundle =
+            self.directory.bundle(&peer).ok_or_else(|| CoreError::UnknownAccount(peer.to_hex()))?;
         let me = self.installation.id();
         let mut invitees: Vec<InstallationId> = peer_bundle.devices.clone();
         invitees.extend(self.bundle.devices.iter().filter(|d| **d != me).cloned());
@@ -192,8 +198,14 @@ impl Client {
         }
         let mut group_id = [0u8; 16];
         self.rng.fill_bytes(&mut group_id);
-        let (convo, commit, welcome) =
-            DirectConversation::create(&self.provider, &self.installation, &self.credential, peer, group_id, &key_packages)?;
+        let (convo, commit, welcome) = DirectConversation::create(
+            &self.provider,
+            &self.installation,
+            &self.credential,
+            peer,
+            group_id,
+            &key_packages,
+        )?;
         let id = convo.id().clone();
         let mut fx = Effects { subscribe: vec![id.topic().as_str().to_owned()], ..Effects::default() };
         let invite = InboxV2Frame {
@@ -201,8 +213,12 @@ impl Client {
         }
         .encode_to_vec();
         for r in &recipients {
-            let env = EnvelopeV1 { conversation_hint: r.inbox_conversation_id(), salt: 0, payload: invite.clone() };
-            fx.publish.push(Outbound { content_topic: r.inbox_topic().as_str().to_owned(), payload: env.encode_to_vec() });
+            let env =
+                EnvelopeV1 { conversation_hint: r.inbox_conversation_id(), salt: 0, payload: invite.clone() };
+            fx.publish.push(Outbound {
+                content_topic: r.inbox_topic().as_str().to_owned(),
+                payload: env.encode_to_vec(),
+            });
         }
         let commit_env = group_envelope(&id, commit);
         self.remember(&fx_digest(id.topic().as_str(), &commit_env));
@@ -216,7 +232,10 @@ impl Client {
     pub fn send(&mut self, conversation: &str, content: &[u8], _now_ms: u64) -> Result<(String, Effects)> {
         let id = ConversationId::parse(conversation)?;
         let sender_id = self.credential.identity_id();
-        let convo = self.conversations.get_mut(&id).ok_or_else(|| CoreError::UnknownConversation(id.as_str().to_owned()))?;
+        let convo = self
+            .conversations
+            .get_mut(&id)
+            .ok_or_else(|| CoreError::UnknownConversation(id.as_str().to_owned()))?;
         // Wrap on a copy of the channel: the clock moves only if encryption succeeds.
         let mut channel = convo.channel.clone();
         let reliable = channel.wrap(id.as_str(), &sender_id, content.to_vec());
@@ -225,7 +244,8 @@ impl Client {
         let env = group_envelope(&id, mls_bytes);
         let topic = id.topic().as_str().to_owned();
         self.remember(&fx_digest(&topic, &env));
-        let fx = Effects { publish: vec![Outbound { content_topic: topic, payload: env }], ..Effects::default() };
+        let fx =
+            Effects { publish: vec![Outbound { content_topic: topic, payload: env }], ..Effects::default() };
         Ok((reliable.message_id, fx))
     }
 
@@ -294,13 +314,22 @@ impl Client {
         Ok(Some(fx))
     }
 
-    fn handle_group_message(&mut self, id: &ConversationId, payload: &[u8], sent_at_ms: u64, now_ms: u64) -> Result<Effects> {
+    fn handle_group_message(
+        &mut self,
+        id: &ConversationId,
+        payload: &[u8],
+        sent_at_ms: u64,
+        now_ms: u64,
+    ) -> Result<Effects> {
         let enc: EncryptedPayload = decode("encrypted payload", payload)?;
         let Some(encrypted_payload::Encryption::Plaintext(p)) = enc.encryption else {
             return Err(CoreError::decode("encrypted payload", "Gen-2 groups carry the plaintext arm"));
         };
         let own = self.account.id();
-        let convo = self.conversations.get_mut(id).ok_or_else(|| CoreError::UnknownConversation(id.as_str().to_owned()))?;
+        let convo = self
+            .conversations
+            .get_mut(id)
+            .ok_or_else(|| CoreError::UnknownConversation(id.as_str().to_owned()))?;
         let (sender, plaintext) = match convo.process(&self.provider, &p.payload)? {
             Inbound::Application { sender, plaintext } => (sender, plaintext),
             Inbound::Commit | Inbound::Ignored => return Ok(Effects::default()),
@@ -316,7 +345,11 @@ impl Client {
         let report = convo.channel.receive(&reliable);
         let by = SenderInfo { account_id: None, installation_id: sender.installation.to_hex() };
         for m in report.acked {
-            fx.events.push(Event::Ack { conversation_id: id.as_str().to_owned(), message_id: m.as_str().to_owned(), by: by.clone() });
+            fx.events.push(Event::Ack {
+                conversation_id: id.as_str().to_owned(),
+                message_id: m.as_str().to_owned(),
+                by: by.clone(),
+            });
         }
         for (m, hint) in report.missing {
             fx.events.push(Event::Missing {
@@ -325,7 +358,11 @@ impl Client {
                 sender_id: (!hint.is_empty()).then_some(hint),
             });
         }
-        let content_type = if std::str::from_utf8(&reliable.content).is_ok() { "text/plain" } else { "application/octet-stream" };
+        let content_type = if std::str::from_utf8(&reliable.content).is_ok() {
+            "text/plain"
+        } else {
+            "application/octet-stream"
+        };
         let mut message = ChatMessage {
             id: MessageId(reliable.message_id).as_str().to_owned(),
             conversation_id: id.as_str().to_owned(),

@@ -29,7 +29,7 @@ pub const ACCOUNT_TOPIC: &str = "/logos-chat/1/store-account-v0/proto";
 /// The encoded submission of a device bundle.
 pub fn account_submission(bundle: &DeviceBundle) -> Vec<u8> {
     AccountSubmissionV1 {
-        account_pub: bundle.account.to_hex(),
+        account_pub: bundle.account.as_bytes().to_vec(),
         payload: bundle.payload.clone(),
         signature: bundle.signature.to_vec(),
     }
@@ -37,12 +37,16 @@ pub fn account_submission(bundle: &DeviceBundle) -> Vec<u8> {
 }
 
 /// The encoded, delegate-signed submission of a key package: `payload = ts_ms u64 LE ‖ KeyPackage`.
-pub fn key_package_submission(key: &InstallationKey, ts_ms: u64, key_package: &KeyPackage) -> Result<Vec<u8>> {
+pub fn key_package_submission(
+    key: &InstallationKey,
+    ts_ms: u64,
+    key_package: &KeyPackage,
+) -> Result<Vec<u8>> {
     let mut payload = ts_ms.to_le_bytes().to_vec();
     let kp = key_package.tls_serialize_detached().map_err(CoreError::mls)?;
     payload.extend_from_slice(&kp);
     let signature = key.sign(&payload).to_vec();
-    Ok(KeyPackageSubmissionV1 { device_id: key.id().to_hex(), payload, signature }.encode_to_vec())
+    Ok(KeyPackageSubmissionV1 { device_id: key.id().as_bytes().to_vec(), payload, signature }.encode_to_vec())
 }
 
 /// What the directory knows, all of it verified.
@@ -59,14 +63,16 @@ impl Directory {
         match topic {
             ACCOUNT_TOPIC => {
                 let s: AccountSubmissionV1 = decode("account submission", payload)?;
-                let account = AccountId::parse(&s.account_pub)
+                let account = <[u8; 32]>::try_from(s.account_pub.as_slice())
+                    .map(AccountId::from_bytes)
                     .map_err(|_| CoreError::decode("account submission", "account_pub"))?;
                 let bundle = DeviceBundle::verify(&account, &s.payload, &s.signature)?;
                 self.accept_bundle(bundle)
             }
             KEYPACKAGE_TOPIC => {
                 let s: KeyPackageSubmissionV1 = decode("key package submission", payload)?;
-                let device = InstallationId::parse(&s.device_id)
+                let device = <[u8; 32]>::try_from(s.device_id.as_slice())
+                    .map(InstallationId::from_bytes)
                     .map_err(|_| CoreError::decode("key package submission", "device_id"))?;
                 verify_ed25519(device.as_bytes(), &s.payload, &s.signature)?;
                 let ts = s
@@ -121,5 +127,6 @@ impl Directory {
 /// Deserializes a bare TLS key package and runs openmls validation (MLS 1.0).
 pub fn parse_key_package(bytes: &[u8], crypto: &impl OpenMlsCrypto) -> Result<KeyPackage> {
     let kp = KeyPackageIn::tls_deserialize_exact(bytes).map_err(|e| CoreError::decode("key package", e))?;
-    kp.validate(crypto, ProtocolVersion::Mls10).map_err(|e| CoreError::decode("key package", format!("{e:?}")))
+    kp.validate(crypto, ProtocolVersion::Mls10)
+        .map_err(|e| CoreError::decode("key package", format!("{e:?}")))
 }

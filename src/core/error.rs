@@ -85,9 +85,7 @@ impl CoreError {
             CoreError::UnknownConversation(_) => ErrorCode::UnknownConversation,
             CoreError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             CoreError::Decrypt(_) => ErrorCode::DecryptFailed,
-            CoreError::Decode { .. } | CoreError::Verify(_) | CoreError::Mls(_) => {
-                ErrorCode::Protocol
-            }
+            CoreError::Decode { .. } | CoreError::Verify(_) | CoreError::Mls(_) => ErrorCode::Protocol,
         }
     }
 

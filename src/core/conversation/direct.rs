@@ -120,7 +120,12 @@ impl DirectConversation {
     }
 
     /// Encrypts application bytes to the group; returns MLSMessage bytes.
-    pub fn encrypt(&mut self, provider: &impl OpenMlsProvider, key: &InstallationKey, plaintext: &[u8]) -> Result<Vec<u8>> {
+    pub fn encrypt(
+        &mut self,
+        provider: &impl OpenMlsProvider,
+        key: &InstallationKey,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>> {
         let out = self.group.create_message(provider, key, plaintext).map_err(CoreError::mls)?;
         out.tls_serialize_detached().map_err(CoreError::mls)
     }
@@ -143,7 +148,8 @@ impl DirectConversation {
     }
 
     fn process_inner(&mut self, provider: &Provider, bytes: &[u8]) -> Result<Inbound> {
-        let msg = MlsMessageIn::tls_deserialize_exact(bytes).map_err(|e| CoreError::decode("mls message", e))?;
+        let msg =
+            MlsMessageIn::tls_deserialize_exact(bytes).map_err(|e| CoreError::decode("mls message", e))?;
         let protocol = msg
             .try_into_protocol_message()
             .map_err(|e| CoreError::decode("mls message", format!("{e:?}")))?;

@@ -33,7 +33,8 @@ impl Signer for InstallationKey {
     }
 }
 
-/// Leaf capabilities: suite 0x004D; extensions ApplicationId, LastResort, 0xFF01 (§2.3).
+/// Leaf capabilities: suite 0x004D; extensions ApplicationId, LastResort, 0xFF01 (§2.3);
+/// versions, proposals and credentials stay openmls defaults, as in libchat.
 pub fn capabilities() -> Capabilities {
     Capabilities::new(
         None,
@@ -44,7 +45,7 @@ pub fn capabilities() -> Capabilities {
             ExtensionType::Unknown(GROUP_METADATA_EXTENSION),
         ]),
         None,
-        Some(&[CredentialType::Basic]),
+        None,
     )
 }
 
@@ -82,10 +83,7 @@ pub fn create_config() -> MlsGroupCreateConfig {
 
 /// The config a conversation is joined with.
 pub fn join_config() -> MlsGroupJoinConfig {
-    MlsGroupJoinConfig::builder()
-        .use_ratchet_tree_extension(true)
-        .max_past_epochs(MAX_PAST_EPOCHS)
-        .build()
+    MlsGroupJoinConfig::builder().use_ratchet_tree_extension(true).max_past_epochs(MAX_PAST_EPOCHS).build()
 }
 
 /// The delegate credential of an MLS member or sender, checked against its leaf key.

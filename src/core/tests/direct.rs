@@ -122,7 +122,12 @@ fn garbage_truncated_and_oversized_envelopes_change_nothing() {
     // The real message still decrypts afterwards: state was untouched.
     let fx = net.nodes[bob].client.receive(&convo_topic, &real, 1, 2);
     net.apply(bob, fx);
-    assert_eq!(net.texts(bob).last().map(|t| t.1.clone()), Some("real".to_owned()), "{:?}", net.nodes[bob].events.last());
+    assert_eq!(
+        net.texts(bob).last().map(|t| t.1.clone()),
+        Some("real".to_owned()),
+        "{:?}",
+        net.nodes[bob].events.last()
+    );
 }
 
 #[test]

@@ -40,7 +40,13 @@ impl Net {
         self.now += 1;
         let rng = Box::new(ChaCha20Rng::seed_from_u64(seed));
         let (client, fx) = Client::create(rng, self.now).unwrap();
-        self.nodes.push(Node { client, online: true, subs: BTreeSet::new(), queue: VecDeque::new(), events: vec![] });
+        self.nodes.push(Node {
+            client,
+            online: true,
+            subs: BTreeSet::new(),
+            queue: VecDeque::new(),
+            events: vec![],
+        });
         let i = self.nodes.len() - 1;
         self.apply(i, fx);
         i
@@ -105,7 +111,9 @@ impl Net {
     /// Delivers queued messages until the network is quiet.
     pub fn run(&mut self) {
         loop {
-            let Some(i) = (0..self.nodes.len()).find(|&i| self.nodes[i].online && !self.nodes[i].queue.is_empty()) else {
+            let Some(i) =
+                (0..self.nodes.len()).find(|&i| self.nodes[i].online && !self.nodes[i].queue.is_empty())
+            else {
                 return;
             };
             let m = self.nodes[i].queue.pop_front().unwrap();
@@ -120,7 +128,8 @@ impl Net {
         if online {
             // Reconnect: a store query over every subscribed topic.
             let subs = self.nodes[i].subs.clone();
-            let backlog: Vec<Msg> = self.history.iter().filter(|m| subs.contains(&m.topic)).cloned().collect();
+            let backlog: Vec<Msg> =
+                self.history.iter().filter(|m| subs.contains(&m.topic)).cloned().collect();
             self.nodes[i].queue.extend(backlog);
         }
     }
@@ -131,7 +140,9 @@ impl Net {
             .events
             .iter()
             .filter_map(|e| match e {
-                Event::Message(m) => Some((m.sender.account_id.clone(), String::from_utf8_lossy(&m.content).into_owned())),
+                Event::Message(m) => {
+                    Some((m.sender.account_id.clone(), String::from_utf8_lossy(&m.content).into_owned()))
+                }
                 _ => None,
             })
             .collect()

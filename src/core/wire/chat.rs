@@ -53,9 +53,7 @@ pub struct Plaintext {
 impl EncryptedPayload {
     /// Wraps bytes in the `plaintext` arm.
     pub fn plaintext(payload: Vec<u8>) -> Self {
-        EncryptedPayload {
-            encryption: Some(encrypted_payload::Encryption::Plaintext(Plaintext { payload })),
-        }
+        EncryptedPayload { encryption: Some(encrypted_payload::Encryption::Plaintext(Plaintext { payload })) }
     }
 }
 
@@ -130,11 +128,14 @@ pub struct HistoryEntry {
 }
 
 /// `logoschat.store.KeyPackageSubmissionV1` (§2.3), published raw, not in an envelope.
+/// The ids and the signature are raw bytes (hex and base64 appear only in the HTTP
+/// API's JSON). Field numbers 1–3 follow the declaration order; chat_proto@948f4ad
+/// itself was not readable here, so they are unverified against it.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct KeyPackageSubmissionV1 {
-    /// `hex(delegate verifying key)`.
-    #[prost(string, tag = "1")]
-    pub device_id: String,
+    /// The delegate verifying key (32 bytes).
+    #[prost(bytes = "vec", tag = "1")]
+    pub device_id: Vec<u8>,
     /// `ts_ms u64 LE ‖ KeyPackage` (bare TLS).
     #[prost(bytes = "vec", tag = "2")]
     pub payload: Vec<u8>,
@@ -144,11 +145,12 @@ pub struct KeyPackageSubmissionV1 {
 }
 
 /// `logoschat.store.AccountSubmissionV1` (§2.3), published raw, not in an envelope.
+/// Same caveats as [`KeyPackageSubmissionV1`].
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct AccountSubmissionV1 {
-    /// `hex(account verifying key)`.
-    #[prost(string, tag = "1")]
-    pub account_pub: String,
+    /// The account verifying key (32 bytes).
+    #[prost(bytes = "vec", tag = "1")]
+    pub account_pub: Vec<u8>,
     /// The signed device bundle payload (§2.2).
     #[prost(bytes = "vec", tag = "2")]
     pub payload: Vec<u8>,

@@ -107,10 +107,7 @@ mod tests {
         ] {
             assert_eq!(content_topic_shard(t, 8).unwrap(), s, "{t}");
         }
-        assert_eq!(
-            pubsub_topic(2, "/logos-chat/1/c919078a/proto", 8).unwrap(),
-            "/waku/2/rs/2/0"
-        );
+        assert_eq!(pubsub_topic(2, "/logos-chat/1/c919078a/proto", 8).unwrap(), "/waku/2/rs/2/0");
     }
 
     #[test]

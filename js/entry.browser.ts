@@ -1,0 +1,9 @@
+/** Browser and bundler entry: fetches the wasm module next to this file. */
+import { glue, setWasmLoader } from "./wasm.js";
+
+setWasmLoader(async () => {
+  await glue.default({ module_or_path: new URL("./wasm/logos_chat_bg.wasm", import.meta.url) });
+});
+
+export * from "./index.js";
+export { default } from "./index.js";

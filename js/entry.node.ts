@@ -1,0 +1,11 @@
+/** Node entry: instantiates the wasm module from the file next to this one. */
+import { readFile } from "node:fs/promises";
+import { glue, setWasmLoader } from "./wasm.js";
+
+setWasmLoader(async () => {
+  const bytes = await readFile(new URL("./wasm/logos_chat_bg.wasm", import.meta.url));
+  glue.initSync({ module: bytes });
+});
+
+export * from "./index.js";
+export { default } from "./index.js";

@@ -1,0 +1,37 @@
+/** Every failure the SDK reports, with a stable code (API.md "errors"). */
+export type ErrorCode =
+  | "INVALID_ARGUMENT" | "INVALID_CARD" | "INVALID_LINK" | "UNKNOWN_ACCOUNT" | "UNKNOWN_CONVERSATION"
+  | "NOT_A_MEMBER" | "BLOCKED" | "PAYLOAD_TOO_LARGE" | "TRANSPORT_UNAVAILABLE" | "STORE_LOCKED"
+  | "STORE_CORRUPT" | "WRONG_PASSPHRASE" | "DECRYPT_FAILED" | "PROTOCOL" | "CLOSED";
+
+const CODES: ReadonlySet<string> = new Set<ErrorCode>([
+  "INVALID_ARGUMENT", "INVALID_CARD", "INVALID_LINK", "UNKNOWN_ACCOUNT", "UNKNOWN_CONVERSATION",
+  "NOT_A_MEMBER", "BLOCKED", "PAYLOAD_TOO_LARGE", "TRANSPORT_UNAVAILABLE", "STORE_LOCKED",
+  "STORE_CORRUPT", "WRONG_PASSPHRASE", "DECRYPT_FAILED", "PROTOCOL", "CLOSED",
+]);
+
+/** The one error type the SDK throws or emits. */
+export class LogosChatError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "LogosChatError";
+    this.code = code;
+  }
+}
+
+/** Converts whatever a call threw (a core `{ code, message }`, an Error) into a LogosChatError. */
+export function toLogosError(e: unknown, fallback: ErrorCode = "PROTOCOL"): LogosChatError {
+  if (e instanceof LogosChatError) return e;
+  if (e && typeof e === "object" && "code" in e && typeof (e as { code: unknown }).code === "string") {
+    const { code, message } = e as { code: string; message?: unknown };
+    if (CODES.has(code)) return new LogosChatError(code as ErrorCode, String(message ?? code));
+  }
+  const message = e instanceof Error ? e.message : String(e);
+  return new LogosChatError(fallback, message, { cause: e });
+}
+
+/** Throws INVALID_ARGUMENT unless `ok`. */
+export function check(ok: boolean, message: string): asserts ok {
+  if (!ok) throw new LogosChatError("INVALID_ARGUMENT", message);
+}

@@ -1,0 +1,121 @@
+/** The Messaging API: `connect()` and the LogosNode it returns. */
+import { ChatImpl } from "./chat.js";
+import { check, LogosChatError, toLogosError } from "./errors.js";
+import { sharedMemoryHub } from "./transports/memory.js";
+import type { Chat, ChatOptions, ConnectOptions, DeliveryMessage, LogosNode, Network, Subscription, Transport } from "./types.js";
+import { ensureWasm, glue } from "./wasm.js";
+
+type Health = LogosNode["health"];
+
+function isTransport(x: unknown): x is Transport {
+  const t = x as Transport;
+  return !!t && typeof t === "object" && typeof t.publish === "function" && typeof t.subscribe === "function"
+    && typeof t.query === "function" && typeof t.close === "function" && typeof t.maxMessageSize === "number";
+}
+
+class Node implements LogosNode {
+  private closed = false;
+  private readonly healthListeners = new Set<(h: Health) => void>();
+  private readonly chats = new Set<ChatImpl>();
+  private currentHealth: Health = "connected";
+
+  constructor(readonly network: string, readonly mode: "edge" | "core", private readonly transport: Transport) {}
+
+  get health(): Health {
+    return this.currentHealth;
+  }
+
+  private ensureOpen(): void {
+    if (this.closed) throw new LogosChatError("CLOSED", "this node is closed");
+  }
+
+  async send(contentTopic: string, payload: Uint8Array): Promise<{ messageHash: string }> {
+    this.ensureOpen();
+    check(typeof contentTopic === "string", "contentTopic must be a string");
+    check(payload instanceof Uint8Array, "payload must be a Uint8Array");
+    try {
+      glue.validateContentTopic(contentTopic);
+    } catch (e) {
+      throw toLogosError(e, "INVALID_ARGUMENT");
+    }
+    const size = glue.encodedMessageSize(contentTopic, payload.length);
+    if (size > this.transport.maxMessageSize) {
+      throw new LogosChatError("PAYLOAD_TOO_LARGE", `encoded message is ${size} bytes, the limit is ${this.transport.maxMessageSize}`);
+    }
+    try {
+      return await this.transport.publish(contentTopic, payload);
+    } catch (e) {
+      throw toLogosError(e, "TRANSPORT_UNAVAILABLE");
+    }
+  }
+
+  async subscribe(contentTopics: string | string[], handler: (m: DeliveryMessage) => void): Promise<Subscription> {
+    this.ensureOpen();
+    const topics = typeof contentTopics === "string" ? [contentTopics] : contentTopics;
+    check(Array.isArray(topics) && topics.length > 0, "contentTopics must be a topic or a non-empty array");
+    check(typeof handler === "function", "handler must be a function");
+    for (const t of topics) {
+      check(typeof t === "string", "content topics must be strings");
+      try {
+        glue.validateContentTopic(t);
+      } catch (e) {
+        throw toLogosError(e, "INVALID_ARGUMENT");
+      }
+    }
+    const seen = new Set<string>();
+    try {
+      return await this.transport.subscribe(topics, (m) => {
+        if (seen.has(m.messageHash)) return;
+        seen.add(m.messageHash);
+        handler(m);
+      });
+    } catch (e) {
+      throw toLogosError(e, "TRANSPORT_UNAVAILABLE");
+    }
+  }
+
+  on(event: "health", cb: (h: Health) => void): () => void {
+    check(event === "health", `unknown event ${String(event)}`);
+    this.healthListeners.add(cb);
+    return () => this.healthListeners.delete(cb);
+  }
+
+  async chat(options: ChatOptions = {}): Promise<Chat> {
+    this.ensureOpen();
+    const chat = await ChatImpl.open(this.transport, options);
+    this.chats.add(chat);
+    chat.onClose(() => this.chats.delete(chat));
+    return chat;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([...this.chats].map((c) => c.close()));
+    await this.transport.close();
+    this.currentHealth = "disconnected";
+    for (const cb of this.healthListeners) cb("disconnected");
+  }
+}
+
+/** Connects to a Logos network (or the in-process one, or a Transport you bring). */
+export async function connect(network: Network | Transport, options: ConnectOptions = {}): Promise<LogosNode> {
+  check(options !== null && typeof options === "object", "options must be an object");
+  const mode = options.mode ?? "edge";
+  check(mode === "edge" || mode === "core", `mode must be "edge" or "core"`);
+  if (options.signal?.aborted) throw new LogosChatError("TRANSPORT_UNAVAILABLE", "connect was aborted");
+  await ensureWasm();
+  if (isTransport(network)) return new Node("custom", mode, network);
+  switch (network) {
+    case "memory":
+      return new Node("memory", mode, (options.hub ?? sharedMemoryHub()).transport());
+    case "testnet":
+    case "devnet":
+    case "local":
+      // The js-waku transport and the local dev node are the next issue; until
+      // then these networks cannot be reached and say so.
+      throw new LogosChatError("TRANSPORT_UNAVAILABLE", `the "${network}" network needs the js-waku transport, which this build does not include yet; use "memory" or bring a Transport`);
+    default:
+      throw new LogosChatError("INVALID_ARGUMENT", `unknown network ${String(network)}`);
+  }
+}
