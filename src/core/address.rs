@@ -120,7 +120,7 @@ impl ConversationId {
     /// Parses an app-supplied conversation id (lowercase hex, 2 to 64 chars).
     pub fn parse(s: &str) -> Result<Self> {
         let ok = (2..=64).contains(&s.len())
-            && s.len() % 2 == 0
+            && s.len().is_multiple_of(2)
             && s.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c));
         if ok {
             Ok(ConversationId(s.to_owned()))

@@ -281,11 +281,8 @@ impl Client {
     }
 
     fn route(&mut self, payload: &[u8], sent_at_ms: u64, now_ms: u64) -> Result<Option<Effects>> {
-        let env: EnvelopeV1 = match decode("envelope", payload) {
-            Ok(e) => e,
-            // Undecodable bytes on our topics: report them.
-            Err(e) => return Err(e),
-        };
+        // Undecodable bytes on our topics are reported.
+        let env: EnvelopeV1 = decode("envelope", payload)?;
         if env.conversation_hint == self.installation.id().inbox_conversation_id() {
             return self.handle_invite(&env.payload);
         }

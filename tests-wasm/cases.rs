@@ -1,0 +1,116 @@
+//! The cases both harnesses run: two installations find each other through
+//! directory records and chat both ways through `WasmClient`, the surface the
+//! TypeScript driver uses.
+
+
+use js_sys::{Array, Reflect, Uint8Array};
+use logos_chat::wasm::{encoded_message_size_js, pubsub_topic_js, waku_message_hash, WasmClient};
+use wasm_bindgen::JsValue;
+use wasm_bindgen_test::*;
+
+fn get(v: &JsValue, key: &str) -> JsValue {
+    Reflect::get(v, &JsValue::from_str(key)).unwrap()
+}
+
+fn list(v: &JsValue, key: &str) -> Vec<JsValue> {
+    Array::from(&get(v, key)).iter().collect()
+}
+
+/// A tiny network: every published message, in order.
+#[derive(Default)]
+struct Net(Vec<(String, Vec<u8>)>);
+
+impl Net {
+    fn publish(&mut self, effects: &JsValue) {
+        for out in list(effects, "publish") {
+            let topic = get(&out, "contentTopic").as_string().unwrap();
+            let payload = Uint8Array::new(&get(&out, "payload")).to_vec();
+            self.0.push((topic, payload));
+        }
+    }
+    /// Feeds every message to a client, applying what it publishes; returns its events.
+    fn deliver(&mut self, c: &mut WasmClient) -> Vec<JsValue> {
+        let mut events = vec![];
+        let mut i = 0;
+        while i < self.0.len() {
+            let (t, p) = self.0[i].clone();
+            if WasmClient::directory_topics().contains(&t) {
+                let _ = c.ingest_directory(&t, &p);
+            } else {
+                let fx = c.receive(&t, &p, 1.0, 2.0);
+                self.publish(&fx);
+                events.extend(list(&fx, "events"));
+                for a in list(&fx, "lookups") {
+                    events.extend(list(&c.lookup_complete(&a.as_string().unwrap()), "events"));
+                }
+            }
+            i += 1;
+        }
+        events
+    }
+}
+
+fn texts(events: &[JsValue]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| get(e, "type").as_string().as_deref() == Some("message"))
+        .map(|e| String::from_utf8(Uint8Array::new(&get(e, "content")).to_vec()).unwrap())
+        .collect()
+}
+
+#[wasm_bindgen_test]
+fn two_installations_chat_both_ways_in_wasm() {
+    let mut net = Net::default();
+    let mut alice = WasmClient::create(1.0).unwrap();
+    let mut bob = WasmClient::create(1.0).unwrap();
+    net.publish(&alice.announce(1.0).unwrap());
+    net.publish(&bob.announce(1.0).unwrap());
+    net.deliver(&mut alice);
+
+    let started = alice.start_direct(&bob.account_id(), 3.0).unwrap();
+    let convo = get(&started, "conversationId").as_string().unwrap();
+    net.publish(&get(&started, "effects"));
+    let sent = alice.send(&convo, b"hello from wasm", 4.0).unwrap();
+    net.publish(&get(&sent, "effects"));
+
+    let events = net.deliver(&mut bob);
+    assert!(bob.has_conversation(&convo));
+    assert_eq!(texts(&events), vec!["hello from wasm"]);
+    let m = events.iter().find(|e| get(e, "type").as_string().as_deref() == Some("message")).unwrap();
+    assert_eq!(get(&get(m, "sender"), "accountId").as_string(), Some(alice.account_id()));
+
+    let before = net.0.len();
+    let reply = bob.send(&convo, b"hi back", 5.0).unwrap();
+    net.publish(&get(&reply, "effects"));
+    net.0.drain(..before);
+    assert_eq!(texts(&net.deliver(&mut alice)), vec!["hi back"]);
+}
+
+#[wasm_bindgen_test]
+fn bindings_report_errors_as_codes() {
+    let mut c = WasmClient::create(1.0).unwrap();
+    let e = c.start_direct("nope", 1.0).err().unwrap();
+    assert_eq!(get(&e, "code").as_string().as_deref(), Some("INVALID_ARGUMENT"));
+    let e = c.start_direct(&"ab".repeat(32), 1.0).err().unwrap();
+    assert_eq!(get(&e, "code").as_string().as_deref(), Some("UNKNOWN_ACCOUNT"));
+    let e = c.send("00", b"x", 1.0).err().unwrap();
+    assert_eq!(get(&e, "code").as_string().as_deref(), Some("UNKNOWN_CONVERSATION"));
+    // Garbage from the network is an event, never a throw.
+    let fx = c.receive("/logos-chat/1/ffffffff/proto", &[0xff; 40], 1.0, 1.0);
+    assert!(list(&fx, "publish").is_empty());
+}
+
+#[wasm_bindgen_test]
+fn waku_helpers_match_vectors() {
+    assert_eq!(pubsub_topic_js(2, "/logos-chat/1/c919078a/proto", 8).unwrap(), "/waku/2/rs/2/0");
+    let payload = hex_bytes("010203045445535405060708");
+    assert_eq!(
+        waku_message_hash("/waku/2/default-waku/proto", &payload, "/waku/2/default-content/proto", 0x175789bfa23f8400),
+        "a2554498b31f5bcdfcbf7fa58ad1c2d45f0254f3f8110a85588ec3cf10720fd8"
+    );
+    assert!(encoded_message_size_js("/a/1/b/c", 100) > 100);
+}
+
+fn hex_bytes(s: &str) -> Vec<u8> {
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+}

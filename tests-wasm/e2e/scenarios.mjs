@@ -1,0 +1,135 @@
+// The user stories the e2e suites check, written against the public API only.
+// The same file runs in Node (node.test.mjs) and in a Chromium page (browser.test.mjs).
+
+function assert(cond, message) {
+  if (!cond) throw new Error(`assertion failed: ${message}`);
+}
+
+function waitFor(chat, event, pred = () => true, ms = 10_000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      off();
+      reject(new Error(`timed out waiting for ${event}`));
+    }, ms);
+    const off = chat.on(event, (v) => {
+      if (!pred(v)) return;
+      clearTimeout(timer);
+      off();
+      resolve(v);
+    });
+  });
+}
+
+async function rejectsWith(promise, code) {
+  try {
+    await promise;
+  } catch (e) {
+    assert(e && e.name === "LogosChatError", `expected a LogosChatError, got ${e}`);
+    assert(e.code === code, `expected ${code}, got ${e.code}: ${e.message}`);
+    return e;
+  }
+  throw new Error(`expected a rejection with ${code}`);
+}
+
+/** Two accounts on one memory hub chat 1:1 both ways. */
+export async function twoAccountsChatBothWays(logos) {
+  const hub = logos.createMemoryHub();
+  const aliceNode = await logos.connect("memory", { hub });
+  const bobNode = await logos.connect("memory", { hub });
+  const alice = await aliceNode.chat({ name: "alice" });
+  const bob = await bobNode.chat({ name: "bob" });
+  assert(/^[0-9a-f]{64}$/.test(alice.accountId), "account id is 64 hex chars");
+  assert(alice.accountId !== bob.accountId, "two accounts");
+
+  const bobJoined = waitFor(bob, "conversation");
+  const bobGets = waitFor(bob, "message");
+  const dm = await alice.startDirect(bob.accountId);
+  assert(dm.kind === "direct", "a direct conversation");
+  const sent = await dm.send("hello bob");
+  const joined = await bobJoined;
+  assert(joined.id === dm.id, "bob joined the same conversation");
+  const m1 = await bobGets;
+  assert(m1.text === "hello bob", `bob got ${m1.text}`);
+  assert(m1.id === sent.messageId, "message ids agree");
+  assert(m1.sender.accountId === alice.accountId, "bob sees alice's verified account");
+  assert(m1.conversationId === dm.id && !m1.outgoing, "incoming, in the conversation");
+  assert(m1.sentAt instanceof Date && m1.content instanceof Uint8Array, "types");
+
+  const iter = alice.messages()[Symbol.asyncIterator]();
+  const bobDm = await bob.conversation(dm.id);
+  assert(bobDm && bobDm.id === dm.id, "bob finds the conversation by id");
+  await bobDm.send(new TextEncoder().encode("hi alice"));
+  const m2 = (await iter.next()).value;
+  assert(m2.text === "hi alice" && m2.sender.accountId === bob.accountId, "alice got bob's reply");
+  await iter.return();
+
+  const [ca, cb] = [await alice.conversations(), await bob.conversations()];
+  assert(ca.length === 1 && cb.length === 1 && ca[0].id === cb[0].id, "one shared conversation each");
+  assert((await alice.startDirect(bob.accountId)).id === dm.id, "startDirect again returns the same conversation");
+  await aliceNode.close();
+  await bobNode.close();
+  await rejectsWith(alice.conversations(), "CLOSED");
+  return { conversationId: dm.id, texts: [m1.text, m2.text] };
+}
+
+/** startDirect with a malformed or unknown account id rejects with a code. */
+export async function startDirectRejectsBadAccounts(logos) {
+  const node = await logos.connect("memory", { hub: logos.createMemoryHub() });
+  const chat = await node.chat();
+  await rejectsWith(chat.startDirect("not an account"), "INVALID_ARGUMENT");
+  await rejectsWith(chat.startDirect("ab".repeat(31)), "INVALID_ARGUMENT");
+  await rejectsWith(chat.startDirect(42), "INVALID_ARGUMENT");
+  await rejectsWith(chat.startDirect("ab".repeat(32)), "UNKNOWN_ACCOUNT");
+  await rejectsWith(chat.startDirect(chat.accountId), "INVALID_ARGUMENT");
+  assert((await chat.conversations()).length === 0, "nothing was created");
+  await node.close();
+  return { ok: true };
+}
+
+/** The Messaging API alone: send, subscribe, the size limit. */
+export async function messagingApi(logos) {
+  const hub = logos.createMemoryHub();
+  const a = await logos.connect("memory", { hub });
+  const b = await logos.connect("memory", { hub });
+  assert(a.health === "connected" && a.mode === "edge" && a.network === "memory", "node facts");
+  const got = new Promise((resolve) => b.subscribe("/my-app/1/lobby/proto", resolve));
+  await new Promise((r) => setTimeout(r, 0));
+  const { messageHash } = await a.send("/my-app/1/lobby/proto", new Uint8Array([1, 2, 3]));
+  const m = await got;
+  assert(m.messageHash === messageHash && /^[0-9a-f]{64}$/.test(messageHash), "hash");
+  assert(m.payload.length === 3 && m.payload[2] === 3, "payload");
+  await rejectsWith(a.send("/my-app/1/lobby/proto", new Uint8Array(150 * 1024)), "PAYLOAD_TOO_LARGE");
+  await rejectsWith(a.send("not-a-topic", new Uint8Array(1)), "INVALID_ARGUMENT");
+  await rejectsWith(logos.connect("nowhere"), "INVALID_ARGUMENT");
+  await a.close();
+  await b.close();
+  await rejectsWith(a.send("/my-app/1/lobby/proto", new Uint8Array(1)), "CLOSED");
+  return { ok: true };
+}
+
+/** A custom Transport: the SDK runs over whatever the app brings. */
+export async function bringYourOwnTransport(logos) {
+  const hub = logos.createMemoryHub();
+  let published = 0;
+  const wrap = (t) => ({
+    maxMessageSize: t.maxMessageSize,
+    publish: (topic, payload) => {
+      published++;
+      return t.publish(topic, payload);
+    },
+    subscribe: (topics, cb) => t.subscribe(topics, cb),
+    query: (q) => t.query(q),
+    close: () => t.close(),
+  });
+  const a = await (await logos.connect(wrap(hub.transport()))).chat();
+  const b = await (await logos.connect(wrap(hub.transport()))).chat();
+  const got = waitFor(b, "message");
+  await (await a.startDirect(b.accountId)).send("over a custom transport");
+  assert((await got).text === "over a custom transport", "delivered");
+  assert(published > 0, "the custom transport carried it");
+  await a.close();
+  await b.close();
+  return { published };
+}
+
+export const all = { twoAccountsChatBothWays, startDirectRejectsBadAccounts, messagingApi, bringYourOwnTransport };

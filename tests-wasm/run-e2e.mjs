@@ -1,0 +1,29 @@
+#!/usr/bin/env node
+// End-to-end: pack the built pkg/, install it into a scratch project with npm (as a
+// user would), then run the scenarios in Node and in headless Chromium.
+import { execFileSync } from "node:child_process";
+import { cpSync, mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, "..");
+const scratch = join(here, ".scratch");
+rmSync(scratch, { recursive: true, force: true });
+mkdirSync(scratch, { recursive: true });
+const quiet = { stdio: ["ignore", "pipe", "inherit"] };
+
+execFileSync("npm", ["pack", join(root, "pkg"), "--pack-destination", scratch, "--silent"], { cwd: scratch, ...quiet });
+const tarball = readdirSync(scratch).find((f) => f.endsWith(".tgz"));
+writeFileSync(join(scratch, "package.json"), JSON.stringify({ name: "scratch", private: true, type: "module" }, null, 2));
+execFileSync("npm", ["install", "--no-audit", "--no-fund", "--offline", `./${tarball}`], { cwd: scratch, ...quiet });
+for (const f of ["scenarios.mjs", "node.test.mjs", "browser.test.mjs", "index.html"]) cpSync(join(here, "e2e", f), join(scratch, f));
+// The browser runner needs playwright-core: reuse the workspace's copy.
+symlinkSync(join(root, "node_modules", "playwright-core"), join(scratch, "node_modules", "playwright-core"), "dir");
+
+const only = process.argv.slice(2);
+const suites = only.length ? only : ["node", "browser"];
+for (const s of suites) {
+  console.log(`[e2e] ${s}`);
+  execFileSync(process.execPath, ["--test", "--test-reporter=spec", `${s}.test.mjs`], { cwd: scratch, stdio: "inherit" });
+}
