@@ -2,7 +2,6 @@
 //! directory records and chat both ways through `WasmClient`, the surface the
 //! TypeScript driver uses.
 
-
 use js_sys::{Array, Reflect, Uint8Array};
 use logos_chat::wasm::{encoded_message_size_js, pubsub_topic_js, waku_message_hash, WasmClient};
 use wasm_bindgen::JsValue;
@@ -105,7 +104,12 @@ fn waku_helpers_match_vectors() {
     assert_eq!(pubsub_topic_js(2, "/logos-chat/1/c919078a/proto", 8).unwrap(), "/waku/2/rs/2/0");
     let payload = hex_bytes("010203045445535405060708");
     assert_eq!(
-        waku_message_hash("/waku/2/default-waku/proto", &payload, "/waku/2/default-content/proto", 0x175789bfa23f8400),
+        waku_message_hash(
+            "/waku/2/default-waku/proto",
+            &payload,
+            "/waku/2/default-content/proto",
+            0x175789bfa23f8400
+        ),
         "a2554498b31f5bcdfcbf7fa58ad1c2d45f0254f3f8110a85588ec3cf10720fd8"
     );
     assert!(encoded_message_size_js("/a/1/b/c", 100) > 100);
