@@ -67,10 +67,10 @@ class MemoryTransport implements Transport {
     this.hub.stored.push(msg);
     for (const sub of [...this.hub.subs]) {
       if (!sub.topics.has(contentTopic)) continue;
-      // Delivered after publish resolves, each subscriber its own copy, like a network.
-      setTimeout(() => {
+      // Delivered asynchronously (never inside publish), each subscriber its own copy.
+      queueMicrotask(() => {
         if (this.hub.subs.has(sub)) sub.onMessage({ ...msg, payload: msg.payload.slice() });
-      }, 0);
+      });
     }
     return { messageHash };
   }
