@@ -1,62 +1,105 @@
 #!/usr/bin/env node
-// `npm run bench`: measures the built package in Node (wasm). Prints Markdown tables and
-// writes bench/results.json. The full harness (native criterion, Chromium, groups, the dev
-// node, storage) grows with each capability; `--quick` runs a smoke-sized pass.
-import { readFileSync, writeFileSync } from "node:fs";
+// `npm run bench`: measures the SDK natively (criterion), as wasm in Node and as wasm in
+// headless Chromium, in one run. Prints a Markdown table per area, writes
+// bench/results.json, and with `--compare` prints ratios against bench/baseline.json.
+// `--quick` is the CI smoke: small counts, short criterion runs.
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
 import { cpus, totalmem } from "node:os";
-import { dirname, join } from "node:path";
+import { dirname, extname, join, normalize } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
+import { apiLoop, coreLoop } from "./loops.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const quick = process.argv.includes("--quick");
+const args = process.argv.slice(2);
+const quick = args.includes("--quick");
+const compare = args.includes("--compare");
 const N = quick ? 50 : 1000;
+const f = (n, d = 1) => (typeof n === "number" ? n.toFixed(d) : "–");
 
+// ── package ──
 const t0 = performance.now();
 const logos = await import(join(root, "pkg", "entry.node.js"));
-const hub = logos.createMemoryHub();
-const aliceNode = await logos.connect("memory", { hub });
+await logos.connect("memory", { hub: logos.createMemoryHub() });
 const instantiateMs = performance.now() - t0;
-
+const glue = await import(join(root, "pkg", "wasm", "logos_chat.js"));
 const wasm = readFileSync(join(root, "pkg", "wasm", "logos_chat_bg.wasm"));
-const glue = readFileSync(join(root, "pkg", "wasm", "logos_chat.js"));
-const pkgTable = { wasmRaw: wasm.length, wasmGzip: gzipSync(wasm, { level: 9 }).length, glueRaw: glue.length, instantiateMs };
+const pkg = { wasmRaw: wasm.length, wasmGzip: gzipSync(wasm, { level: 9 }).length, glueRaw: readFileSync(join(root, "pkg", "wasm", "logos_chat.js")).length, instantiateMsNode: instantiateMs };
 
-const tAccount = performance.now();
-const alice = await aliceNode.chat();
-const bob = await (await logos.connect("memory", { hub })).chat();
-const accountMs = (performance.now() - tAccount) / 2;
-const tStart = performance.now();
-const dm = await alice.startDirect(bob.accountId);
-const startDirectMs = performance.now() - tStart;
+// ── native (criterion) ──
+const crit = quick ? ["--warm-up-time", "0.2", "--measurement-time", "0.5"] : ["--warm-up-time", "1", "--measurement-time", "5"];
+execFileSync("cargo", ["bench", "--bench", "core", "--", ...crit], { cwd: root, stdio: ["ignore", "ignore", "inherit"] });
+const estimate = (name) => {
+  const p = join(root, "target", "criterion", "direct", name, "new", "estimates.json");
+  return existsSync(p) ? JSON.parse(readFileSync(p, "utf8")).mean.point_estimate / 1e6 : undefined;
+};
+const native = { perMessageMs: estimate("send_receive_1KiB"), createAccountMs: estimate("create_account"), startDirectMs: estimate("start_direct") };
+native.perSecond = native.perMessageMs ? 1000 / native.perMessageMs : undefined;
 
-const latencies = [];
-const payload = "x".repeat(1024);
-let resolveNext;
-bob.on("message", () => resolveNext?.());
-// Warm-up: the Welcome is processed and the first message arrives.
-await new Promise((r) => ((resolveNext = r), dm.send("warm-up")));
-const tAll = performance.now();
-for (let i = 0; i < N; i++) {
-  const t = performance.now();
-  await new Promise((r) => ((resolveNext = r), dm.send(payload)));
-  latencies.push(performance.now() - t);
+// ── wasm in Node ──
+const node = { core: await coreLoop(glue, N), api: await apiLoop(logos, N) };
+
+// ── wasm in headless Chromium ──
+async function chromiumRun() {
+  const { chromium } = await import("playwright-core");
+  const types = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm" };
+  const server = createServer((req, res) => {
+    const path = normalize(decodeURIComponent(new URL(req.url, "http://x").pathname)).replace(/^\/+/, "");
+    if (path.startsWith("..") || !/^(pkg|bench)\//.test(path)) return res.writeHead(404).end();
+    try {
+      res.writeHead(200, { "content-type": types[extname(path)] ?? "application/octet-stream" }).end(readFileSync(join(root, path)));
+    } catch {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic"],
+  });
+  try {
+    const page = await browser.newPage();
+    await page.goto(`http://127.0.0.1:${server.address().port}/bench/page.html?n=${N}`);
+    await page.waitForFunction(() => window.__result !== undefined, null, { timeout: 600_000 });
+    const r = await page.evaluate(() => window.__result);
+    if (r.error) throw new Error(r.error);
+    return r;
+  } finally {
+    await browser.close();
+    server.close();
+  }
 }
-const totalMs = performance.now() - tAll;
-latencies.sort((a, b) => a - b);
-const pct = (p) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))];
-const direct = { messages: N, bytes: 1024, perSecond: (N / totalMs) * 1000, p50Ms: pct(50), p95Ms: pct(95), accountMs, startDirectMs };
-await aliceNode.close();
+const chrome = await chromiumRun();
 
-const f = (n, d = 1) => n.toFixed(d);
-console.log(`\n### package (Node ${process.version})\n`);
-console.log("| .wasm raw | .wasm gzip | JS glue | instantiate + connect |\n|---|---|---|---|");
-console.log(`| ${f(pkgTable.wasmRaw / 1024)} KiB | ${f(pkgTable.wasmGzip / 1024)} KiB | ${f(pkgTable.glueRaw / 1024)} KiB | ${f(instantiateMs)} ms |`);
-console.log(`\n### 1:1 over the memory hub, wasm in Node (${N} messages of 1 KiB, send → decrypted at the peer)\n`);
-console.log("| messages/s | p50 | p95 | create account | startDirect |\n|---|---|---|---|---|");
-console.log(`| ${f(direct.perSecond, 0)} | ${f(direct.p50Ms, 2)} ms | ${f(direct.p95Ms, 2)} ms | ${f(accountMs)} ms | ${f(startDirectMs)} ms |`);
-
-const machine = { cpus: cpus().length, cpu: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30), node: process.version, platform: process.platform };
-writeFileSync(join(root, "bench", "results.json"), JSON.stringify({ date: new Date().toISOString(), quick, machine, package: pkgTable, direct }, null, 2) + "\n");
+// ── report ──
+const results = {
+  date: new Date().toISOString(),
+  quick,
+  machine: { cpus: cpus().length, cpu: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30), node: process.version, platform: process.platform },
+  package: { ...pkg, instantiateMsChromium: chrome.instantiateMs },
+  direct: { native, node, chromium: { core: chrome.core, api: chrome.api } },
+};
+console.log(`\n### package\n\n| .wasm raw | .wasm gzip | JS glue | instantiate (Node) | instantiate (Chromium) |\n|---|---|---|---|---|`);
+console.log(`| ${f(pkg.wasmRaw / 1024)} KiB | ${f(pkg.wasmGzip / 1024)} KiB | ${f(pkg.glueRaw / 1024)} KiB | ${f(instantiateMs)} ms | ${f(chrome.instantiateMs)} ms |`);
+console.log(`\n### 1:1 (DirectV1, X-Wing), 1 KiB messages, ${N} per run\n`);
+console.log("| where | encrypt+decrypt msgs/s | wasm/native time | create account | startDirect | API round trip msgs/s | API p50 | API p95 |\n|---|---|---|---|---|---|---|---|");
+const ratio = (ms) => (native.perMessageMs && ms ? `${f(ms / native.perMessageMs, 2)}×` : "–");
+console.log(`| native | ${f(native.perSecond, 0)} | 1.00× | ${f(native.createAccountMs, 2)} ms | ${f(native.startDirectMs)} ms | – | – | – |`);
+for (const [where, r] of [["Node wasm", node], ["Chromium wasm", chrome]]) {
+  console.log(`| ${where} | ${f(r.core.perSecond, 0)} | ${ratio(r.core.perMessageMs)} | ${f(r.core.createAccountMs, 2)} ms | ${f(r.core.startDirectMs)} ms | ${f(r.api.perSecond, 0)} | ${f(r.api.p50Ms, 2)} ms | ${f(r.api.p95Ms, 2)} ms |`);
+}
+writeFileSync(join(root, "bench", "results.json"), JSON.stringify(results, null, 2) + "\n");
 console.log("\nwritten: bench/results.json");
+
+if (compare) {
+  const base = JSON.parse(readFileSync(join(root, "bench", "baseline.json"), "utf8"));
+  const flat = (o, p = "") => Object.entries(o).flatMap(([k, v]) => (v && typeof v === "object" ? flat(v, `${p}${k}.`) : typeof v === "number" ? [[`${p}${k}`, v]] : []));
+  const b = new Map(flat(base.package ? { package: base.package, direct: base.direct } : base));
+  console.log(`\n### against bench/baseline.json (${base.date ?? "?"}; ratio = now / baseline; for msgs/s higher is better, for ms and bytes lower is better)\n\n| figure | baseline | now | ratio |\n|---|---|---|---|`);
+  for (const [k, v] of flat({ package: results.package, direct: results.direct })) {
+    if (b.has(k)) console.log(`| ${k} | ${f(b.get(k), 2)} | ${f(v, 2)} | ${f(v / b.get(k), 2)} |`);
+  }
+}

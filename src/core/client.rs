@@ -164,6 +164,15 @@ impl Client {
         self.conversations.values().map(info).collect()
     }
 
+    /// (entries, bytes) held in the MLS store: what a restart would have to persist.
+    pub fn storage_footprint(&self) -> (usize, usize) {
+        self.provider
+            .storage()
+            .values
+            .read()
+            .map_or((0, 0), |v| (v.len(), v.iter().map(|(k, x)| k.len() + x.len()).sum()))
+    }
+
     /// Whether this client holds the conversation.
     pub fn has_conversation(&self, id: &str) -> bool {
         ConversationId::parse(id).is_ok_and(|id| self.conversations.contains_key(&id))

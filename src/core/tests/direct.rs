@@ -143,3 +143,22 @@ fn a_replayed_message_is_delivered_once() {
     assert_eq!(net.texts(bob).len(), 1);
     assert!(net.errors(bob).is_empty(), "{:?}", net.errors(bob));
 }
+
+#[test]
+fn state_does_not_grow_with_each_message() {
+    let (mut net, alice, bob, convo) = pair();
+    let size = |net: &Net, i: usize| net.nodes[i].client.storage_footprint();
+    net.send(alice, &convo, "warm-up");
+    net.run();
+    let (a0, b0) = (size(&net, alice), size(&net, bob));
+    for i in 0..200 {
+        net.send(alice, &convo, &format!("m{i}"));
+        net.run();
+    }
+    let (a1, b1) = (size(&net, alice), size(&net, bob));
+    assert!(a1.0 <= a0.0 + 2 && b1.0 <= b0.0 + 2, "entries grew: alice {a0:?}→{a1:?}, bob {b0:?}→{b1:?}");
+    assert!(
+        a1.1 <= a0.1 * 11 / 10 && b1.1 <= b0.1 * 11 / 10,
+        "bytes grew: alice {a0:?}→{a1:?}, bob {b0:?}→{b1:?}"
+    );
+}

@@ -1,0 +1,60 @@
+// Benchmark loops shared by Node and the Chromium page. `glue` is the package's wasm
+// module (pkg/wasm/logos_chat.js) once instantiated; `logos` is the public API.
+const now = () => performance.now();
+
+/** Core-level 1:1: send + receive of 1 KiB through WasmClient, comparable to the native criterion bench. */
+export async function coreLoop(glue, n) {
+  const t0 = now();
+  const alice = glue.WasmClient.create(Date.now());
+  const createAccountMs = now() - t0;
+  const bob = glue.WasmClient.create(Date.now());
+  for (const c of [alice, bob]) {
+    for (const o of c.announce(Date.now()).publish) {
+      alice.ingestDirectory(o.contentTopic, o.payload);
+      bob.ingestDirectory(o.contentTopic, o.payload);
+    }
+  }
+  const t1 = now();
+  const started = alice.startDirect(bob.accountId, Date.now());
+  const startDirectMs = now() - t1;
+  for (const o of started.effects.publish) bob.receive(o.contentTopic, o.payload, Date.now(), Date.now());
+  const content = new Uint8Array(1024).fill(120);
+  const t2 = now();
+  for (let i = 0; i < n; i++) {
+    const sent = alice.send(started.conversationId, content, Date.now());
+    const o = sent.effects.publish[0];
+    const fx = bob.receive(o.contentTopic, o.payload, Date.now(), Date.now());
+    if (fx.events.length === 0) throw new Error("message not delivered");
+  }
+  const perMessageMs = (now() - t2) / n;
+  alice.free();
+  bob.free();
+  return { perSecond: 1000 / perMessageMs, perMessageMs, createAccountMs, startDirectMs };
+}
+
+/** API-level 1:1 over the memory hub: send → decrypted at the peer, one at a time. */
+export async function apiLoop(logos, n) {
+  const hub = logos.createMemoryHub();
+  const aliceNode = await logos.connect("memory", { hub });
+  const bobNode = await logos.connect("memory", { hub });
+  const alice = await aliceNode.chat();
+  const bob = await bobNode.chat();
+  const dm = await alice.startDirect(bob.accountId);
+  let resolveNext;
+  bob.on("message", () => resolveNext?.());
+  await new Promise((r) => ((resolveNext = r), dm.send("warm-up")));
+  const latencies = [];
+  const payload = "x".repeat(1024);
+  const t0 = now();
+  for (let i = 0; i < n; i++) {
+    const t = now();
+    await new Promise((r) => ((resolveNext = r), dm.send(payload)));
+    latencies.push(now() - t);
+  }
+  const total = now() - t0;
+  latencies.sort((a, b) => a - b);
+  const pct = (p) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))];
+  await aliceNode.close();
+  await bobNode.close();
+  return { perSecond: (n / total) * 1000, p50Ms: pct(50), p95Ms: pct(95) };
+}
