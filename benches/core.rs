@@ -6,7 +6,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use logos_chat::core::{Client, Effects};
 
 fn client() -> (Client, Effects) {
-    Client::create(Box::new(rand_core::OsRng), 1).unwrap()
+    Client::create(Box::new(rand_core::OsRng), &[9; 32], 1).unwrap()
 }
 
 /// Two clients with a DirectV1 conversation; returns (alice, bob, conversation id).

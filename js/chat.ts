@@ -4,13 +4,18 @@
  * history) → publish → directory lookups → events. Business logic stays in Rust.
  */
 import { check, LogosChatError, toLogosError } from "./errors.js";
-import type { Chat, ChatMessage, ChatOptions, Conversation, ConversationInfo, DeliveryMessage, Subscription, Transport } from "./types.js";
+import { KEYRING, storeKey } from "./keyring.js";
+import { getPlatform } from "./platform.js";
+import { IndexedDbStorage } from "./storage/indexeddb.js";
+import { MemoryStorage } from "./storage/memory.js";
+import type { Chat, ChatMessage, ChatOptions, Conversation, ConversationInfo, DeliveryMessage, StorageAdapter, StoreOp, Subscription, Transport } from "./types.js";
 import { glue } from "./wasm.js";
 
 /** The core's effects, as the wasm layer hands them over. */
 interface CoreEffects {
+  store: StoreOp[];
   subscribe: string[];
-  publish: { contentTopic: string; payload: Uint8Array }[];
+  publish: { contentTopic: string; payload: Uint8Array; outboxId: number }[];
   lookups: string[];
   events: CoreEvent[];
   wakeAt?: number;
@@ -65,6 +70,52 @@ class DirectConversationHandle implements Conversation {
   send(content: string | Uint8Array, options?: { contentType?: string }): Promise<{ messageId: string }> {
     return this.chat.sendTo(this.id, content, options);
   }
+
+  history(options?: { limit?: number; before?: string }): Promise<ChatMessage[]> {
+    return this.chat.historyOf(this.id, options ?? {});
+  }
+
+  markRead(messageId: string): Promise<void> {
+    return this.chat.markReadIn(this.id, messageId);
+  }
+}
+
+/** A test hook (Node only): kill the process after a commit, before publishing. */
+function crashAfterPersist(): boolean {
+  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
+  return env?.LOGOS_CHAT_TEST_CRASH_AFTER_PERSIST === "1";
+}
+
+/** Holds a Web Lock on the profile for as long as the chat is open (browsers). */
+async function webLock(name: string): Promise<(() => void) | undefined> {
+  const locks = (globalThis as { navigator?: { locks?: LockManager } }).navigator?.locks;
+  if (!locks) return undefined;
+  return new Promise((resolve, reject) => {
+    locks
+      .request(`logos-chat/${name}`, { ifAvailable: true }, (lock) => {
+        if (!lock) {
+          reject(new LogosChatError("STORE_LOCKED", `the profile "${name}" is open in another tab or worker; one writer per account`));
+          return undefined;
+        }
+        return new Promise<void>((release) => resolve(release));
+      })
+      .catch(reject);
+  });
+}
+
+function storageFor(options: ChatOptions, name: string): { adapter: StorageAdapter; persistent: boolean; lockName?: string } {
+  const store = options.store ?? (getPlatform().browser ? "indexeddb" : "memory");
+  if (store === "memory") return { adapter: new MemoryStorage(), persistent: false };
+  if (store === "indexeddb") return { adapter: new IndexedDbStorage(`logos-chat/${name}`), persistent: true, lockName: name };
+  if (typeof store === "object" && store !== null && "path" in store) {
+    check(typeof store.path === "string" && store.path.length > 0, "store.path must be a directory path");
+    const file = getPlatform().fileStorage;
+    if (!file) throw new LogosChatError("INVALID_ARGUMENT", 'store: { path } needs Node; browsers use "indexeddb"');
+    return { adapter: file(`${store.path.replace(/\/+$/, "")}/${encodeURIComponent(name)}`), persistent: true };
+  }
+  const a = store as StorageAdapter;
+  check(typeof a === "object" && a !== null && typeof a.open === "function" && typeof a.commit === "function" && typeof a.range === "function", 'store must be "indexeddb", "memory", { path } or a StorageAdapter');
+  return { adapter: a, persistent: true };
 }
 
 export class ChatImpl implements Chat {
@@ -78,25 +129,58 @@ export class ChatImpl implements Chat {
   };
   private readonly closeHooks: (() => void)[] = [];
 
-  private constructor(private readonly client: glue.WasmClient, private readonly transport: Transport) {}
+  private release: (() => void) | undefined;
 
-  /** Creates the account and announces it (directory records, inbox subscription). */
+  private constructor(
+    private readonly client: glue.WasmClient,
+    private readonly transport: Transport,
+    private readonly adapter: StorageAdapter,
+  ) {}
+
+  /** Opens the profile's store: restores the account, or creates one, and announces it. */
   static async open(transport: Transport, options: ChatOptions): Promise<ChatImpl> {
     check(options !== null && typeof options === "object", "options must be an object");
     check(options.name === undefined || (typeof options.name === "string" && options.name.length > 0), "name must be a non-empty string");
-    const store = (options as { store?: unknown }).store;
-    if (store !== undefined && store !== "memory") {
-      throw new LogosChatError("INVALID_ARGUMENT", `store ${JSON.stringify(store)} is not available in this build: state is kept in memory`);
-    }
-    let client: glue.WasmClient;
+    check(options.passphrase === undefined || typeof options.passphrase === "string", "passphrase must be a string");
+    const name = options.name ?? "default";
+    const { adapter, persistent, lockName } = storageFor(options, name);
+    const release = lockName ? await webLock(lockName) : undefined;
+    let opened = false;
     try {
-      client = glue.WasmClient.create(Date.now());
+      const stores = glue.WasmClient.storeNames() as [string, boolean][];
+      await adapter.open([...stores.map(([s]) => s), KEYRING]);
+      opened = true;
+      const { key, fresh, keyring } = await storeKey(adapter, options.passphrase, persistent);
+      let client: glue.WasmClient;
+      try {
+        if (fresh) {
+          client = glue.WasmClient.create(Date.now(), key);
+        } else {
+          const records: [string, Uint8Array, Uint8Array][] = [];
+          for (const [store, atStart] of stores) {
+            if (atStart) for (const [k, v] of await adapter.getAll(store)) records.push([store, k, v]);
+          }
+          client = glue.WasmClient.restore(key, records, Date.now());
+        }
+      } catch (e) {
+        throw toLogosError(e);
+      } finally {
+        key.fill(0);
+      }
+      const chat = new ChatImpl(client, transport, adapter);
+      chat.release = release;
+      const startup = client.takeStartupEffects() as CoreEffects;
+      if (keyring) startup.store.unshift(keyring);
+      await chat.run(async () => {
+        await chat.apply(startup);
+        if (!fresh) await chat.apply(client.announce(Date.now()) as CoreEffects);
+      });
+      return chat;
     } catch (e) {
-      throw toLogosError(e);
+      if (opened) await adapter.close().catch(() => undefined);
+      release?.();
+      throw toLogosError(e, "STORE_CORRUPT");
     }
-    const chat = new ChatImpl(client, transport);
-    await chat.run(async () => chat.apply(client.announce(Date.now()) as CoreEffects));
-    return chat;
   }
 
   get accountId(): string {
@@ -118,16 +202,28 @@ export class ChatImpl implements Chat {
   }
 
   private async apply(fx: CoreEffects): Promise<void> {
+    // Persist before publish: one transaction for the whole call.
+    try {
+      await this.adapter.commit(fx.store);
+    } catch (e) {
+      throw toLogosError(e, "STORE_CORRUPT");
+    }
+    if (fx.publish.length > 0 && crashAfterPersist()) {
+      const proc = (globalThis as unknown as { process: { kill(pid: number, sig: string): void; pid: number } }).process;
+      proc.kill(proc.pid, "SIGKILL");
+    }
     for (const topic of fx.subscribe) await this.follow(topic);
+    const sent: StoreOp[] = [];
     for (const out of fx.publish) {
       try {
         await this.transport.publish(out.contentTopic, out.payload);
+        sent.push(...(this.client.outboxSent(out.outboxId) as CoreEffects).store);
       } catch (e) {
-        // The outbox with retries lands with persistence; until then a failed
-        // publish is reported, not lost silently.
+        // It stays in the persisted outbox and goes out again at the next start.
         this.emit("error", toLogosError(e, "TRANSPORT_UNAVAILABLE"));
       }
     }
+    if (sent.length) await this.adapter.commit(sent);
     for (const account of fx.lookups) {
       await this.lookup();
       await this.apply(this.client.lookupComplete(account) as CoreEffects);
@@ -213,6 +309,44 @@ export class ChatImpl implements Chat {
     });
   }
 
+  /** Used by conversation handles: a page of stored history, newest last. */
+  historyOf(id: string, options: { limit?: number; before?: string }): Promise<ChatMessage[]> {
+    return this.run(async () => {
+      const limit = options.limit ?? 50;
+      check(Number.isInteger(limit) && limit > 0 && limit <= 1000, "limit must be an integer from 1 to 1000");
+      let beforeSeq: number | undefined;
+      if (options.before !== undefined) {
+        check(typeof options.before === "string", "before must be a message id");
+        const key = this.client.messageIndexKey(options.before);
+        const value = await this.adapter.get("message_index", key);
+        if (!value) throw new LogosChatError("INVALID_ARGUMENT", "before names no stored message");
+        const at = this.client.openMessageIndex(key, value) as { conversationId: string; seq: number };
+        check(at.conversationId === id, "before names a message of another conversation");
+        beforeSeq = at.seq;
+      }
+      try {
+        const { from, to } = this.client.historyRange(id, beforeSeq) as { from: Uint8Array; to: Uint8Array };
+        const rows = await this.adapter.range("messages", from, to, { limit, reverse: true });
+        rows.reverse();
+        return (this.client.openMessages(rows) as CoreMessage[]).map(toMessage);
+      } catch (e) {
+        throw toLogosError(e);
+      }
+    });
+  }
+
+  /** Used by conversation handles. */
+  markReadIn(id: string, messageId: string): Promise<void> {
+    return this.run(async () => {
+      check(typeof messageId === "string", "messageId must be a string");
+      try {
+        await this.apply(this.client.markRead(id) as CoreEffects);
+      } catch (e) {
+        throw toLogosError(e);
+      }
+    });
+  }
+
   conversations(): Promise<ConversationInfo[]> {
     return this.run(() => (this.client.conversations() as CoreConversation[]).map(toInfo));
   }
@@ -292,5 +426,7 @@ export class ChatImpl implements Chat {
     this.subscriptions.clear();
     for (const hook of this.closeHooks.splice(0)) hook();
     this.client.free();
+    await this.adapter.close().catch(() => undefined);
+    this.release?.();
   }
 }

@@ -69,12 +69,40 @@ export interface LogosNode {
   close(): Promise<void>;
 }
 
+/** One storage operation: a put when `value` is set, a delete otherwise. Keys and values are opaque. */
+export interface StoreOp {
+  store: string;
+  key: Uint8Array;
+  value?: Uint8Array;
+}
+
+/**
+ * Bring your own storage. The SDK stores opaque, already-encrypted records in a few named
+ * object stores and needs: everything of a store (at start), one record, a key range in
+ * order (history pages), and an atomic commit of several operations. Keys compare as bytes.
+ */
+export interface StorageAdapter {
+  /** Opens (and creates) the object stores. Rejects with STORE_LOCKED when another writer holds it. */
+  open(stores: string[]): Promise<void>;
+  getAll(store: string): Promise<Array<[Uint8Array, Uint8Array]>>;
+  get(store: string, key: Uint8Array): Promise<Uint8Array | undefined>;
+  /** Records with from ≤ key ≤ to, ascending (or descending with `reverse`), at most `limit`. */
+  range(store: string, from: Uint8Array, to: Uint8Array, options: { limit: number; reverse: boolean }): Promise<Array<[Uint8Array, Uint8Array]>>;
+  /** Applies every operation or none. */
+  commit(ops: StoreOp[]): Promise<void>;
+  /** A key-encryption key kept by the platform (a non-extractable WebCrypto key, a key file), if any. */
+  deviceKey?(): Promise<CryptoKey>;
+  close(): Promise<void>;
+}
+
 /** Options of `node.chat`. */
 export interface ChatOptions {
   /** Local profile; one account per name; default "default". */
   name?: string;
-  /** Where state lives. This release keeps it in memory; persistent stores land next. */
-  store?: "memory";
+  /** Where state lives. Default: "indexeddb" in browsers, "memory" in Node. `{ path }` is a directory (Node). */
+  store?: "indexeddb" | "memory" | { path: string } | StorageAdapter;
+  /** Encrypts the store at rest under a key derived from it (PBKDF2-SHA-256). */
+  passphrase?: string;
 }
 
 /** The sender of a message; `accountId` only once the directory confirms the installation. */
@@ -110,8 +138,12 @@ export interface ConversationInfo {
 export interface Conversation {
   readonly id: string;
   readonly kind: "direct" | "group";
-  /** Sends text or bytes; resolves once the message is handed to the network. */
+  /** Sends text or bytes; resolves once the message is stored and handed to the network. */
   send(content: string | Uint8Array, options?: { contentType?: string }): Promise<{ messageId: string }>;
+  /** Stored messages, newest last: the `limit` (default 50) before message `before` (default: the newest). */
+  history(options?: { limit?: number; before?: string }): Promise<ChatMessage[]>;
+  /** Marks the conversation read up to this message (the unread count drops to 0). */
+  markRead(messageId: string): Promise<void>;
 }
 
 /** One account's installation on a node: the Chat API. */

@@ -60,10 +60,10 @@ fn texts(events: &[JsValue]) -> Vec<String> {
 #[wasm_bindgen_test]
 fn two_installations_chat_both_ways_in_wasm() {
     let mut net = Net::default();
-    let mut alice = WasmClient::create(1.0).unwrap();
-    let mut bob = WasmClient::create(1.0).unwrap();
-    net.publish(&alice.announce(1.0).unwrap());
-    net.publish(&bob.announce(1.0).unwrap());
+    let mut alice = WasmClient::create(1.0, &[1; 32]).unwrap();
+    let mut bob = WasmClient::create(1.0, &[2; 32]).unwrap();
+    net.publish(&alice.take_startup_effects());
+    net.publish(&bob.take_startup_effects());
     net.deliver(&mut alice);
 
     let started = alice.start_direct(&bob.account_id(), 3.0).unwrap();
@@ -87,11 +87,17 @@ fn two_installations_chat_both_ways_in_wasm() {
 
 #[wasm_bindgen_test]
 fn bindings_report_errors_as_codes() {
-    let mut c = WasmClient::create(1.0).unwrap();
+    assert_eq!(
+        get(&WasmClient::create(1.0, &[1; 31]).err().unwrap(), "code").as_string().as_deref(),
+        Some("INVALID_ARGUMENT")
+    );
+    let mut c = WasmClient::create(1.0, &[3; 32]).unwrap();
     let e = c.start_direct("nope", 1.0).err().unwrap();
     assert_eq!(get(&e, "code").as_string().as_deref(), Some("INVALID_ARGUMENT"));
     let e = c.start_direct(&"ab".repeat(32), 1.0).err().unwrap();
     assert_eq!(get(&e, "code").as_string().as_deref(), Some("UNKNOWN_ACCOUNT"));
+    let e = WasmClient::restore(&[3; 32], Array::new(), 1.0).err().unwrap();
+    assert_eq!(get(&e, "code").as_string().as_deref(), Some("STORE_CORRUPT"));
     let e = c.send("00", b"x", 1.0).err().unwrap();
     assert_eq!(get(&e, "code").as_string().as_deref(), Some("UNKNOWN_CONVERSATION"));
     // Garbage from the network is an event, never a throw.

@@ -34,6 +34,10 @@ impl AccountKey {
     pub fn id(&self) -> AccountId {
         AccountId::from_bytes(self.0.verifying_key().to_bytes())
     }
+    /// The secret seed, for the sealed account record only.
+    pub(crate) fn seed(&self) -> zeroize::Zeroizing<[u8; 32]> {
+        zeroize::Zeroizing::new(self.0.to_bytes())
+    }
     /// Signs a device bundle listing `devices` at `lamport`.
     pub fn sign_bundle(&self, lamport: u64, devices: Vec<InstallationId>) -> Result<DeviceBundle> {
         let payload = DeviceBundle::encode_payload(lamport, &devices)?;
@@ -63,6 +67,10 @@ impl InstallationKey {
     /// The signer id.
     pub fn id(&self) -> InstallationId {
         InstallationId::from_bytes(self.0.verifying_key().to_bytes())
+    }
+    /// The secret seed, for the sealed account record only.
+    pub(crate) fn seed(&self) -> zeroize::Zeroizing<[u8; 32]> {
+        zeroize::Zeroizing::new(self.0.to_bytes())
     }
     /// Signs arbitrary bytes (key-package submissions, MLS signatures).
     pub fn sign(&self, msg: &[u8]) -> [u8; 64] {

@@ -6,6 +6,8 @@
 
 use serde::Serialize;
 
+use super::store::StoreOp;
+
 /// An envelope to hand to the transport.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -15,6 +17,8 @@ pub struct Outbound {
     /// The encoded message.
     #[serde(with = "serde_bytes")]
     pub payload: Vec<u8>,
+    /// Its outbox entry: report acceptance with `Client::outbox_sent`.
+    pub outbox_id: u64,
 }
 
 /// The sender of a message as the app sees it.
@@ -111,6 +115,8 @@ pub enum Event {
 #[derive(Debug, Default, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Effects {
+    /// Storage operations, applied in one transaction before anything is published.
+    pub store: Vec<StoreOp>,
     /// Topics to subscribe to, each followed by a history query to catch up.
     pub subscribe: Vec<String>,
     /// Envelopes to publish, in order, after anything persisted.
@@ -128,6 +134,7 @@ pub struct Effects {
 impl Effects {
     /// Appends another call's effects.
     pub fn extend(&mut self, other: Effects) {
+        self.store.extend(other.store);
         self.subscribe.extend(other.subscribe);
         self.publish.extend(other.publish);
         self.lookups.extend(other.lookups);

@@ -21,6 +21,8 @@ pub enum ErrorCode {
     DecryptFailed,
     /// A peer sent something that breaks the protocol.
     Protocol,
+    /// Stored state does not authenticate or decode.
+    StoreCorrupt,
 }
 
 impl ErrorCode {
@@ -33,6 +35,7 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ErrorCode::DecryptFailed => "DECRYPT_FAILED",
             ErrorCode::Protocol => "PROTOCOL",
+            ErrorCode::StoreCorrupt => "STORE_CORRUPT",
         }
     }
 }
@@ -74,6 +77,9 @@ pub enum CoreError {
     /// A message that cannot be decrypted.
     #[error("decrypt failed: {0}")]
     Decrypt(String),
+    /// Stored state that does not authenticate or decode; never silently reset.
+    #[error("store corrupt: {0}")]
+    StoreCorrupt(String),
 }
 
 impl CoreError {
@@ -85,6 +91,7 @@ impl CoreError {
             CoreError::UnknownConversation(_) => ErrorCode::UnknownConversation,
             CoreError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             CoreError::Decrypt(_) => ErrorCode::DecryptFailed,
+            CoreError::StoreCorrupt(_) => ErrorCode::StoreCorrupt,
             CoreError::Decode { .. } | CoreError::Verify(_) | CoreError::Mls(_) => ErrorCode::Protocol,
         }
     }

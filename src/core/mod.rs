@@ -12,6 +12,7 @@ pub mod directory;
 pub mod effects;
 pub mod error;
 pub mod sds;
+pub mod store;
 pub mod wire;
 
 #[cfg(test)]

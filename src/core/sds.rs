@@ -14,8 +14,6 @@ use super::wire::{HistoryEntry, ReliablePayload};
 
 /// How many ids a payload's causal history carries (libchat: 10).
 pub const CAUSAL_HISTORY_LEN: usize = 10;
-/// How many seen ids a channel remembers for ack and missing detection.
-const SEEN_CAP: usize = 4096;
 
 /// `hex(B2b-256("deterministic_frame_id|" ‖ channel ‖ "|" ‖ sender ‖ "|" ‖ lamport i32 BE ‖ "|" ‖ content))`.
 pub fn message_id(channel_id: &str, sender_id: &str, lamport: i32, content: &[u8]) -> MessageId {
@@ -47,18 +45,37 @@ pub struct HistoryReport {
     pub missing: Vec<(MessageId, String)>,
 }
 
-/// One conversation's reliability state.
+/// One conversation's reliability state. Bounded: it remembers the last
+/// [`RECENT_CAP`] ids, which is what ack and missing detection look at (a peer's
+/// causal history names its last 10), and it is what the store persists.
 #[derive(Debug, Default, Clone)]
 pub struct Channel {
     lamport: i32,
     history: VecDeque<HistoryEntry>,
-    seen: HashSet<String>,
-    seen_order: VecDeque<String>,
+    recent: VecDeque<(String, bool)>,
+    recent_set: HashSet<String>,
     own: HashSet<String>,
     reported: HashSet<String>,
 }
 
+/// How many recent ids a channel remembers (and persists).
+pub const RECENT_CAP: usize = 512;
+
 impl Channel {
+    /// Rebuilds a channel from its persisted parts.
+    pub fn restore(lamport: i32, history: Vec<HistoryEntry>, recent: Vec<(String, bool)>) -> Self {
+        let mut c = Channel { lamport, history: history.into_iter().collect(), ..Channel::default() };
+        for (id, own) in recent {
+            c.note(&id, own);
+        }
+        c
+    }
+
+    /// The persisted parts: (lamport, causal history, recent ids with an own-flag).
+    pub fn parts(&self) -> (i32, Vec<HistoryEntry>, Vec<(String, bool)>) {
+        (self.lamport, self.history.iter().cloned().collect(), self.recent.iter().cloned().collect())
+    }
+
     /// Wraps `content` for sending: increments the clock first (the first message carries 1).
     pub fn wrap(&mut self, channel_id: &str, sender_id: &str, content: Vec<u8>) -> ReliablePayload {
         self.lamport = self.lamport.saturating_add(1);
@@ -72,46 +89,58 @@ impl Channel {
             bloom_filter: Vec::new(),
             content,
         };
-        self.own.insert(id.0.clone());
-        self.remember(&id.0, sender_id);
+        self.remember(&id.0, sender_id, true);
         payload
     }
 
-    /// Whether this id was already seen (sent or received).
+    /// Whether this id was recently seen (sent or received).
     pub fn has_seen(&self, id: &str) -> bool {
-        self.seen.contains(id)
+        self.recent_set.contains(id)
     }
 
     /// Records a received payload and reports acks and missing ids.
     pub fn receive(&mut self, p: &ReliablePayload) -> HistoryReport {
         self.lamport = self.lamport.max(p.lamport_timestamp);
         let mut report = HistoryReport::default();
+        if self.reported.len() > 4 * RECENT_CAP {
+            self.reported.clear();
+        }
         for e in &p.causal_history {
             if self.own.contains(&e.message_id) {
-                let key = format!("ack|{}|{}", e.message_id, p.sender_id);
-                if self.reported.insert(key) {
+                if self.reported.insert(format!("ack|{}|{}", e.message_id, p.sender_id)) {
                     report.acked.push(MessageId(e.message_id.clone()));
                 }
-            } else if !self.seen.contains(&e.message_id)
+            } else if !self.recent_set.contains(&e.message_id)
                 && self.reported.insert(format!("missing|{}", e.message_id))
             {
                 report.missing.push((MessageId(e.message_id.clone()), e.sender_id.clone()));
             }
         }
-        self.remember(&p.message_id, &p.sender_id);
+        self.remember(&p.message_id, &p.sender_id, false);
         report
     }
 
-    fn remember(&mut self, id: &str, sender_id: &str) {
-        if !self.seen.insert(id.to_owned()) {
+    fn note(&mut self, id: &str, own: bool) {
+        if !self.recent_set.insert(id.to_owned()) {
             return;
         }
-        self.seen_order.push_back(id.to_owned());
-        if self.seen_order.len() > SEEN_CAP {
-            if let Some(old) = self.seen_order.pop_front() {
-                self.seen.remove(&old);
+        if own {
+            self.own.insert(id.to_owned());
+        }
+        self.recent.push_back((id.to_owned(), own));
+        while self.recent.len() > RECENT_CAP {
+            if let Some((old, _)) = self.recent.pop_front() {
+                self.recent_set.remove(&old);
+                self.own.remove(&old);
             }
         }
+    }
+
+    fn remember(&mut self, id: &str, sender_id: &str, own: bool) {
+        if self.recent_set.contains(id) {
+            return;
+        }
+        self.note(id, own);
         self.history.push_back(HistoryEntry {
             message_id: id.to_owned(),
             retrieval_hint: Vec::new(),
@@ -163,5 +192,22 @@ mod tests {
         assert_eq!(r.acked, vec![MessageId(m2.message_id.clone())]);
         assert!(a.receive(&reply).acked.is_empty());
         assert_eq!(reply.lamport_timestamp, 3);
+    }
+
+    #[test]
+    fn a_restored_channel_keeps_clock_history_and_acks() {
+        let mut a = Channel::default();
+        let m1 = a.wrap("c", "alice", b"x".to_vec());
+        let (lamport, history, recent) = a.parts();
+        let mut back = Channel::restore(lamport, history, recent);
+        let mut b = Channel::default();
+        b.receive(&m1);
+        let reply = b.wrap("c", "bob", b"y".to_vec());
+        assert_eq!(back.receive(&reply).acked, vec![MessageId(m1.message_id.clone())]);
+        assert_eq!(back.wrap("c", "alice", b"z".to_vec()).lamport_timestamp, 3);
+        for i in 0..(RECENT_CAP as u32 + 10) {
+            back.wrap("c", "alice", i.to_be_bytes().to_vec());
+        }
+        assert_eq!(back.parts().2.len(), RECENT_CAP);
     }
 }

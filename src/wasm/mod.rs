@@ -7,6 +7,7 @@
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
+use crate::core::store::Store;
 use crate::core::wire::{encoded_message_size, message_hash, pubsub_topic};
 use crate::core::{Client, ContentTopic, CoreError, Effects};
 
@@ -47,19 +48,58 @@ struct Sent {
     effects: Effects,
 }
 
+fn store_key(key: &[u8]) -> Result<[u8; 32], JsValue> {
+    <[u8; 32]>::try_from(key).map_err(|_| err(CoreError::InvalidArgument("a store key has 32 bytes".into())))
+}
+
+fn bytes(v: &JsValue) -> Vec<u8> {
+    js_sys::Uint8Array::new(v).to_vec()
+}
+
 /// One installation's chat state, driven from JavaScript.
 #[wasm_bindgen]
 pub struct WasmClient {
     inner: Client,
+    startup: Option<Effects>,
 }
 
 #[wasm_bindgen]
 impl WasmClient {
-    /// A new account with its first installation.
+    /// A new account with its first installation, sealed under `storeKey` (32 bytes).
+    /// Its first effects (persist, announce) come from `takeStartupEffects`.
     #[wasm_bindgen]
-    pub fn create(now: f64) -> Result<WasmClient, JsValue> {
-        let (inner, _fx) = Client::create(Box::new(rand_core::OsRng), ms(now)).map_err(err)?;
-        Ok(WasmClient { inner })
+    pub fn create(now: f64, store_key_bytes: &[u8]) -> Result<WasmClient, JsValue> {
+        let key = store_key(store_key_bytes)?;
+        let (inner, fx) = Client::create(Box::new(rand_core::OsRng), &key, ms(now)).map_err(err)?;
+        Ok(WasmClient { inner, startup: Some(fx) })
+    }
+
+    /// Restores a client from `[store, key, value]` records of the stores loaded at
+    /// start; throws `{ code: "STORE_CORRUPT" }` when they do not open.
+    #[wasm_bindgen]
+    pub fn restore(store_key_bytes: &[u8], records: js_sys::Array, now: f64) -> Result<WasmClient, JsValue> {
+        let key = store_key(store_key_bytes)?;
+        let mut loaded = Vec::with_capacity(records.length() as usize);
+        for r in records.iter() {
+            let r = js_sys::Array::from(&r);
+            let store = r.get(0).as_string().unwrap_or_default();
+            loaded.push((store, bytes(&r.get(1)), bytes(&r.get(2))));
+        }
+        let (inner, fx) = Client::restore(Box::new(rand_core::OsRng), &key, loaded, ms(now)).map_err(err)?;
+        Ok(WasmClient { inner, startup: Some(fx) })
+    }
+
+    /// The effects of `create` / `restore`, once.
+    #[wasm_bindgen(js_name = takeStartupEffects)]
+    pub fn take_startup_effects(&mut self) -> JsValue {
+        to_js(&self.startup.take().unwrap_or_default())
+    }
+
+    /// Every object store name, and which of them are loaded whole at start.
+    #[wasm_bindgen(js_name = storeNames)]
+    pub fn store_names() -> JsValue {
+        let all: Vec<(&str, bool)> = Store::ALL.iter().map(|s| (s.name(), s.loaded_at_start())).collect();
+        to_js(&all)
     }
 
     /// The account address.
@@ -76,8 +116,14 @@ impl WasmClient {
 
     /// Effects that publish this installation to the directory and subscribe its inbox.
     #[wasm_bindgen]
-    pub fn announce(&self, now: f64) -> Result<JsValue, JsValue> {
+    pub fn announce(&mut self, now: f64) -> Result<JsValue, JsValue> {
         self.inner.announce(ms(now)).map(|fx| to_js(&fx)).map_err(err)
+    }
+
+    /// The transport accepted outbox entry `id`.
+    #[wasm_bindgen(js_name = outboxSent)]
+    pub fn outbox_sent(&mut self, id: f64) -> JsValue {
+        to_js(&self.inner.outbox_sent(ms(id)))
     }
 
     /// The content topics a directory lookup reads.
@@ -128,6 +174,58 @@ impl WasmClient {
     #[wasm_bindgen(js_name = hasConversation)]
     pub fn has_conversation(&self, id: &str) -> bool {
         self.inner.has_conversation(id)
+    }
+
+    /// The `messages` key range before sequence `before` (exclusive): `{ from, to }`.
+    #[wasm_bindgen(js_name = historyRange)]
+    pub fn history_range(&self, conversation: &str, before: Option<f64>) -> Result<JsValue, JsValue> {
+        let (from, to) = self.inner.history_range(conversation, before.map(ms)).map_err(err)?;
+        #[derive(Serialize)]
+        struct Range {
+            #[serde(with = "serde_bytes")]
+            from: Vec<u8>,
+            #[serde(with = "serde_bytes")]
+            to: Vec<u8>,
+        }
+        Ok(to_js(&Range { from, to }))
+    }
+
+    /// The `message_index` key of a message id.
+    #[wasm_bindgen(js_name = messageIndexKey)]
+    pub fn message_index_key(&self, message_id: &str) -> Vec<u8> {
+        self.inner.message_index_key(message_id)
+    }
+
+    /// Opens a `message_index` record: `{ conversationId, seq }`.
+    #[wasm_bindgen(js_name = openMessageIndex)]
+    pub fn open_message_index(&self, key: &[u8], value: &[u8]) -> Result<JsValue, JsValue> {
+        let (conversation_id, seq) = self.inner.open_message_index(key, value).map_err(err)?;
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Index {
+            conversation_id: String,
+            seq: f64,
+        }
+        Ok(to_js(&Index { conversation_id, seq: seq as f64 }))
+    }
+
+    /// Opens `messages` records (`[key, value]` pairs) into chat messages.
+    #[wasm_bindgen(js_name = openMessages)]
+    pub fn open_messages(&self, records: js_sys::Array) -> Result<JsValue, JsValue> {
+        let recs: Vec<(Vec<u8>, Vec<u8>)> = records
+            .iter()
+            .map(|r| {
+                let r = js_sys::Array::from(&r);
+                (bytes(&r.get(0)), bytes(&r.get(1)))
+            })
+            .collect();
+        self.inner.open_messages(&recs).map(|m| to_js(&m)).map_err(err)
+    }
+
+    /// Marks a conversation read (local).
+    #[wasm_bindgen(js_name = markRead)]
+    pub fn mark_read(&mut self, conversation: &str) -> Result<JsValue, JsValue> {
+        self.inner.mark_read(conversation).map(|fx| to_js(&fx)).map_err(err)
     }
 }
 

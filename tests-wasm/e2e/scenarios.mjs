@@ -36,8 +36,8 @@ export async function twoAccountsChatBothWays(logos) {
   const hub = logos.createMemoryHub();
   const aliceNode = await logos.connect("memory", { hub });
   const bobNode = await logos.connect("memory", { hub });
-  const alice = await aliceNode.chat({ name: "alice" });
-  const bob = await bobNode.chat({ name: "bob" });
+  const alice = await aliceNode.chat({ name: "alice", store: "memory" });
+  const bob = await bobNode.chat({ name: "bob", store: "memory" });
   assert(/^[0-9a-f]{64}$/.test(alice.accountId), "account id is 64 hex chars");
   assert(alice.accountId !== bob.accountId, "two accounts");
 
@@ -63,8 +63,16 @@ export async function twoAccountsChatBothWays(logos) {
   assert(m2.text === "hi alice" && m2.sender.accountId === bob.accountId, "alice got bob's reply");
   await iter.return();
 
+  const h = await dm.history();
+  assert(h.map((m) => m.text).join("|") === "hello bob|hi alice", `alice's history: ${h.map((m) => m.text)}`);
+  assert(h[0].outgoing && !h[1].outgoing && h[1].sender.accountId === bob.accountId, "history directions");
+  const older = await dm.history({ before: h[1].id, limit: 10 });
+  assert(older.length === 1 && older[0].id === h[0].id, "paging with before");
   const [ca, cb] = [await alice.conversations(), await bob.conversations()];
   assert(ca.length === 1 && cb.length === 1 && ca[0].id === cb[0].id, "one shared conversation each");
+  assert(cb[0].unread === 1 && ca[0].unread === 1 && ca[0].lastMessageAt instanceof Date, "unread and last activity");
+  await bobDm.markRead(m1.id);
+  assert((await bob.conversations())[0].unread === 0, "markRead clears unread");
   assert((await alice.startDirect(bob.accountId)).id === dm.id, "startDirect again returns the same conversation");
   await aliceNode.close();
   await bobNode.close();
@@ -75,7 +83,7 @@ export async function twoAccountsChatBothWays(logos) {
 /** startDirect with a malformed or unknown account id rejects with a code. */
 export async function startDirectRejectsBadAccounts(logos) {
   const node = await logos.connect("memory", { hub: logos.createMemoryHub() });
-  const chat = await node.chat();
+  const chat = await node.chat({ store: "memory" });
   await rejectsWith(chat.startDirect("not an account"), "INVALID_ARGUMENT");
   await rejectsWith(chat.startDirect("ab".repeat(31)), "INVALID_ARGUMENT");
   await rejectsWith(chat.startDirect(42), "INVALID_ARGUMENT");
@@ -121,8 +129,8 @@ export async function bringYourOwnTransport(logos) {
     query: (q) => t.query(q),
     close: () => t.close(),
   });
-  const a = await (await logos.connect(wrap(hub.transport()))).chat();
-  const b = await (await logos.connect(wrap(hub.transport()))).chat();
+  const a = await (await logos.connect(wrap(hub.transport()))).chat({ name: "a", store: "memory" });
+  const b = await (await logos.connect(wrap(hub.transport()))).chat({ name: "b", store: "memory" });
   const got = waitFor(b, "message");
   await (await a.startDirect(b.accountId)).send("over a custom transport");
   assert((await got).text === "over a custom transport", "delivered");

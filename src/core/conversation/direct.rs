@@ -15,6 +15,7 @@ use crate::core::account::{DelegateCredential, InstallationKey};
 use crate::core::address::{AccountId, ConversationId};
 use crate::core::error::{CoreError, Result};
 use crate::core::sds::Channel;
+use crate::core::store::ConversationRecord;
 
 /// What an inbound MLS message turned out to be.
 #[derive(Debug)]
@@ -41,6 +42,21 @@ pub struct DirectConversation {
     pub peer: AccountId,
     /// Lamport clock and causal history.
     pub channel: Channel,
+    /// Bookkeeping for the conversation list and history.
+    pub meta: ConversationMeta,
+}
+
+/// Per-conversation bookkeeping that is not protocol state.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ConversationMeta {
+    /// The sequence number the next stored message gets.
+    pub next_seq: u64,
+    /// Incoming messages not yet read.
+    pub unread: u32,
+    /// Time of the last message (ms), 0 if none.
+    pub last_message_at: u64,
+    /// When this installation created or joined it (ms).
+    pub created_at: u64,
 }
 
 /// The output of creating a conversation: it, the Commit and the Welcome (MLSMessage bytes).
@@ -74,7 +90,17 @@ impl DirectConversation {
         let commit = commit.tls_serialize_detached().map_err(CoreError::mls)?;
         let welcome = welcome.tls_serialize_detached().map_err(CoreError::mls)?;
         let id = ConversationId::from_group_id(&group_id);
-        Ok((DirectConversation { id, group, peer, channel: Channel::default() }, commit, welcome))
+        Ok((
+            DirectConversation {
+                id,
+                group,
+                peer,
+                channel: Channel::default(),
+                meta: ConversationMeta::default(),
+            },
+            commit,
+            welcome,
+        ))
     }
 
     /// Joins from an MLSMessage-framed Welcome (the `group_v1` invite arm).
@@ -98,7 +124,13 @@ impl DirectConversation {
             }
         }
         let peer = peer.ok_or(CoreError::Verify("a direct chat needs a peer account"))?;
-        Ok(DirectConversation { id, group, peer, channel: Channel::default() })
+        Ok(DirectConversation {
+            id,
+            group,
+            peer,
+            channel: Channel::default(),
+            meta: ConversationMeta::default(),
+        })
     }
 
     /// The conversation id (`hex(GroupId)`).
@@ -130,21 +162,65 @@ impl DirectConversation {
         out.tls_serialize_detached().map_err(CoreError::mls)
     }
 
-    /// Processes one inbound MLSMessage (TLS bytes). On any failure the group is
-    /// left exactly as it was: openmls consumes a generation's key before the
-    /// AEAD check (a corrupted copy would burn the real message's key), so the
-    /// state is snapshotted and restored. The storage issue replaces the full
-    /// snapshot with a discarded write journal.
+    /// Processes one inbound MLSMessage (TLS bytes). On failure the caller must
+    /// restore the provider's storage and call [`DirectConversation::reload`]:
+    /// openmls consumes a generation's key before the AEAD check, so a corrupted
+    /// copy would otherwise burn the real message's key.
     pub fn process(&mut self, provider: &Provider, bytes: &[u8]) -> Result<Inbound> {
-        let snapshot = provider.storage().values.read().map_err(CoreError::mls)?.clone();
-        let result = self.process_inner(provider, bytes);
-        if result.is_err() {
-            *provider.storage().values.write().map_err(CoreError::mls)? = snapshot;
-            if let Ok(Some(group)) = MlsGroup::load(provider.storage(), self.group.group_id()) {
-                self.group = group;
-            }
+        self.process_inner(provider, bytes)
+    }
+
+    /// Reloads the group from the provider's storage (after a rollback).
+    pub fn reload(&mut self, provider: &Provider) -> Result<()> {
+        let group = MlsGroup::load(provider.storage(), self.group.group_id())
+            .map_err(CoreError::mls)?
+            .ok_or_else(|| CoreError::StoreCorrupt("an MLS group vanished from the store".into()))?;
+        self.group = group;
+        Ok(())
+    }
+
+    /// The persisted form of this conversation (its MLS state is persisted apart).
+    pub fn record(&self) -> ConversationRecord {
+        let (lamport, history, recent) = self.channel.parts();
+        ConversationRecord {
+            id: self.id.as_str().to_owned(),
+            kind: "direct".into(),
+            peer: self.peer.as_bytes().to_vec(),
+            lamport,
+            history,
+            next_seq: self.meta.next_seq,
+            unread: self.meta.unread,
+            last_message_at: self.meta.last_message_at,
+            created_at: self.meta.created_at,
+            recent: recent.iter().map(|(id, _)| id.clone()).collect(),
+            recent_own: recent.iter().map(|(_, own)| *own).collect(),
         }
-        result
+    }
+
+    /// Rebuilds a conversation from its record and the MLS state in the provider.
+    pub fn restore(provider: &Provider, rec: ConversationRecord) -> Result<Self> {
+        let corrupt = |why: &str| CoreError::StoreCorrupt(format!("conversation record: {why}"));
+        let id = ConversationId::parse(&rec.id).map_err(|_| corrupt("id"))?;
+        let group_id = hex::decode(&rec.id).map_err(|_| corrupt("id"))?;
+        let peer = <[u8; 32]>::try_from(rec.peer.as_slice())
+            .map(AccountId::from_bytes)
+            .map_err(|_| corrupt("peer"))?;
+        let group = MlsGroup::load(provider.storage(), &GroupId::from_slice(&group_id))
+            .map_err(CoreError::mls)?
+            .ok_or_else(|| corrupt("no MLS state"))?;
+        let recent = rec.recent.into_iter().zip(rec.recent_own).collect();
+        Ok(DirectConversation {
+            id,
+            group,
+            peer,
+            channel: Channel::restore(rec.lamport, rec.history, recent),
+            meta: ConversationMeta {
+                next_seq: rec.next_seq,
+                unread: rec.unread,
+                last_message_at: rec.last_message_at,
+                created_at: rec.created_at,
+            },
+        })
     }
 
     fn process_inner(&mut self, provider: &Provider, bytes: &[u8]) -> Result<Inbound> {

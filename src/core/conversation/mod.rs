@@ -7,4 +7,4 @@
 pub mod direct;
 pub mod mls;
 
-pub use direct::{DirectConversation, Inbound};
+pub use direct::{ConversationMeta, DirectConversation, Inbound};

@@ -1,4 +1,5 @@
 //! Multi-client scenarios on a simulated network with a store and a virtual clock.
 
 mod direct;
+mod persist;
 mod sim;

@@ -3,12 +3,19 @@
 //! online, or subscribes to a new topic, catches up from the history, as the
 //! driver does with a store query.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
 use crate::core::{Client, Effects, Event};
+
+/// The store key a simulated node's storage is sealed with.
+pub fn store_key(seed: u64) -> [u8; 32] {
+    let mut k = [0u8; 32];
+    k[..8].copy_from_slice(&seed.to_le_bytes());
+    k
+}
 
 /// One published message.
 #[derive(Clone, Debug)]
@@ -20,6 +27,9 @@ pub struct Msg {
 
 pub struct Node {
     pub client: Client,
+    pub seed: u64,
+    /// What the driver committed: (store, key) → sealed value.
+    pub disk: BTreeMap<(String, Vec<u8>), Vec<u8>>,
     pub online: bool,
     pub subs: BTreeSet<String>,
     pub queue: VecDeque<Msg>,
@@ -39,9 +49,11 @@ impl Net {
     pub fn join(&mut self, seed: u64) -> usize {
         self.now += 1;
         let rng = Box::new(ChaCha20Rng::seed_from_u64(seed));
-        let (client, fx) = Client::create(rng, self.now).unwrap();
+        let (client, fx) = Client::create(rng, &store_key(seed), self.now).unwrap();
         self.nodes.push(Node {
             client,
+            seed,
+            disk: BTreeMap::new(),
             online: true,
             subs: BTreeSet::new(),
             queue: VecDeque::new(),
@@ -56,8 +68,10 @@ impl Net {
         self.nodes[i].client.account_id().to_hex()
     }
 
-    /// What the driver does with a call's effects.
+    /// What the driver does with a call's effects: persist, subscribe, publish
+    /// (and clear the outbox), look up, emit.
     pub fn apply(&mut self, i: usize, fx: Effects) {
+        self.persist(i, &fx);
         for t in fx.subscribe {
             if self.nodes[i].subs.insert(t.clone()) {
                 let backlog: Vec<Msg> = self.history.iter().filter(|m| m.topic == t).cloned().collect();
@@ -65,6 +79,8 @@ impl Net {
             }
         }
         for o in fx.publish {
+            let sent = self.nodes[i].client.outbox_sent(o.outbox_id);
+            self.persist(i, &sent);
             self.publishes += 1;
             let m = Msg { topic: o.content_topic, payload: o.payload, sent_at: self.now };
             self.history.push(m.clone());
@@ -78,6 +94,40 @@ impl Net {
             self.apply(i, fx);
         }
         self.nodes[i].events.extend(fx.events);
+    }
+
+    fn persist(&mut self, i: usize, fx: &Effects) {
+        let disk = &mut self.nodes[i].disk;
+        for op in &fx.store {
+            let k = (op.store.to_owned(), op.key.clone());
+            match &op.value {
+                Some(v) => disk.insert(k, v.clone()),
+                None => disk.remove(&k),
+            };
+        }
+    }
+
+    /// Stops node `i` (its queue is lost) and starts it again from its disk.
+    pub fn restart(&mut self, i: usize) {
+        self.now += 1;
+        let records = self.nodes[i]
+            .disk
+            .iter()
+            .filter(|((s, _), _)| {
+                crate::core::store::Store::from_name(s).is_some_and(|s| s.loaded_at_start())
+            })
+            .map(|((s, k), v)| (s.clone(), k.clone(), v.clone()))
+            .collect();
+        let seed = self.nodes[i].seed;
+        let rng = Box::new(ChaCha20Rng::seed_from_u64(seed ^ self.now));
+        let (client, fx) = Client::restore(rng, &store_key(seed), records, self.now).unwrap();
+        let node = &mut self.nodes[i];
+        node.client = client;
+        node.subs.clear();
+        node.queue.clear();
+        self.apply(i, fx);
+        let fx = self.nodes[i].client.announce(self.now).unwrap();
+        self.apply(i, fx);
     }
 
     /// A directory lookup: read both directory topics' history into the client.
