@@ -80,7 +80,7 @@ class DirectConversationHandle implements Conversation {
   }
 }
 
-/** A test hook (Node only): kill the process after a commit, before publishing. */
+/** A test hook (Node only): kill the process after a message's commit, before it is published. */
 function crashAfterPersist(): boolean {
   const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
   return env?.LOGOS_CHAT_TEST_CRASH_AFTER_PERSIST === "1";
@@ -130,6 +130,7 @@ export class ChatImpl implements Chat {
   private readonly closeHooks: (() => void)[] = [];
 
   private release: (() => void) | undefined;
+  private crashArmed = false;
 
   private constructor(
     private readonly client: glue.WasmClient,
@@ -208,7 +209,7 @@ export class ChatImpl implements Chat {
     } catch (e) {
       throw toLogosError(e, "STORE_CORRUPT");
     }
-    if (fx.publish.length > 0 && crashAfterPersist()) {
+    if (fx.publish.length > 0 && this.crashArmed) {
       const proc = (globalThis as unknown as { process: { kill(pid: number, sig: string): void; pid: number } }).process;
       proc.kill(proc.pid, "SIGKILL");
     }
@@ -304,6 +305,7 @@ export class ChatImpl implements Chat {
       } catch (e) {
         throw toLogosError(e);
       }
+      this.crashArmed = crashAfterPersist();
       await this.apply(sent.effects);
       return { messageId: sent.messageId };
     });

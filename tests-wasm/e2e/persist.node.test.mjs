@@ -1,0 +1,104 @@
+// Persistence in Node with `store: { path }`, across real process restarts: identity,
+// conversations and history come back; a crash between persist and publish sends the
+// message exactly once; corruption, a wrong passphrase and a second writer are refused.
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { cpSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+
+const root = mkdtempSync(join(tmpdir(), "logos-chat-persist-"));
+const net = join(root, "net");
+
+function run(name, steps = [], extra = {}) {
+  const args = JSON.stringify({ dir: join(root, "stores"), name, net, steps, ...extra });
+  const r = spawnSync(process.execPath, ["persist-child.mjs", args], { encoding: "utf8", env: { ...process.env, ...(extra.env ?? {}) }, timeout: 60_000 });
+  const line = r.stdout.trim().split("\n").pop() ?? "";
+  return { ...(line ? JSON.parse(line) : {}), signal: r.signal, status: r.status, stderr: r.stderr };
+}
+
+test("alice and bob chat across process restarts; a crash between persist and publish sends once", { timeout: 240_000 }, () => {
+  const a0 = run("alice");
+  const b0 = run("bob");
+  assert.ok(!a0.error && !b0.error, JSON.stringify([a0.error, b0.error]));
+
+  const a1 = run("alice", [{ op: "startDirect", peer: b0.accountId }, { op: "send", text: "first message from disk" }]);
+  assert.equal(a1.accountId, a0.accountId, "alice's identity came back");
+  assert.ok(!a1.error, JSON.stringify(a1.error));
+
+  const b1 = run("bob", [{ op: "waitText", text: "first message from disk" }, { op: "send", text: "reply from a new process" }]);
+  assert.equal(b1.accountId, b0.accountId);
+  assert.deepEqual(b1.history.map((m) => m.text), ["first message from disk", "reply from a new process"]);
+  assert.equal(b1.history[0].from, a0.accountId, "sender verified after restart");
+
+  const a2 = run("alice", [{ op: "waitText", text: "reply from a new process" }]);
+  assert.deepEqual(a2.history.map((m) => m.text), ["first message from disk", "reply from a new process"]);
+  assert.equal(a2.conversations.length, 1);
+
+  // Crash: the process dies after committing, before publishing.
+  const crashed = run("alice", [{ op: "send", text: "sent across a crash" }], { env: { LOGOS_CHAT_TEST_CRASH_AFTER_PERSIST: "1" } });
+  assert.equal(crashed.signal, "SIGKILL", "the test hook killed the process");
+  const netBefore = readFileSync(join(net, "messages.jsonl"), "utf8").split("\n").filter(Boolean).length;
+  const a3 = run("alice", [{ op: "sleep", ms: 200 }]);
+  assert.ok(!a3.error, JSON.stringify(a3.error));
+  assert.equal(a3.history.filter((m) => m.text === "sent across a crash").length, 1, "stored once");
+  const a4 = run("alice", [{ op: "sleep", ms: 200 }]);
+  const lines = readFileSync(join(net, "messages.jsonl"), "utf8").split("\n").filter(Boolean);
+  assert.ok(!a4.error);
+  const b2 = run("bob", [{ op: "waitText", text: "sent across a crash" }, { op: "sleep", ms: 300 }]);
+  assert.deepEqual(b2.history.map((m) => m.text), ["first message from disk", "reply from a new process", "sent across a crash"]);
+  // Restarted twice, alice re-published the outbox once (plus her directory records each start).
+  const convoLines = lines.slice(netBefore).map((l) => JSON.parse(l)).filter((m) => !m.t.includes("store-"));
+  assert.equal(convoLines.length, 1, `the outbox re-sent the message exactly once: ${convoLines.length}`);
+});
+
+test("the store on disk holds no plaintext message and no key material", () => {
+  const dir = join(root, "stores", "alice");
+  for (const f of readdirSync(dir)) {
+    const bytes = readFileSync(join(dir, f));
+    for (const needle of ["first message from disk", "reply from a new process", "sent across a crash"]) {
+      assert.equal(bytes.includes(Buffer.from(needle)), false, `${f} contains "${needle}"`);
+    }
+  }
+  assert.equal(statSync(join(dir, "store.key")).mode & 0o077, 0, "the key file is private");
+});
+
+test("a corrupted log is STORE_CORRUPT, never a silent reset", () => {
+  const copy = join(root, "corrupt");
+  cpSync(join(root, "stores", "alice"), join(copy, "alice"), { recursive: true });
+  const log = join(copy, "alice", "log");
+  const bytes = readFileSync(log);
+  bytes[Math.floor(bytes.length / 2)] ^= 0x40;
+  writeFileSync(log, bytes);
+  const r = spawnSync(process.execPath, ["persist-child.mjs", JSON.stringify({ dir: copy, name: "alice", net, steps: [] })], { encoding: "utf8" });
+  const out = JSON.parse(r.stdout.trim().split("\n").pop());
+  assert.equal(out.error?.code, "STORE_CORRUPT", JSON.stringify(out));
+  assert.deepEqual(readFileSync(log), bytes, "the corrupted store was left as it was");
+});
+
+test("a wrong passphrase is WRONG_PASSPHRASE and changes nothing", () => {
+  const first = run("carol", [], { passphrase: "correct horse" });
+  assert.ok(!first.error, JSON.stringify(first.error));
+  const log = readFileSync(join(root, "stores", "carol", "log"));
+  const wrong = run("carol", [], { passphrase: "battery staple" });
+  assert.equal(wrong.error?.code, "WRONG_PASSPHRASE");
+  const none = run("carol");
+  assert.equal(none.error?.code, "WRONG_PASSPHRASE");
+  assert.deepEqual(readFileSync(join(root, "stores", "carol", "log")), log);
+  const again = run("carol", [], { passphrase: "correct horse" });
+  assert.equal(again.accountId, first.accountId);
+});
+
+test("a second process on the same profile gets STORE_LOCKED", async () => {
+  const args = JSON.stringify({ dir: join(root, "stores"), name: "bob", net, steps: [{ op: "sleep", ms: 2500 }] });
+  const holder = spawn(process.execPath, ["persist-child.mjs", args], { stdio: ["ignore", "pipe", "inherit"] });
+  let held = "";
+  holder.stdout.on("data", (d) => (held += d));
+  await new Promise((r) => setTimeout(r, 1200));
+  const second = run("bob");
+  assert.equal(second.error?.code, "STORE_LOCKED", JSON.stringify(second));
+  await new Promise((r) => holder.on("exit", r));
+  assert.ok(!JSON.parse(held.trim()).error, "the first writer was undisturbed");
+  assert.ok(!run("bob").error, "the lock is released on close");
+});
