@@ -170,6 +170,7 @@ export class ChatImpl implements Chat {
       }
       const chat = new ChatImpl(client, transport, adapter);
       chat.release = release;
+      void chat.accountId;
       const startup = client.takeStartupEffects() as CoreEffects;
       if (keyring) startup.store.unshift(keyring);
       await chat.run(async () => {
@@ -184,12 +185,17 @@ export class ChatImpl implements Chat {
     }
   }
 
+  // Read once: they stay readable after close, when the wasm client is freed.
+  private ids: { accountId: string; installationId: string } | undefined;
+
   get accountId(): string {
-    return this.client.accountId;
+    this.ids ??= { accountId: this.client.accountId, installationId: this.client.installationId };
+    return this.ids.accountId;
   }
 
   get installationId(): string {
-    return this.client.installationId;
+    this.ids ??= { accountId: this.client.accountId, installationId: this.client.installationId };
+    return this.ids.installationId;
   }
 
   /** Runs `fn` after every earlier call has finished: the core sees one call at a time. */
