@@ -190,10 +190,22 @@ impl Client {
         let installation = InstallationKey::from_seed(&seed(&acct.installation_seed)?);
         let bundle = account.sign_bundle(acct.bundle_lamport, vec![installation.id()])?;
         let provider = Provider::new().map_err(CoreError::mls)?;
-        let key_package = directory::parse_key_package(&acct.key_package, provider.crypto())
-            .map_err(|e| CoreError::StoreCorrupt(format!("key package: {e}")))?;
+        // The stored key package validates until its lifetime (84 days) ends; an
+        // installation that was closed longer gets a fresh last-resort package, which
+        // the next announce publishes.
+        let stored_key_package = directory::parse_key_package(&acct.key_package, provider.crypto()).ok();
+        let placeholder = match &stored_key_package {
+            Some(kp) => kp.clone(),
+            None => mls::new_key_package(
+                &provider,
+                &installation,
+                &DelegateCredential { installation: installation.id(), account: Some(account.id()) },
+            )?
+            .key_package()
+            .clone(),
+        };
         let mut client =
-            Self::assemble(rng, provider, store_key, account, installation, bundle, key_package)?;
+            Self::assemble(rng, provider, store_key, account, installation, bundle, placeholder)?;
         {
             let mut values = client.provider.storage().values.write().map_err(CoreError::mls)?;
             for v in by_store.remove(&Store::Mls).unwrap_or_default() {
@@ -206,6 +218,18 @@ impl Client {
             subscribe: vec![client.installation.id().inbox_topic().as_str().to_owned()],
             ..Effects::default()
         };
+        if stored_key_package.is_none() {
+            // The fresh package (its private parts are in the provider, not yet in the
+            // mirror) is persisted now, with the account record that names it.
+            let record = client.account_record()?;
+            fx.store.push(client.cipher.put(
+                client.rng.as_mut(),
+                Store::Account,
+                SINGLETON,
+                &encode(&record),
+            )?);
+            client.sync_mls(&mut fx)?;
+        }
         for v in by_store.remove(&Store::Conversations).unwrap_or_default() {
             let rec: ConversationRecord = decode_record("conversation", &v)?;
             let convo = DirectConversation::restore(&client.provider, rec)?;

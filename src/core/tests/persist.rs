@@ -130,3 +130,35 @@ fn the_store_holds_no_plaintext_and_no_private_key() {
     }
     let _ = StoreCipher::new(&[0; 32]);
 }
+
+#[test]
+fn an_expired_key_package_is_replaced_at_restore_and_chats_still_start() {
+    use crate::core::store::{decode_record, encode, AccountRecord, SINGLETON};
+    use rand_chacha::rand_core::SeedableRng;
+    let mut net = Net::default();
+    let alice = net.join(31);
+    let bob = net.join(32);
+    // Make bob's stored key package unreadable, as an expired one is.
+    let cipher = StoreCipher::new(&store_key(32));
+    let key = cipher.key(Store::Account, SINGLETON);
+    let sealed = net.nodes[bob].disk.get(&("account".to_owned(), key.clone())).unwrap().clone();
+    let mut rec: AccountRecord =
+        decode_record("account", &cipher.open(Store::Account, &key, &sealed).unwrap()).unwrap();
+    rec.key_package = vec![1, 2, 3];
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
+    let op = cipher.put(&mut rng, Store::Account, SINGLETON, &encode(&rec)).unwrap();
+    net.nodes[bob].disk.insert(("account".to_owned(), key), op.value.unwrap());
+    net.restart(bob);
+    net.run();
+    let convo = net.start_direct(alice, &net.account(bob)).unwrap();
+    net.run();
+    net.send(alice, &convo, "to a fresh key package");
+    net.run();
+    assert_eq!(net.texts(bob).last().unwrap().1, "to a fresh key package");
+    // And the fresh package itself survives another restart.
+    net.restart(bob);
+    net.run();
+    net.send(alice, &convo, "again");
+    net.run();
+    assert_eq!(net.texts(bob).last().unwrap().1, "again");
+}
