@@ -5,11 +5,12 @@ const now = () => performance.now();
 /** Core-level 1:1: send + receive of 1 KiB through WasmClient, comparable to the native criterion bench. */
 export async function coreLoop(glue, n) {
   const t0 = now();
-  const alice = glue.WasmClient.create(Date.now());
+  const key = () => crypto.getRandomValues(new Uint8Array(32));
+  const alice = glue.WasmClient.create(Date.now(), key());
   const createAccountMs = now() - t0;
-  const bob = glue.WasmClient.create(Date.now());
+  const bob = glue.WasmClient.create(Date.now(), key());
   for (const c of [alice, bob]) {
-    for (const o of c.announce(Date.now()).publish) {
+    for (const o of c.takeStartupEffects().publish) {
       alice.ingestDirectory(o.contentTopic, o.payload);
       bob.ingestDirectory(o.contentTopic, o.payload);
     }
@@ -37,8 +38,8 @@ export async function apiLoop(logos, n) {
   const hub = logos.createMemoryHub();
   const aliceNode = await logos.connect("memory", { hub });
   const bobNode = await logos.connect("memory", { hub });
-  const alice = await aliceNode.chat();
-  const bob = await bobNode.chat();
+  const alice = await aliceNode.chat({ name: "alice", store: "memory" });
+  const bob = await bobNode.chat({ name: "bob", store: "memory" });
   const dm = await alice.startDirect(bob.accountId);
   let resolveNext;
   bob.on("message", () => resolveNext?.());
@@ -57,4 +58,40 @@ export async function apiLoop(logos, n) {
   await aliceNode.close();
   await bobNode.close();
   return { perSecond: (n / total) * 1000, p50Ms: pct(50), p95Ms: pct(95) };
+}
+
+/**
+ * Storage: one account with `conversations` direct chats and `perConversation` messages
+ * each, written through the API (per-message write = send, including its commit), then
+ * closed and reopened (open + restore), then a page of 50 messages read twice.
+ */
+export async function storageLoop(logos, { conversations, perConversation, store, name }) {
+  const hub = logos.createMemoryHub();
+  const node = await logos.connect("memory", { hub });
+  let alice = await node.chat({ name, store });
+  const dms = [];
+  for (let i = 0; i < conversations; i++) {
+    const peer = await (await logos.connect("memory", { hub })).chat({ name: `peer-${i}`, store: "memory" });
+    dms.push(await alice.startDirect(peer.accountId));
+  }
+  const t0 = now();
+  for (const dm of dms) for (let j = 0; j < perConversation; j++) await dm.send(`message ${j} of a stored conversation`);
+  const writeMs = (now() - t0) / (conversations * perConversation);
+  await alice.close();
+  const t1 = now();
+  alice = await (await logos.connect("memory", { hub })).chat({ name, store });
+  const list = await alice.conversations();
+  const openMs = now() - t1;
+  if (list.length !== conversations) throw new Error(`restored ${list.length} conversations`);
+  const dm = await alice.conversation(list[0].id);
+  const t2 = now();
+  const page = await dm.history({ limit: 50 });
+  const pageMs = now() - t2;
+  const t3 = now();
+  const older = await dm.history({ limit: 50, before: page[0].id });
+  const olderPageMs = now() - t3;
+  if (page.length !== Math.min(50, perConversation)) throw new Error(`paged ${page.length}`);
+  if (perConversation > 50 && older.length === 0) throw new Error("no older page");
+  await alice.close();
+  return { conversations, messages: conversations * perConversation, writeMs, openMs, pageMs, olderPageMs };
 }

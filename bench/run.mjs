@@ -11,7 +11,9 @@ import { dirname, extname, join, normalize } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
-import { apiLoop, coreLoop } from "./loops.mjs";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { apiLoop, coreLoop, storageLoop } from "./loops.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const args = process.argv.slice(2);
@@ -41,6 +43,10 @@ native.perSecond = native.perMessageMs ? 1000 / native.perMessageMs : undefined;
 
 // ── wasm in Node ──
 const node = { core: await coreLoop(glue, N), api: await apiLoop(logos, N) };
+const storageShape = quick ? { conversations: 3, perConversation: 60 } : { conversations: 100, perConversation: 100 };
+const storeDir = mkdtempSync(join(tmpdir(), "logos-chat-bench-"));
+const nodeStorage = await storageLoop(logos, { ...storageShape, store: { path: storeDir }, name: "bench" });
+rmSync(storeDir, { recursive: true, force: true });
 
 // ── wasm in headless Chromium ──
 async function chromiumRun() {
@@ -62,7 +68,7 @@ async function chromiumRun() {
   });
   try {
     const page = await browser.newPage();
-    await page.goto(`http://127.0.0.1:${server.address().port}/bench/page.html?n=${N}`);
+    await page.goto(`http://127.0.0.1:${server.address().port}/bench/page.html?n=${N}&c=${storageShape.conversations}&m=${storageShape.perConversation}`);
     await page.waitForFunction(() => window.__result !== undefined, null, { timeout: 600_000 });
     const r = await page.evaluate(() => window.__result);
     if (r.error) throw new Error(r.error);
@@ -81,6 +87,7 @@ const results = {
   machine: { cpus: cpus().length, cpu: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30), node: process.version, platform: process.platform },
   package: { ...pkg, instantiateMsChromium: chrome.instantiateMs },
   direct: { native, node, chromium: { core: chrome.core, api: chrome.api } },
+  storage: { node: nodeStorage, chromium: chrome.storage },
 };
 console.log(`\n### package\n\n| .wasm raw | .wasm gzip | JS glue | instantiate (Node) | instantiate (Chromium) |\n|---|---|---|---|---|`);
 console.log(`| ${f(pkg.wasmRaw / 1024)} KiB | ${f(pkg.wasmGzip / 1024)} KiB | ${f(pkg.glueRaw / 1024)} KiB | ${f(instantiateMs)} ms | ${f(chrome.instantiateMs)} ms |`);
@@ -91,15 +98,20 @@ console.log(`| native | ${f(native.perSecond, 0)} | 1.00× | ${f(native.createAc
 for (const [where, r] of [["Node wasm", node], ["Chromium wasm", chrome]]) {
   console.log(`| ${where} | ${f(r.core.perSecond, 0)} | ${ratio(r.core.perMessageMs)} | ${f(r.core.createAccountMs, 2)} ms | ${f(r.core.startDirectMs)} ms | ${f(r.api.perSecond, 0)} | ${f(r.api.p50Ms, 2)} ms | ${f(r.api.p95Ms, 2)} ms |`);
 }
+console.log(`\n### storage: ${nodeStorage.conversations} conversations, ${nodeStorage.messages} messages (encrypted at rest)\n`);
+console.log("| where | per-message write (send + commit) | open + restore | page 50 (newest) | page 50 (older) |\n|---|---|---|---|---|");
+for (const [where, r] of [["Node, file store", nodeStorage], ["Chromium, IndexedDB", chrome.storage]]) {
+  console.log(`| ${where} | ${f(r.writeMs, 2)} ms | ${f(r.openMs)} ms | ${f(r.pageMs, 2)} ms | ${f(r.olderPageMs, 2)} ms |`);
+}
 writeFileSync(join(root, "bench", "results.json"), JSON.stringify(results, null, 2) + "\n");
 console.log("\nwritten: bench/results.json");
 
 if (compare) {
   const base = JSON.parse(readFileSync(join(root, "bench", "baseline.json"), "utf8"));
   const flat = (o, p = "") => Object.entries(o).flatMap(([k, v]) => (v && typeof v === "object" ? flat(v, `${p}${k}.`) : typeof v === "number" ? [[`${p}${k}`, v]] : []));
-  const b = new Map(flat(base.package ? { package: base.package, direct: base.direct } : base));
+  const b = new Map(flat({ package: base.package, direct: base.direct, storage: base.storage ?? {} }));
   console.log(`\n### against bench/baseline.json (${base.date ?? "?"}; ratio = now / baseline; for msgs/s higher is better, for ms and bytes lower is better)\n\n| figure | baseline | now | ratio |\n|---|---|---|---|`);
-  for (const [k, v] of flat({ package: results.package, direct: results.direct })) {
+  for (const [k, v] of flat({ package: results.package, direct: results.direct, storage: results.storage })) {
     if (b.has(k)) console.log(`| ${k} | ${f(b.get(k), 2)} | ${f(v, 2)} | ${f(v / b.get(k), 2)} |`);
   }
 }
