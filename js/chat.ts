@@ -225,12 +225,14 @@ export class ChatImpl implements Chat {
       try {
         await this.transport.publish(out.contentTopic, out.payload);
         sent.push(...(this.client.outboxSent(out.outboxId) as CoreEffects).store);
+        this.retryDelay = 1000;
       } catch (e) {
-        // It stays in the persisted outbox and goes out again at the next start.
+        // It stays in the persisted outbox: retried with back-off, and at the next start.
         this.emit("error", toLogosError(e, "TRANSPORT_UNAVAILABLE"));
+        this.scheduleRetry();
       }
     }
-    if (sent.length) await this.adapter.commit(sent);
+    if (sent.length) await this.adapter.commit(sent, { durable: false });
     for (const account of fx.lookups) {
       await this.lookup();
       await this.apply(this.client.lookupComplete(account) as CoreEffects);
@@ -250,6 +252,20 @@ export class ChatImpl implements Chat {
           break; // ack / missing: their public events land with the reliability issue
       }
     }
+  }
+
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  private retryDelay = 1000;
+
+  /** Publishes the outbox again after a transient failure, backing off to 30 s. */
+  private scheduleRetry(): void {
+    if (this.retryTimer || this.closed) return;
+    const delay = this.retryDelay;
+    this.retryDelay = Math.min(delay * 2, 30_000);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.run(() => this.apply(this.client.pendingOutbox() as CoreEffects)).catch(() => undefined);
+    }, delay);
   }
 
   /** Subscribes to a topic, then reads what the network stored on it. */
@@ -430,6 +446,7 @@ export class ChatImpl implements Chat {
     if (this.closed) return;
     await this.queue;
     this.closed = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
     await Promise.all([...this.subscriptions.values()].map((s) => s.unsubscribe().catch(() => undefined)));
     this.subscriptions.clear();
     for (const hook of this.closeHooks.splice(0)) hook();

@@ -88,8 +88,12 @@ export interface StorageAdapter {
   get(store: string, key: Uint8Array): Promise<Uint8Array | undefined>;
   /** Records with from ≤ key ≤ to, ascending (or descending with `reverse`), at most `limit`. */
   range(store: string, from: Uint8Array, to: Uint8Array, options: { limit: number; reverse: boolean }): Promise<Array<[Uint8Array, Uint8Array]>>;
-  /** Applies every operation or none. */
-  commit(ops: StoreOp[]): Promise<void>;
+  /**
+   * Applies every operation or none. `durable: false` marks a commit that may be lost in a
+   * crash without harm (clearing sent outbox entries: at worst they are sent again and
+   * de-duplicated), so a backend may skip its flush.
+   */
+  commit(ops: StoreOp[], options?: { durable?: boolean }): Promise<void>;
   /** A key-encryption key kept by the platform (a non-extractable WebCrypto key, a key file), if any. */
   deviceKey?(): Promise<CryptoKey>;
   close(): Promise<void>;

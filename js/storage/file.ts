@@ -205,13 +205,13 @@ export class FileStorage implements StorageAdapter {
     return out;
   }
 
-  async commit(ops: StoreOp[]): Promise<void> {
+  async commit(ops: StoreOp[], options?: { durable?: boolean }): Promise<void> {
     if (ops.length === 0) return;
     if (this.fd === undefined) throw new LogosChatError("CLOSED", "the store is closed");
     for (const op of ops) this.store(op.store);
     const rec = encodeOps(ops);
     writeSync(this.fd, rec);
-    fsyncSync(this.fd);
+    if (options?.durable !== false) fsyncSync(this.fd);
     for (const op of ops) this.applyOp(op);
   }
 

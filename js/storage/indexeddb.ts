@@ -79,10 +79,10 @@ export class IndexedDbStorage implements StorageAdapter {
     return out;
   }
 
-  async commit(ops: StoreOp[]): Promise<void> {
+  async commit(ops: StoreOp[], options?: { durable?: boolean }): Promise<void> {
     if (ops.length === 0) return;
     const names = [...new Set(ops.map((o) => o.store))];
-    const tx = this.handle.transaction(names, "readwrite", { durability: "strict" });
+    const tx = this.handle.transaction(names, "readwrite", { durability: options?.durable === false ? "relaxed" : "strict" });
     for (const op of ops) {
       const os = tx.objectStore(op.store);
       if (op.value) os.put(buf(op.value), buf(op.key));

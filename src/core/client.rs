@@ -288,6 +288,18 @@ impl Client {
         Ok(())
     }
 
+    /// Everything still in the outbox, oldest first (the driver retries these).
+    pub fn pending_outbox(&self) -> Vec<Outbound> {
+        self.outbox
+            .values()
+            .map(|r| Outbound {
+                content_topic: r.content_topic.clone(),
+                payload: r.payload.clone(),
+                outbox_id: r.id,
+            })
+            .collect()
+    }
+
     /// The transport accepted an outbox entry: it leaves the outbox.
     pub fn outbox_sent(&mut self, outbox_id: u64) -> Effects {
         let mut fx = Effects::default();

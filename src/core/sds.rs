@@ -58,8 +58,9 @@ pub struct Channel {
     reported: HashSet<String>,
 }
 
-/// How many recent ids a channel remembers (and persists).
-pub const RECENT_CAP: usize = 512;
+/// How many recent ids a channel remembers (and persists with every message, so it is
+/// kept small: a peer's causal history names only its last 10).
+pub const RECENT_CAP: usize = 64;
 
 impl Channel {
     /// Rebuilds a channel from its persisted parts.

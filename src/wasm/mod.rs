@@ -126,6 +126,12 @@ impl WasmClient {
         to_js(&self.inner.outbox_sent(ms(id)))
     }
 
+    /// Everything still in the outbox, as effects that publish it (retries).
+    #[wasm_bindgen(js_name = pendingOutbox)]
+    pub fn pending_outbox(&self) -> JsValue {
+        to_js(&Effects { publish: self.inner.pending_outbox(), ..Effects::default() })
+    }
+
     /// The content topics a directory lookup reads.
     #[wasm_bindgen(js_name = directoryTopics)]
     pub fn directory_topics() -> Vec<String> {

@@ -140,4 +140,39 @@ export async function bringYourOwnTransport(logos) {
   return { published };
 }
 
-export const all = { twoAccountsChatBothWays, startDirectRejectsBadAccounts, messagingApi, bringYourOwnTransport };
+/** A transport that fails its first publishes: the outbox retries without app code. */
+export async function outboxRetriesTransientFailures(logos) {
+  const hub = logos.createMemoryHub();
+  const inner = hub.transport();
+  let failures = 0;
+  let failing = false;
+  const flaky = {
+    maxMessageSize: inner.maxMessageSize,
+    publish: (topic, payload) => {
+      if (failing && failures < 2) {
+        failures++;
+        return Promise.reject(new Error("transient network failure"));
+      }
+      return inner.publish(topic, payload);
+    },
+    subscribe: (t, cb) => inner.subscribe(t, cb),
+    query: (q) => inner.query(q),
+    close: () => inner.close(),
+  };
+  const a = await (await logos.connect(flaky)).chat({ name: "flaky-a", store: "memory" });
+  const b = await (await logos.connect("memory", { hub })).chat({ name: "flaky-b", store: "memory" });
+  const dm = await a.startDirect(b.accountId);
+  await waitFor(b, "conversation");
+  const errors = [];
+  a.on("error", (e) => errors.push(e.code));
+  failing = true;
+  const got = waitFor(b, "message", (m) => m.text === "despite a flaky network", 15_000);
+  await dm.send("despite a flaky network");
+  assert((await got).text === "despite a flaky network", "delivered after retries");
+  assert(failures === 2 && errors.every((c) => c === "TRANSPORT_UNAVAILABLE") && errors.length >= 1, `errors ${errors}`);
+  await a.close();
+  await b.close();
+  return { failures };
+}
+
+export const all = { twoAccountsChatBothWays, startDirectRejectsBadAccounts, messagingApi, bringYourOwnTransport, outboxRetriesTransientFailures };
