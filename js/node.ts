@@ -3,6 +3,7 @@ import { ChatImpl } from "./chat.js";
 import { check, LogosChatError, toLogosError } from "./errors.js";
 import { sharedMemoryHub } from "./transports/memory.js";
 import type { Chat, ChatOptions, ConnectOptions, DeliveryMessage, LogosNode, Network, Subscription, Transport } from "./types.js";
+import { getPlatform } from "./platform.js";
 import { ensureWasm, glue } from "./wasm.js";
 
 type Health = LogosNode["health"];
@@ -19,7 +20,16 @@ class Node implements LogosNode {
   private readonly chats = new Set<ChatImpl>();
   private currentHealth: Health = "connected";
 
-  constructor(readonly network: string, readonly mode: "edge" | "core", private readonly transport: Transport) {}
+  constructor(readonly network: string, readonly mode: "edge" | "core", private readonly transport: Transport) {
+    const h = transport as Partial<{ health: Health; onHealth(cb: (h: Health) => void): () => void }>;
+    if (typeof h.onHealth === "function") {
+      this.currentHealth = h.health ?? "disconnected";
+      h.onHealth((next) => {
+        this.currentHealth = next;
+        for (const cb of this.healthListeners) cb(next);
+      });
+    }
+  }
 
   get health(): Health {
     return this.currentHealth;
@@ -111,10 +121,27 @@ export async function connect(network: Network | Transport, options: ConnectOpti
       return new Node("memory", mode, (options.hub ?? sharedMemoryHub()).transport());
     case "testnet":
     case "devnet":
-    case "local":
-      // The js-waku transport and the local dev node are the next issue; until
-      // then these networks cannot be reached and say so.
-      throw new LogosChatError("TRANSPORT_UNAVAILABLE", `the "${network}" network needs the js-waku transport, which this build does not include yet; use "memory" or bring a Transport`);
+    case "local": {
+      if (mode === "core") {
+        throw new LogosChatError(
+          "INVALID_ARGUMENT",
+          getPlatform().browser
+            ? 'mode "core" (relay) needs a Node.js process; browsers run in "edge" mode (lightpush + filter + store)'
+            : 'mode "core" (relay) is not available in this build; use "edge" (lightpush + filter + store)',
+        );
+      }
+      const { TESTNET, DEVNET, LOCAL } = await import("./networks.js");
+      const preset = network === "testnet" ? TESTNET : network === "devnet" ? DEVNET : LOCAL;
+      let entryNodes = options.entryNodes ?? [...preset.entryNodes];
+      if (network === "local" && !options.entryNodes) {
+        const { defaultDevNodeAddress } = await import("./devnode/identity.js");
+        entryNodes = [options.url ?? (await defaultDevNodeAddress())];
+      }
+      check(Array.isArray(entryNodes) && entryNodes.length > 0 && entryNodes.every((e) => typeof e === "string"), "entryNodes must be a non-empty array of multiaddrs");
+      const { createWakuTransport } = await import("./transports/waku.js");
+      const transport = await createWakuTransport(preset, { entryNodes, local: network === "local", signal: options.signal });
+      return new Node(network, mode, transport);
+    }
     default:
       throw new LogosChatError("INVALID_ARGUMENT", `unknown network ${String(network)}`);
   }

@@ -6,6 +6,8 @@ export interface Platform {
   fileStorage?: (dir: string) => StorageAdapter;
   /** True in browsers and workers: the default store is IndexedDB. */
   browser: boolean;
+  /** libp2p transports for the light node (Node: WebSocket and TCP). */
+  libp2pTransports?: () => Promise<unknown[]>;
 }
 
 let platform: Platform = { browser: typeof indexedDB !== "undefined" };

@@ -16,13 +16,13 @@ const quiet = { stdio: ["ignore", "pipe", "inherit"] };
 execFileSync("npm", ["pack", join(root, "pkg"), "--pack-destination", scratch, "--silent"], { cwd: scratch, ...quiet });
 const tarball = readdirSync(scratch).find((f) => f.endsWith(".tgz"));
 writeFileSync(join(scratch, "package.json"), JSON.stringify({ name: "scratch", private: true, type: "module" }, null, 2));
-execFileSync("npm", ["install", "--no-audit", "--no-fund", "--offline", `./${tarball}`], { cwd: scratch, ...quiet });
-for (const f of ["scenarios.mjs", "node.test.mjs", "browser.test.mjs", "index.html", "fs-transport.mjs", "persist-child.mjs", "persist.node.test.mjs", "persist.html", "persist.browser.test.mjs"]) cpSync(join(here, "e2e", f), join(scratch, f));
+execFileSync("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline", `./${tarball}`], { cwd: scratch, ...quiet });
+for (const f of ["scenarios.mjs", "node.test.mjs", "browser.test.mjs", "index.html", "fs-transport.mjs", "persist-child.mjs", "persist.node.test.mjs", "persist.html", "persist.browser.test.mjs", "local.node.test.mjs"]) cpSync(join(here, "e2e", f), join(scratch, f));
 // The browser runner needs playwright-core: reuse the workspace's copy.
 symlinkSync(join(root, "node_modules", "playwright-core"), join(scratch, "node_modules", "playwright-core"), "dir");
 
 const only = process.argv.slice(2);
-const suites = only.length ? only : ["node", "persist.node", "browser", "persist.browser"];
+const suites = only.length ? only : ["node", "persist.node", "local.node", "browser", "persist.browser"];
 for (const s of suites) {
   console.log(`[e2e] ${s}`);
   execFileSync(process.execPath, ["--test", "--test-reporter=spec", `${s}.test.mjs`], { cwd: scratch, stdio: "inherit" });

@@ -1,0 +1,112 @@
+// The Messaging and Chat APIs over "local": the real js-waku light client (@waku/sdk)
+// against the package's own dev node on 127.0.0.1, in Node.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { connect } from "logos-chat";
+import { startDevNode } from "logos-chat/devnode";
+import { all } from "./scenarios.mjs";
+
+const until = async (pred, ms = 20_000, what = "condition") => {
+  const end = Date.now() + ms;
+  while (!(await pred())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+};
+const topic = "/my-app/1/lobby/proto";
+
+test("send → subscribe, the size limit, and store recovery after a subscriber's disconnect", { timeout: 120_000 }, async () => {
+  const dev = await startDevNode({ port: 0 });
+  const url = dev.multiaddrs[0];
+  assert.match(url, /^\/ip4\/127\.0\.0\.1\/tcp\/\d+\/ws\/p2p\//, "the WebSocket address comes first");
+  const a = await connect("local", { url });
+  const b = await connect("local", { url });
+  try {
+    assert.equal(a.network, "local");
+    assert.notEqual(a.health, "disconnected");
+    const got = [];
+    await b.subscribe(topic, (m) => got.push(m));
+    await new Promise((r) => setTimeout(r, 300));
+    const { messageHash } = await a.send(topic, new Uint8Array([1, 2, 3]));
+    await until(() => got.length === 1, 10_000, "delivery");
+    assert.equal(got[0].messageHash, messageHash, "the hash the sender got is the one delivered");
+    assert.deepEqual([...got[0].payload], [1, 2, 3]);
+
+    const before = dev.storedCount();
+    await assert.rejects(a.send(topic, new Uint8Array(150 * 1024)), (e) => e.code === "PAYLOAD_TOO_LARGE");
+    assert.equal(dev.storedCount(), before, "nothing was sent");
+
+    // The subscriber's connection drops; a message goes out meanwhile; when it is back
+    // the node reads the store for what it missed.
+    const healths = [];
+    b.on("health", (h) => healths.push(h));
+    assert.equal(await dev.dropSubscribers(topic), 1);
+    await until(() => b.health === "disconnected", 10_000, "b to notice");
+    await a.send(topic, new TextEncoder().encode("while you were away"));
+    await until(() => got.some((m) => new TextDecoder().decode(m.payload) === "while you were away"), 30_000, "recovery");
+    assert.ok(healths.includes("disconnected") && healths.at(-1) !== "disconnected", `health went ${healths}`);
+    assert.equal(new Set(got.map((m) => m.messageHash)).size, got.length, "each message once");
+  } finally {
+    await a.close();
+    await b.close();
+    await dev.stop();
+  }
+});
+
+test("the dev node restarts mid-stream: health goes disconnected → connected and sending resumes", { timeout: 120_000 }, async () => {
+  let dev = await startDevNode({ port: 0 });
+  const url = dev.multiaddrs[0];
+  const port = Number(/tcp\/(\d+)\/ws/.exec(url)[1]);
+  const a = await connect("local", { url });
+  const b = await connect("local", { url });
+  try {
+    const got = [];
+    await b.subscribe(topic, (m) => got.push(new TextDecoder().decode(m.payload)));
+    await new Promise((r) => setTimeout(r, 300));
+    await a.send(topic, new TextEncoder().encode("before the restart"));
+    await until(() => got.includes("before the restart"), 10_000, "first delivery");
+    const seen = [];
+    a.on("health", (h) => seen.push(h));
+    await dev.stop();
+    await until(() => a.health === "disconnected", 15_000, "a to see the node go");
+    dev = await startDevNode({ port });
+    await until(() => a.health !== "disconnected" && b.health !== "disconnected", 30_000, "reconnect");
+    assert.deepEqual([seen[0], seen.at(-1) === "disconnected"], ["disconnected", false], `health went ${seen}`);
+    // No app code: the same nodes send and receive again (js-waku re-subscribes the filter).
+    await until(async () => {
+      await a.send(topic, new TextEncoder().encode("after the restart")).catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 500));
+      return got.includes("after the restart");
+    }, 40_000, "delivery after the restart");
+  } finally {
+    await a.close();
+    await b.close();
+    await dev.stop();
+  }
+});
+
+test("the walking skeleton's 1:1 chat passes unchanged over local", { timeout: 120_000 }, async () => {
+  const dev = await startDevNode({ port: 0 });
+  const url = dev.multiaddrs[0];
+  try {
+    // The same scenario as over memory, with "memory" swapped for a local connection.
+    const local = { createMemoryHub: () => ({}), connect: (_net, o) => connect("local", { ...o, hub: undefined, url }) };
+    await all.twoAccountsChatBothWays(local);
+  } finally {
+    await dev.stop();
+  }
+});
+
+test("presets carry the cluster, shards, size limit and entry nodes of PROTOCOL.md §5.1", async () => {
+  const { TESTNET, DEVNET, LOCAL } = await import(new URL("./node_modules/logos-chat/networks.js", import.meta.url));
+  assert.deepEqual([TESTNET.clusterId, TESTNET.shards, TESTNET.maxMessageSize], [2, 8, 153600]);
+  assert.deepEqual([DEVNET.clusterId, DEVNET.shards, DEVNET.maxMessageSize], [3, 8, 153600]);
+  assert.equal(LOCAL.clusterId, 2);
+  assert.equal(TESTNET.entryNodes.length, 6);
+  assert.equal(DEVNET.entryNodes.length, 6);
+  assert.ok(TESTNET.entryNodes.includes("/dns4/node-01.do-ams3.logos.test.status.im/tcp/30303/p2p/16Uiu2HAmQ9X2xDfPG3uL77V9piYDhjq14JhKCtcmNYsTMKNqrKCj"));
+  assert.ok(TESTNET.entryNodes.includes("/dns4/node-02.ac-cn-hongkong-c.logos.test.status.im/tcp/30303/p2p/16Uiu2HAm28CoBZjpyxsanC8tQpbvZ7bZJnVYuB1EgFzb571qpWsV"));
+  assert.ok(DEVNET.entryNodes.includes("/dns4/delivery-02.gc-us-central1-a.logos.dev.status.im/tcp/30303/p2p/16Uiu2HAm8Y9kgBNtjxvCnf1X6gnZJW5EGE4UwwCL3CCm55TwqBiH"));
+  assert.ok([...TESTNET.entryNodes, ...DEVNET.entryNodes].every((m) => /^\/dns4\/[a-z0-9.-]+\/tcp\/30303\/p2p\/16Uiu2HA[A-Za-z0-9]+$/.test(m)));
+  await assert.rejects(connect("local", { mode: "core", url: "/ip4/127.0.0.1/tcp/1/ws" }), (e) => e.code === "INVALID_ARGUMENT");
+});
