@@ -25,5 +25,5 @@ const only = process.argv.slice(2);
 const suites = only.length ? only : ["node", "persist.node", "local.node", "browser", "persist.browser"];
 for (const s of suites) {
   console.log(`[e2e] ${s}`);
-  execFileSync(process.execPath, ["--test", "--test-reporter=spec", `${s}.test.mjs`], { cwd: scratch, stdio: "inherit" });
+  execFileSync(process.execPath, ["--test", "--test-reporter=spec", `${s}.test.mjs`], { cwd: scratch, stdio: "inherit", timeout: 600_000 });
 }

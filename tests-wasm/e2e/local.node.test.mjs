@@ -1,7 +1,7 @@
 // The Messaging and Chat APIs over "local": the real js-waku light client (@waku/sdk)
 // against the package's own dev node on 127.0.0.1, in Node.
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { after, test } from "node:test";
 import { connect } from "logos-chat";
 import { startDevNode } from "logos-chat/devnode";
 import { all } from "./scenarios.mjs";
@@ -14,6 +14,10 @@ const until = async (pred, ms = 20_000, what = "condition") => {
   }
 };
 const topic = "/my-app/1/lobby/proto";
+
+// js-waku 0.0.36 leaves timers running after `stop()` (its connection limiter and health
+// checks), which keep a test process alive: end it once every test has reported.
+after(() => setTimeout(() => process.exit(process.exitCode ?? 0), 200));
 
 test("send → subscribe, the size limit, and store recovery after a subscriber's disconnect", { timeout: 120_000 }, async () => {
   const dev = await startDevNode({ port: 0 });
