@@ -95,3 +95,32 @@ export async function storageLoop(logos, { conversations, perConversation, store
   await alice.close();
   return { conversations, messages: conversations * perConversation, writeMs, openMs, pageMs, olderPageMs };
 }
+
+/** Messaging API over the local dev node: send → receive latency of 1 KiB messages. */
+export async function devnodeLoop(logos, startDevNode, n) {
+  const dev = await startDevNode({ port: 0 });
+  const url = dev.multiaddrs[0];
+  const a = await logos.connect("local", { url });
+  const b = await logos.connect("local", { url });
+  const topic = "/bench/1/latency/proto";
+  let resolveNext;
+  await b.subscribe(topic, () => resolveNext?.());
+  await new Promise((r) => setTimeout(r, 300));
+  const payload = new Uint8Array(1024).fill(7);
+  const once = () => new Promise((r) => ((resolveNext = r), a.send(topic, payload)));
+  await once();
+  const latencies = [];
+  const t0 = now();
+  for (let i = 0; i < n; i++) {
+    const t = now();
+    await once();
+    latencies.push(now() - t);
+  }
+  const total = now() - t0;
+  latencies.sort((x, y) => x - y);
+  const pct = (p) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))];
+  await a.close();
+  await b.close();
+  await dev.stop();
+  return { messages: n, perSecond: (n / total) * 1000, p50Ms: pct(50), p95Ms: pct(95) };
+}
