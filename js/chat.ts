@@ -288,16 +288,25 @@ export class ChatImpl implements Chat {
     });
   }
 
-  /** Reads the directory topics' history into the core. */
+  private directorySince: Date | undefined;
+
+  /**
+   * Reads the directory topics' history into the core: everything the first time, then
+   * what came since the last lookup (a minute of overlap for clock skew; the core skips
+   * records it has seen).
+   */
   private async lookup(): Promise<void> {
     const topics = glue.WasmClient.directoryTopics();
-    for await (const m of this.transport.query({ contentTopics: topics })) {
+    const started = new Date();
+    const q = this.directorySince ? { contentTopics: topics, since: this.directorySince } : { contentTopics: topics };
+    for await (const m of this.transport.query(q)) {
       try {
         this.client.ingestDirectory(m.contentTopic, m.payload);
       } catch {
         /* shared space: records that do not verify are ignored */
       }
     }
+    this.directorySince = new Date(started.getTime() - 60_000);
   }
 
   startDirect(accountId: string): Promise<Conversation> {

@@ -8,6 +8,9 @@ import { ensureWasm, glue } from "./wasm.js";
 
 type Health = LogosNode["health"];
 
+/** When `send` tries again after a transient failure: at once, then after 0.25, 1 and 3 s. */
+const SEND_RETRY_DELAYS_MS = [0, 250, 1000, 3000];
+
 function isTransport(x: unknown): x is Transport {
   const t = x as Transport;
   return !!t && typeof t === "object" && typeof t.publish === "function" && typeof t.subscribe === "function"
@@ -52,11 +55,21 @@ class Node implements LogosNode {
     if (size > this.transport.maxMessageSize) {
       throw new LogosChatError("PAYLOAD_TOO_LARGE", `encoded message is ${size} bytes, the limit is ${this.transport.maxMessageSize}`);
     }
-    try {
-      return await this.transport.publish(contentTopic, payload);
-    } catch (e) {
-      throw toLogosError(e, "TRANSPORT_UNAVAILABLE");
+    // Transient failures (no peer yet, a peer that just dropped) are retried with
+    // back-off before the promise rejects.
+    let last: unknown;
+    for (const delay of SEND_RETRY_DELAYS_MS) {
+      if (delay) await new Promise((r) => setTimeout(r, delay));
+      if (this.closed) throw new LogosChatError("CLOSED", "this node is closed");
+      try {
+        return await this.transport.publish(contentTopic, payload);
+      } catch (e) {
+        last = e;
+        const err = toLogosError(e, "TRANSPORT_UNAVAILABLE");
+        if (err.code !== "TRANSPORT_UNAVAILABLE") throw err;
+      }
     }
+    throw toLogosError(last, "TRANSPORT_UNAVAILABLE");
   }
 
   async subscribe(contentTopics: string | string[], handler: (m: DeliveryMessage) => void): Promise<Subscription> {

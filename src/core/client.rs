@@ -552,20 +552,24 @@ impl Client {
         if let Some(c) = self.conversations.values().find(|c| c.peer == peer) {
             return Ok((c.id().as_str().to_owned(), Effects::default()));
         }
-        let peer_bundle =
-            self.directory.bundle(&peer).ok_or_else(|| CoreError::UnknownAccount(peer.to_hex()))?;
+        let peer_devices = self
+            .directory
+            .bundle(&peer)
+            .ok_or_else(|| CoreError::UnknownAccount(peer.to_hex()))?
+            .devices
+            .clone();
         let me = self.installation.id();
-        let mut invitees: Vec<InstallationId> = peer_bundle.devices.clone();
+        let mut invitees: Vec<InstallationId> = peer_devices.clone();
         invitees.extend(self.bundle.devices.iter().filter(|d| **d != me).cloned());
         let mut key_packages: Vec<KeyPackage> = Vec::new();
         let mut recipients: Vec<InstallationId> = Vec::new();
         for d in invitees {
-            if let Some(kp) = self.directory.key_package(&d) {
-                key_packages.push(kp.clone());
+            if let Some(kp) = self.directory.key_package(&d, self.provider.crypto()) {
+                key_packages.push(kp);
                 recipients.push(d);
             }
         }
-        if !recipients.iter().any(|r| peer_bundle.devices.contains(r)) {
+        if !recipients.iter().any(|r| peer_devices.contains(r)) {
             return Err(CoreError::UnknownAccount(format!("{}: no key package found", peer.to_hex())));
         }
         let mut group_id = [0u8; 16];

@@ -49,17 +49,42 @@ pub fn key_package_submission(
     Ok(KeyPackageSubmissionV1 { device_id: key.id().as_bytes().to_vec(), payload, signature }.encode_to_vec())
 }
 
-/// What the directory knows, all of it verified.
+/// A key-package submission whose signature verified: its key package is validated only
+/// when a chat needs it, because the topic holds every installation's package and
+/// validating an X-Wing key package costs about a millisecond.
+#[derive(Debug, Clone)]
+struct Submitted {
+    ts: u64,
+    payload: Vec<u8>,
+}
+
+/// What the directory knows. Bundles are verified as they are read; key packages when
+/// they are first used ([`Directory::key_package`]).
 #[derive(Debug, Default)]
 pub struct Directory {
     bundles: HashMap<AccountId, DeviceBundle>,
+    submitted: HashMap<InstallationId, Submitted>,
     key_packages: HashMap<InstallationId, (u64, KeyPackage)>,
+    seen: std::collections::HashSet<[u8; 32]>,
 }
 
 impl Directory {
     /// Verifies and records one submission read from `topic`. Records on other
     /// topics are errors; stale records (a lower lamport or timestamp) are kept out.
-    pub fn ingest(&mut self, topic: &str, payload: &[u8], crypto: &impl OpenMlsCrypto) -> Result<()> {
+    pub fn ingest(&mut self, topic: &str, payload: &[u8], _crypto: &impl OpenMlsCrypto) -> Result<()> {
+        // The same record is read again by every lookup: handle it once.
+        let digest = super::address::blake2b::<32>(&[topic.as_bytes(), b"|", payload]);
+        if self.seen.contains(&digest) {
+            return Ok(());
+        }
+        let result = self.ingest_new(topic, payload);
+        if result.is_ok() {
+            self.seen.insert(digest);
+        }
+        result
+    }
+
+    fn ingest_new(&mut self, topic: &str, payload: &[u8]) -> Result<()> {
         match topic {
             ACCOUNT_TOPIC => {
                 let s: AccountSubmissionV1 = decode("account submission", payload)?;
@@ -74,24 +99,25 @@ impl Directory {
                 let device = <[u8; 32]>::try_from(s.device_id.as_slice())
                     .map(InstallationId::from_bytes)
                     .map_err(|_| CoreError::decode("key package submission", "device_id"))?;
-                verify_ed25519(device.as_bytes(), &s.payload, &s.signature)?;
                 let ts = s
                     .payload
                     .get(..8)
                     .and_then(|b| <[u8; 8]>::try_from(b).ok())
                     .map(u64::from_le_bytes)
                     .ok_or_else(|| CoreError::decode("key package submission", "truncated"))?;
-                let kp = parse_key_package(s.payload.get(8..).unwrap_or_default(), crypto)?;
-                if kp.leaf_node().signature_key().as_slice() != device.as_bytes() {
-                    return Err(CoreError::Verify("leaf signature key is not the device key"));
+                // The signature is cheap and checked now, so that nobody but the device can
+                // put a record in front of its real one; openmls validation waits for use.
+                verify_ed25519(device.as_bytes(), &s.payload, &s.signature)?;
+                let newest = self
+                    .submitted
+                    .get(&device)
+                    .map_or(0, |s| s.ts)
+                    .max(self.key_packages.get(&device).map_or(0, |k| k.0));
+                if ts >= newest {
+                    self.submitted
+                        .insert(device, Submitted { ts, payload: s.payload, signature: s.signature });
                 }
-                match self.key_packages.get(&device) {
-                    Some((old, _)) if *old > ts => Ok(()),
-                    _ => {
-                        self.key_packages.insert(device, (ts, kp));
-                        Ok(())
-                    }
-                }
+                Ok(())
             }
             _ => Err(CoreError::decode("directory record", "not a directory topic")),
         }
@@ -113,15 +139,43 @@ impl Directory {
         self.bundles.get(account)
     }
 
-    /// The newest key package of an installation.
-    pub fn key_package(&self, installation: &InstallationId) -> Option<&KeyPackage> {
-        self.key_packages.get(installation).map(|(_, kp)| kp)
+    /// The newest valid key package of an installation, verified now if it was not yet:
+    /// the delegate's signature over `ts ‖ KeyPackage`, openmls validation, and the
+    /// leaf's signature key equal to the device id. A submission that fails is dropped.
+    pub fn key_package(
+        &mut self,
+        installation: &InstallationId,
+        crypto: &impl OpenMlsCrypto,
+    ) -> Option<KeyPackage> {
+        if let Some(s) = self.submitted.remove(installation) {
+            match verify_submission(installation, &s, crypto) {
+                Ok(kp) => {
+                    self.key_packages.insert(installation.clone(), (s.ts, kp));
+                }
+                Err(_) => {
+                    // Keep the older verified one, if any.
+                }
+            }
+        }
+        self.key_packages.get(installation).map(|(_, kp)| kp.clone())
     }
 
     /// Whether the account's signed bundle lists this installation.
     pub fn confirms(&self, account: &AccountId, installation: &InstallationId) -> bool {
         self.bundles.get(account).is_some_and(|b| b.devices.contains(installation))
     }
+}
+
+fn verify_submission(
+    device: &InstallationId,
+    s: &Submitted,
+    crypto: &impl OpenMlsCrypto,
+) -> Result<KeyPackage> {
+    let kp = parse_key_package(s.payload.get(8..).unwrap_or_default(), crypto)?;
+    if kp.leaf_node().signature_key().as_slice() != device.as_bytes() {
+        return Err(CoreError::Verify("leaf signature key is not the device key"));
+    }
+    Ok(kp)
 }
 
 /// Deserializes a bare TLS key package and runs openmls validation (MLS 1.0).

@@ -162,3 +162,25 @@ fn state_does_not_grow_with_each_message() {
         "bytes grew: alice {a0:?}→{a1:?}, bob {b0:?}→{b1:?}"
     );
 }
+
+#[test]
+fn a_forged_key_package_record_is_never_used() {
+    use crate::core::directory::KEYPACKAGE_TOPIC;
+    use crate::core::wire::KeyPackageSubmissionV1;
+    use prost::Message as _;
+    let mut net = Net::default();
+    let alice = net.join(41);
+    let bob = net.join(42);
+    // A "newer" submission for bob's device that bob did not sign is refused at once.
+    let real =
+        net.history.iter().rev().find(|m| m.topic == KEYPACKAGE_TOPIC && m.sent_at == 2).unwrap().clone();
+    let mut forged = KeyPackageSubmissionV1::decode(real.payload.as_slice()).unwrap();
+    forged.payload[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+    let forged = forged.encode_to_vec();
+    net.lookup(alice);
+    let err = net.nodes[alice].client.ingest_directory(KEYPACKAGE_TOPIC, &forged).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Protocol);
+    // The real record still stands behind it.
+    let bob_id = net.account(bob);
+    assert!(net.start_direct(alice, &bob_id).is_ok());
+}
