@@ -114,8 +114,7 @@ impl Directory {
                     .map_or(0, |s| s.ts)
                     .max(self.key_packages.get(&device).map_or(0, |k| k.0));
                 if ts >= newest {
-                    self.submitted
-                        .insert(device, Submitted { ts, payload: s.payload, signature: s.signature });
+                    self.submitted.insert(device, Submitted { ts, payload: s.payload });
                 }
                 Ok(())
             }
