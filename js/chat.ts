@@ -273,7 +273,9 @@ export class ChatImpl implements Chat {
     if (this.subscriptions.has(topic)) return;
     const sub = await this.transport.subscribe([topic], (m) => this.deliver(m));
     this.subscriptions.set(topic, sub);
-    for await (const m of this.transport.query({ contentTopics: [topic] })) this.handle(m);
+    const since = this.client.catchUpSince(topic);
+    const q = since === undefined ? { contentTopics: [topic] } : { contentTopics: [topic], since: new Date(since) };
+    for await (const m of this.transport.query(q)) await this.handle(m);
   }
 
   private async handle(m: DeliveryMessage): Promise<void> {

@@ -528,6 +528,15 @@ impl Client {
         (*self.account.seed(), *self.installation.seed())
     }
 
+    /// Since when (ms) the driver needs a topic's history after a restart: a
+    /// conversation's from ten minutes before its last message (clock skew), everything
+    /// for the inbox and for conversations with no message yet.
+    pub fn catch_up_since(&self, topic: &str) -> Option<u64> {
+        self.conversations.values().find(|c| c.id().topic().as_str() == topic).and_then(|c| {
+            (c.meta.last_message_at > 0).then(|| c.meta.last_message_at.saturating_sub(600_000))
+        })
+    }
+
     /// Whether this client holds the conversation.
     pub fn has_conversation(&self, id: &str) -> bool {
         ConversationId::parse(id).is_ok_and(|id| self.conversations.contains_key(&id))
@@ -707,7 +716,15 @@ impl Client {
         // The inbox address is shared broadcast space: frames that do not decode are ignored (§2.6).
         let Ok(frame) = InboxV2Frame::decode(frame) else { return Ok(None) };
         let Some(inbox_v2_frame::Payload::GroupV1(invite)) = frame.payload else { return Ok(None) };
-        let mut convo = DirectConversation::join(&self.provider, &invite.welcome_bytes, &self.account.id())?;
+        let mut convo =
+            match DirectConversation::join(&self.provider, &invite.welcome_bytes, &self.account.id()) {
+                Ok(c) => c,
+                // A Welcome to a group we already hold: a replay of our inbox's history.
+                Err(CoreError::Mls(why)) if why.contains("GroupAlreadyExists") => {
+                    return Ok(Some(Effects::default()))
+                }
+                Err(e) => return Err(e),
+            };
         let id = convo.id().clone();
         if self.conversations.contains_key(&id) {
             return Ok(Some(Effects::default()));
@@ -746,7 +763,7 @@ impl Client {
                 self.put_conversation(id, &mut fx)?;
                 return Ok(fx);
             }
-            Inbound::Ignored => return Ok(Effects::default()),
+            Inbound::Ignored | Inbound::Replay => return Ok(Effects::default()),
         };
         let reliable: ReliablePayload = decode("reliable payload", &plaintext)?;
         if reliable.channel_id != id.as_str() {

@@ -176,6 +176,12 @@ impl WasmClient {
         to_js(&self.inner.conversations())
     }
 
+    /// Since when (ms) a topic's history is needed after a restart, if not all of it.
+    #[wasm_bindgen(js_name = catchUpSince)]
+    pub fn catch_up_since(&self, topic: &str) -> Option<f64> {
+        self.inner.catch_up_since(topic).map(|t| t as f64)
+    }
+
     /// Whether this client holds the conversation.
     #[wasm_bindgen(js_name = hasConversation)]
     pub fn has_conversation(&self, id: &str) -> bool {
