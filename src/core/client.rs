@@ -33,8 +33,9 @@ use super::wire::{
     InboxV2Frame, ReliablePayload,
 };
 
-/// How many inbound envelope digests are remembered for de-duplication.
-const SEEN_CAP: usize = 4096;
+/// How many handled envelope digests are remembered (and persisted) for de-duplication:
+/// a replay within this window is dropped before any MLS work.
+const SEEN_CAP: usize = 16_384;
 
 /// A message held until the directory confirms (or not) its sender's account.
 #[derive(Debug)]
