@@ -135,12 +135,11 @@ export async function connect(network: Network | Transport, options: ConnectOpti
     case "testnet":
     case "devnet":
     case "local": {
-      if (mode === "core") {
+      const platform = getPlatform();
+      if (mode === "core" && (platform.browser || !platform.libp2pTransports)) {
         throw new LogosChatError(
           "INVALID_ARGUMENT",
-          getPlatform().browser
-            ? 'mode "core" (relay) needs a Node.js process; browsers run in "edge" mode (lightpush + filter + store)'
-            : 'mode "core" (relay) is not available in this build; use "edge" (lightpush + filter + store)',
+          'mode "core" (relay) needs a Node.js process that can accept TCP peers; browsers run in "edge" mode (lightpush + filter + store through a service node)',
         );
       }
       const { TESTNET, DEVNET, LOCAL } = await import("./networks.js");
@@ -151,9 +150,13 @@ export async function connect(network: Network | Transport, options: ConnectOpti
         entryNodes = [options.url ?? (await defaultDevNodeAddress())];
       }
       check(Array.isArray(entryNodes) && entryNodes.length > 0 && entryNodes.every((e) => typeof e === "string"), "entryNodes must be a non-empty array of multiaddrs");
+      const o = { entryNodes, local: network === "local", signal: options.signal };
+      if (mode === "core") {
+        const { createRelayTransport } = await import("./transports/relay.js");
+        return new Node(network, mode, await createRelayTransport(preset, o, await platform.libp2pTransports!()));
+      }
       const { createWakuTransport } = await import("./transports/waku.js");
-      const transport = await createWakuTransport(preset, { entryNodes, local: network === "local", signal: options.signal });
-      return new Node(network, mode, transport);
+      return new Node(network, mode, await createWakuTransport(preset, o));
     }
     default:
       throw new LogosChatError("INVALID_ARGUMENT", `unknown network ${String(network)}`);

@@ -8,8 +8,8 @@ if (args.includes("--help") || args.includes("-h")) {
   console.log(`usage: logos-chat devnode [--port N] [--host H]
 
 A local Logos Delivery-compatible node for development and tests: lightpush v3, filter v2,
-store v3 and metadata over WebSocket (port N) and TCP (port N+1) on loopback, cluster 2
-with 8 shards, 150 KiB messages. It is a development node, not a production relay: it keeps
+store v3, metadata and relay (gossipsub, bridged to the light protocols) over WebSocket
+(port N) and TCP (port N+1) on loopback, cluster 2 with 8 shards, 150 KiB messages. It is a development node, not a production relay: it keeps
 everything in memory and forgets it when it stops. Default port ${DEFAULT_PORT}.`);
   process.exit(0);
 }

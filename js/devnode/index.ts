@@ -10,7 +10,10 @@
  * - store v3: by content topics and time, or by hashes, both directions, paged from the
  *   cursor hash the client sends (js-waku ignores the response cursor), newest pages in
  *   ascending order, an empty page at the end;
- * - metadata: the cluster and its full shard list (an empty list makes js-waku drop the peer).
+ * - metadata: the cluster and its full shard list (an empty list makes js-waku drop the peer);
+ * - relay (`/vac/waku/relay/2.0.0`, gossipsub) on every shard of the cluster, bridged both
+ *   ways: what a light node pushes is relayed, and what a relay (`mode: "core"`) peer
+ *   publishes is stored and pushed to filter subscribers, so core and edge nodes see each other.
  * Its PeerId comes from a fixed seed, so the default address is stable across restarts.
  */
 import "../polyfill.js";
@@ -27,6 +30,7 @@ import { proto_filter_v2, proto_lightpush, proto_metadata, proto_message, proto_
 import * as lp from "it-length-prefixed";
 import { pipe } from "it-pipe";
 import { createLibp2p } from "libp2p";
+import { shardTopics, wakuRelay } from "../transports/relay-pubsub.js";
 import { DEFAULT_PORT, devNodeKey } from "./identity.js";
 
 export { DEFAULT_PORT, defaultDevNodeAddress } from "./identity.js";
@@ -83,8 +87,13 @@ export async function startDevNode(options: DevNodeOptions = {}): Promise<DevNod
     transports: [webSockets({ filter: filters.all }), tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [mplex()],
-    services: { identify: identify({ agentVersion: "logos-chat-devnode" }), ping: ping() },
+    services: { identify: identify({ agentVersion: "logos-chat-devnode" }), ping: ping(), pubsub: wakuRelay() as never },
   });
+  const relay = node.services.pubsub as unknown as {
+    subscribe(topic: string): void;
+    publish(topic: string, data: Uint8Array): Promise<unknown>;
+    addEventListener(type: "message", cb: (e: CustomEvent<{ topic: string; data: Uint8Array }>) => void): void;
+  };
 
   const store: Stored[] = [];
   const byHash = new Map<string, Stored>();
@@ -129,6 +138,32 @@ export async function startDevNode(options: DevNodeOptions = {}): Promise<DevNod
     }
   }
 
+  /** Stores a new message, pushes it to filter subscribers and (from lightpush) relays it. */
+  function ingest(pubsubTopic: string, message: proto_message.WakuMessage, toRelay: boolean): void {
+    const hash = messageHash(pubsubTopic, message as never);
+    const hashHex = hex(hash);
+    if (byHash.has(hashHex)) return;
+    const stored: Stored = { hash, hashHex, pubsubTopic, message, ts: message.timestamp ?? 0n };
+    store.push(stored);
+    byHash.set(hashHex, stored);
+    for (const [peer, sub] of subscriptions) {
+      if (sub.topics.get(pubsubTopic)?.has(message.contentTopic)) void push(peer, pubsubTopic, message);
+    }
+    // No relay peer on the shard is normal (only light nodes connected).
+    if (toRelay) relay.publish(pubsubTopic, proto_message.WakuMessage.encode(message)).catch(() => undefined);
+  }
+
+  for (const t of shardTopics(clusterId, shardCount)) relay.subscribe(t);
+  relay.addEventListener("message", ({ detail }) => {
+    if (detail.data.length > MAX_MESSAGE_SIZE || !validTopic(detail.topic)) return;
+    try {
+      const message = proto_message.WakuMessage.decode(detail.data);
+      if (message.payload?.length && message.contentTopic) ingest(detail.topic, message, false);
+    } catch {
+      /* not a WakuMessage */
+    }
+  });
+
   await reqResp(LightPushCodec, (bytes) => {
     const req = proto_lightpush.LightPushRequestV3.decode(bytes);
     const reply = (statusCode: number, statusDesc: string) =>
@@ -138,16 +173,7 @@ export async function startDevNode(options: DevNodeOptions = {}): Promise<DevNod
     if (proto_message.WakuMessage.encode(message).length > MAX_MESSAGE_SIZE) return reply(413, "message too large");
     const pubsubTopic = req.pubsubTopic ?? `/waku/2/rs/${clusterId}/0`;
     if (!validTopic(pubsubTopic)) return reply(421, `unsupported pubsub topic ${pubsubTopic}`);
-    const hash = messageHash(pubsubTopic, message as never);
-    const hashHex = hex(hash);
-    if (!byHash.has(hashHex)) {
-      const stored: Stored = { hash, hashHex, pubsubTopic, message, ts: message.timestamp ?? 0n };
-      store.push(stored);
-      byHash.set(hashHex, stored);
-      for (const [peer, sub] of subscriptions) {
-        if (sub.topics.get(pubsubTopic)?.has(message.contentTopic)) void push(peer, pubsubTopic, message);
-      }
-    }
+    ingest(pubsubTopic, message, true);
     return reply(200, "OK");
   });
 

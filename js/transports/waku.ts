@@ -17,8 +17,7 @@ import { LogosChatError } from "../errors.js";
 import type { NetworkPreset } from "../networks.js";
 import { getPlatform } from "../platform.js";
 import type { DeliveryMessage, Subscription, Transport } from "../types.js";
-
-type Health = "connected" | "partially-connected" | "disconnected";
+import { type Health, HealthState, TopicFanout } from "./topics.js";
 type Decoder = ReturnType<LightNode["createDecoder"]>;
 type Encoder = ReturnType<LightNode["createEncoder"]>;
 
@@ -70,29 +69,23 @@ export async function createWakuTransport(preset: NetworkPreset, o: WakuOptions)
 class WakuTransport implements HealthTransport {
   private readonly encoders = new Map<string, Encoder>();
   private readonly decoders = new Map<string, Decoder>();
-  private readonly callbacks = new Map<string, Set<(m: DeliveryMessage) => void>>();
-  private readonly lastSeen = new Map<string, Date>();
-  private readonly healthListeners = new Set<(h: Health) => void>();
-  private current: Health = "disconnected";
+  private readonly fanout = new TopicFanout();
+  private readonly state = new HealthState();
   private closed = false;
 
   constructor(private readonly node: LightNode, readonly maxMessageSize: number) {
     (node.events as unknown as EventTarget).addEventListener("waku:health", (e: Event) => {
-      const next = HEALTH[String((e as CustomEvent).detail)] ?? "disconnected";
-      const was = this.current;
-      this.current = next;
-      if (next !== was) for (const cb of this.healthListeners) cb(next);
-      if (was === "disconnected" && next !== "disconnected") void this.catchUp();
+      const back = this.state.set(HEALTH[String((e as CustomEvent).detail)] ?? "disconnected");
+      if (back) void this.fanout.catchUp((q) => this.query(q));
     });
   }
 
   get health(): Health {
-    return this.current;
+    return this.state.current;
   }
 
   onHealth(cb: (h: Health) => void): () => void {
-    this.healthListeners.add(cb);
-    return () => this.healthListeners.delete(cb);
+    return this.state.on(cb);
   }
 
   /** Resolves when a peer serves lightpush, filter and store, or after `ms`. */
@@ -102,7 +95,7 @@ class WakuTransport implements HealthTransport {
     while (Date.now() < end && !signal?.aborted) {
       const peers = await this.node.getConnectedPeers();
       if (peers.some((p) => need.every((c) => p.protocols.includes(c)))) {
-        this.current = this.current === "disconnected" ? "partially-connected" : this.current;
+        if (this.state.current === "disconnected") this.state.set("partially-connected");
         return;
       }
       await new Promise((r) => setTimeout(r, 100));
@@ -139,35 +132,20 @@ class WakuTransport implements HealthTransport {
     return { messageHash };
   }
 
-  private deliver(contentTopic: string, m: DeliveryMessage): void {
-    const seen = this.lastSeen.get(contentTopic);
-    if (!seen || m.timestamp > seen) this.lastSeen.set(contentTopic, m.timestamp);
-    for (const cb of this.callbacks.get(contentTopic) ?? []) cb(m);
-  }
-
   async subscribe(contentTopics: string[], onMessage: (m: DeliveryMessage) => void): Promise<Subscription> {
     this.ensureOpen();
     for (const topic of contentTopics) {
-      let set = this.callbacks.get(topic);
-      if (!set) {
-        this.callbacks.set(topic, (set = new Set()));
-        this.lastSeen.set(topic, new Date());
+      if (this.fanout.add(topic, onMessage)) {
         // false means "no filter peer yet": js-waku subscribes when one connects.
         await this.node.filter.subscribe([this.decoder(topic)], (msg) =>
-          this.deliver(topic, { contentTopic: msg.contentTopic, payload: msg.payload, messageHash: msg.hashStr, timestamp: msg.timestamp ?? new Date() }),
+          this.fanout.deliver(topic, { contentTopic: msg.contentTopic, payload: msg.payload, messageHash: msg.hashStr, timestamp: msg.timestamp ?? new Date() }),
         );
       }
-      set.add(onMessage);
     }
     return {
       unsubscribe: async () => {
         for (const topic of contentTopics) {
-          const set = this.callbacks.get(topic);
-          set?.delete(onMessage);
-          if (set && set.size === 0) {
-            this.callbacks.delete(topic);
-            await this.node.filter.unsubscribe([this.decoder(topic)]).catch(() => undefined);
-          }
+          if (this.fanout.remove(topic, onMessage)) await this.node.filter.unsubscribe([this.decoder(topic)]).catch(() => undefined);
         }
       },
     };
@@ -199,18 +177,6 @@ class WakuTransport implements HealthTransport {
         }
       } catch (e) {
         throw new LogosChatError("TRANSPORT_UNAVAILABLE", `store query failed: ${(e as Error).message}`, { cause: e });
-      }
-    }
-  }
-
-  /** After a reconnect: what was published on our topics while we were away. */
-  private async catchUp(): Promise<void> {
-    for (const [topic, since] of this.lastSeen) {
-      if (!this.callbacks.has(topic)) continue;
-      try {
-        for await (const m of this.query({ contentTopics: [topic], since: new Date(since.getTime() - 5_000) })) this.deliver(topic, m);
-      } catch {
-        /* still not reachable: the next health change tries again */
       }
     }
   }

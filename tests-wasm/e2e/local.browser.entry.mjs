@@ -19,10 +19,16 @@ async function run() {
   } catch (e) {
     tooLarge = e.code;
   }
+  let core;
+  try {
+    await logos.connect("local", { url, mode: "core" });
+  } catch (e) {
+    core = e.code;
+  }
   await a.close();
   await b.close();
   const local = { createMemoryHub, connect: (_net, o) => logos.connect("local", { ...o, hub: undefined, url }) };
   const chat = await all.twoAccountsChatBothWays(local);
-  return { health: a.health, tooLarge, chat };
+  return { health: a.health, tooLarge, core, chat };
 }
 run().then((r) => (window.__result = r), (e) => (window.__result = { error: String(e && e.stack || e) }));

@@ -50,6 +50,7 @@ test("messaging and 1:1 chat over the dev node in headless Chromium", { timeout:
     const r = await p.evaluate(() => window.__result);
     assert.ok(!r.error, r.error);
     assert.equal(r.tooLarge, "PAYLOAD_TOO_LARGE");
+    assert.equal(r.core, "INVALID_ARGUMENT", 'mode "core" is refused in browsers');
     assert.deepEqual(r.chat.texts, ["hello bob", "hi alice"]);
   } finally {
     await browser.close();

@@ -112,5 +112,40 @@ test("presets carry the cluster, shards, size limit and entry nodes of PROTOCOL.
   assert.ok(TESTNET.entryNodes.includes("/dns4/node-02.ac-cn-hongkong-c.logos.test.status.im/tcp/30303/p2p/16Uiu2HAm28CoBZjpyxsanC8tQpbvZ7bZJnVYuB1EgFzb571qpWsV"));
   assert.ok(DEVNET.entryNodes.includes("/dns4/delivery-02.gc-us-central1-a.logos.dev.status.im/tcp/30303/p2p/16Uiu2HAm8Y9kgBNtjxvCnf1X6gnZJW5EGE4UwwCL3CCm55TwqBiH"));
   assert.ok([...TESTNET.entryNodes, ...DEVNET.entryNodes].every((m) => /^\/dns4\/[a-z0-9.-]+\/tcp\/30303\/p2p\/16Uiu2HA[A-Za-z0-9]+$/.test(m)));
-  await assert.rejects(connect("local", { mode: "core", url: "/ip4/127.0.0.1/tcp/1/ws" }), (e) => e.code === "INVALID_ARGUMENT");
+});
+
+test("a core (relay) node and an edge node on the same dev node exchange messages", { timeout: 120_000 }, async () => {
+  const dev = await startDevNode({ port: 0 });
+  const [ws, tcp] = dev.multiaddrs;
+  assert.match(tcp, /^\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\//, "the TCP address comes second");
+  const core = await connect("local", { url: tcp, mode: "core" });
+  const edge = await connect("local", { url: ws });
+  try {
+    assert.equal(core.mode, "core");
+    assert.notEqual(core.health, "disconnected");
+    const atCore = [];
+    const atEdge = [];
+    await core.subscribe(topic, (m) => atCore.push(m));
+    await edge.subscribe(topic, (m) => atEdge.push(m));
+    await new Promise((r) => setTimeout(r, 500));
+    const fromEdge = await edge.send(topic, new TextEncoder().encode("edge → core"));
+    await until(() => atCore.some((m) => m.messageHash === fromEdge.messageHash), 15_000, "relay delivery of a lightpushed message");
+    const fromCore = await core.send(topic, new TextEncoder().encode("core → edge"));
+    await until(() => atEdge.some((m) => m.messageHash === fromCore.messageHash), 15_000, "filter delivery of a relayed message");
+    assert.equal(new TextDecoder().decode(atEdge.find((m) => m.messageHash === fromCore.messageHash).payload), "core → edge");
+    assert.equal(dev.storedCount(), 2, "the dev node stored both, once each");
+    await assert.rejects(core.send(topic, new Uint8Array(150 * 1024)), (e) => e.code === "PAYLOAD_TOO_LARGE");
+  } finally {
+    await core.close();
+    await edge.close();
+  }
+  try {
+    // The 1:1 chat with one account on relay and the other on a light node: directory
+    // lookups and catch-up read the store from the core node too.
+    let n = 0;
+    const mixed = { createMemoryHub: () => ({}), connect: (_net, o) => connect("local", { ...o, hub: undefined, ...(n++ % 2 === 0 ? { url: tcp, mode: "core" } : { url: ws }) }) };
+    await all.twoAccountsChatBothWays(mixed);
+  } finally {
+    await dev.stop();
+  }
 });
