@@ -97,10 +97,11 @@ export async function storageLoop(logos, { conversations, perConversation, store
 }
 
 /** Messaging API over the local dev node: send → receive latency of 1 KiB messages. */
-export async function devnodeLoop(logos, startDevNode, n) {
+/** Send → receive over the dev node; the sender is a light node, or a relay node with `senderMode: "core"`. */
+export async function devnodeLoop(logos, startDevNode, n, senderMode = "edge") {
   const dev = await startDevNode({ port: 0 });
   const url = dev.multiaddrs[0];
-  const a = await logos.connect("local", { url });
+  const a = await logos.connect("local", senderMode === "core" ? { url: dev.multiaddrs[1], mode: "core" } : { url });
   const b = await logos.connect("local", { url });
   const topic = "/bench/1/latency/proto";
   let resolveNext;
