@@ -66,11 +66,31 @@ pub struct ConversationInfo {
     /// The other account of a direct chat.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peer: Option<String>,
+    /// A group's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// A group's description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
     /// Time of the last message (ms).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_message_at: Option<f64>,
     /// Messages received and not read.
     pub unread: u32,
+}
+
+/// A member of a conversation as the app sees it (an account and its installations).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberInfo {
+    /// The account.
+    pub account_id: String,
+    /// Its installations in the group.
+    pub installations: Vec<String>,
+    /// On this epoch's steward list.
+    pub steward: bool,
+    /// Added by a proposal that is not committed yet.
+    pub pending: bool,
 }
 
 /// Something the app hears about.
@@ -101,6 +121,14 @@ pub enum Event {
         /// The sender hint from the history entry, if any.
         #[serde(skip_serializing_if = "Option::is_none")]
         sender_id: Option<String>,
+    },
+    /// A group's member list changed.
+    #[serde(rename_all = "camelCase")]
+    Members {
+        /// The group.
+        conversation_id: String,
+        /// Its members now.
+        members: Vec<MemberInfo>,
     },
     /// Bad input from the network: dropped, state unchanged.
     Error {

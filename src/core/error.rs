@@ -23,6 +23,8 @@ pub enum ErrorCode {
     Protocol,
     /// Stored state does not authenticate or decode.
     StoreCorrupt,
+    /// Not (or no longer) a member of the conversation.
+    NotAMember,
 }
 
 impl ErrorCode {
@@ -36,6 +38,7 @@ impl ErrorCode {
             ErrorCode::DecryptFailed => "DECRYPT_FAILED",
             ErrorCode::Protocol => "PROTOCOL",
             ErrorCode::StoreCorrupt => "STORE_CORRUPT",
+            ErrorCode::NotAMember => "NOT_A_MEMBER",
         }
     }
 }
@@ -80,6 +83,9 @@ pub enum CoreError {
     /// Stored state that does not authenticate or decode; never silently reset.
     #[error("store corrupt: {0}")]
     StoreCorrupt(String),
+    /// Not (or no longer) a member of this conversation.
+    #[error("not a member of {0}")]
+    NotAMember(String),
 }
 
 impl CoreError {
@@ -92,6 +98,7 @@ impl CoreError {
             CoreError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             CoreError::Decrypt(_) => ErrorCode::DecryptFailed,
             CoreError::StoreCorrupt(_) => ErrorCode::StoreCorrupt,
+            CoreError::NotAMember(_) => ErrorCode::NotAMember,
             CoreError::Decode { .. } | CoreError::Verify(_) | CoreError::Mls(_) => ErrorCode::Protocol,
         }
     }

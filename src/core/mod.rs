@@ -8,6 +8,7 @@ pub mod account;
 pub mod address;
 pub mod client;
 pub mod conversation;
+pub mod demls;
 pub mod directory;
 pub mod effects;
 pub mod error;
@@ -20,5 +21,5 @@ mod tests;
 
 pub use address::{AccountId, ContentTopic, ConversationId, InstallationId, MessageId};
 pub use client::Client;
-pub use effects::{ChatMessage, ConversationInfo, Effects, Event, Outbound, SenderInfo};
+pub use effects::{ChatMessage, ConversationInfo, Effects, Event, MemberInfo, Outbound, SenderInfo};
 pub use error::{CoreError, ErrorCode, Result};

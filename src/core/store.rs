@@ -266,7 +266,7 @@ pub struct ConversationRecord {
     /// The conversation id.
     #[prost(string, tag = "1")]
     pub id: String,
-    /// "direct" (groups come with their issue).
+    /// "direct" or "group".
     #[prost(string, tag = "2")]
     pub kind: String,
     /// The other account of a direct chat (32 bytes).
@@ -296,6 +296,9 @@ pub struct ConversationRecord {
     /// For each of `recent`: sent by this installation.
     #[prost(bool, repeated, tag = "11")]
     pub recent_own: Vec<bool>,
+    /// A group's de-MLS state (an encoded `GroupStateRecord`); empty for a direct chat.
+    #[prost(bytes = "vec", tag = "12")]
+    pub group_state: Vec<u8>,
 }
 
 /// A `messages` record.

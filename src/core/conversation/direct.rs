@@ -197,6 +197,7 @@ impl DirectConversation {
             created_at: self.meta.created_at,
             recent: recent.iter().map(|(id, _)| id.clone()).collect(),
             recent_own: recent.iter().map(|(_, own)| *own).collect(),
+            group_state: Vec::new(),
         }
     }
 
@@ -242,17 +243,8 @@ impl DirectConversation {
         }
         let processed = match self.group.process_message(provider, protocol) {
             Ok(p) => p,
-            Err(e) => {
-                let why = format!("{e:?}");
-                // openmls reports these before it changes any state; they are replays of
-                // traffic this member already handled, not attacks.
-                const REPLAYS: [&str; 4] =
-                    ["CannotDecryptOwnMessage", "SecretReuseError", "TooDistantInThePast", "WrongEpoch"];
-                if REPLAYS.iter().any(|r| why.contains(r)) {
-                    return Ok(Inbound::Replay);
-                }
-                return Err(CoreError::Decrypt(why));
-            }
+            Err(e) if mls::is_replay(&e) => return Ok(Inbound::Replay),
+            Err(e) => return Err(CoreError::Decrypt(format!("{e:?}"))),
         };
         let sender = match processed.sender() {
             Sender::Member(idx) => {

@@ -81,6 +81,18 @@ pub fn create_config() -> MlsGroupCreateConfig {
         .build()
 }
 
+/// The config a group is created with: as [`create_config`], with its group-context
+/// extensions (the metadata, 0xFF01).
+pub fn create_group_config(extensions: Extensions<GroupContext>) -> MlsGroupCreateConfig {
+    MlsGroupCreateConfig::builder()
+        .ciphersuite(CIPHERSUITE)
+        .use_ratchet_tree_extension(true)
+        .capabilities(capabilities())
+        .max_past_epochs(MAX_PAST_EPOCHS)
+        .with_group_context_extensions(extensions)
+        .build()
+}
+
 /// The config a conversation is joined with.
 pub fn join_config() -> MlsGroupJoinConfig {
     MlsGroupJoinConfig::builder().use_ratchet_tree_extension(true).max_past_epochs(MAX_PAST_EPOCHS).build()
@@ -95,4 +107,14 @@ pub fn member_credential(credential: &Credential, signature_key: &[u8]) -> Resul
         return Err(CoreError::Verify("credential names another key than the leaf's"));
     }
     Ok(cred)
+}
+
+/// Whether a `process_message` failure is a replay of traffic this member already
+/// handled (its own message, a consumed generation, an old or unknown epoch): openmls
+/// reports these before it changes any state, so they are dropped quietly.
+pub fn is_replay(e: &impl std::fmt::Debug) -> bool {
+    const REPLAYS: [&str; 4] =
+        ["CannotDecryptOwnMessage", "SecretReuseError", "TooDistantInThePast", "WrongEpoch"];
+    let why = format!("{e:?}");
+    REPLAYS.iter().any(|r| why.contains(r))
 }

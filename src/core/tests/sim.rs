@@ -34,6 +34,8 @@ pub struct Node {
     pub subs: BTreeSet<String>,
     pub queue: VecDeque<Msg>,
     pub events: Vec<Event>,
+    /// When the client asked to be ticked.
+    pub wake: Option<u64>,
 }
 
 #[derive(Default)]
@@ -42,6 +44,10 @@ pub struct Net {
     pub nodes: Vec<Node>,
     pub now: u64,
     pub publishes: usize,
+    /// Publishes per content topic.
+    pub published_on: BTreeMap<String, usize>,
+    /// Partition: node → side; messages cross sides only through the history later.
+    pub side: BTreeMap<usize, u8>,
 }
 
 impl Net {
@@ -58,6 +64,7 @@ impl Net {
             subs: BTreeSet::new(),
             queue: VecDeque::new(),
             events: vec![],
+            wake: None,
         });
         let i = self.nodes.len() - 1;
         self.apply(i, fx);
@@ -82,10 +89,15 @@ impl Net {
             let sent = self.nodes[i].client.outbox_sent(o.outbox_id);
             self.persist(i, &sent);
             self.publishes += 1;
+            *self.published_on.entry(o.content_topic.clone()).or_default() += 1;
             let m = Msg { topic: o.content_topic, payload: o.payload, sent_at: self.now };
             self.history.push(m.clone());
-            for n in self.nodes.iter_mut().filter(|n| n.online && n.subs.contains(&m.topic)) {
-                n.queue.push_back(m.clone());
+            let from = self.side.get(&i).copied();
+            for (j, n) in self.nodes.iter_mut().enumerate() {
+                let same_side = from.is_none() || self.side.get(&j).copied() == from;
+                if n.online && same_side && n.subs.contains(&m.topic) {
+                    n.queue.push_back(m.clone());
+                }
             }
         }
         for a in fx.lookups {
@@ -94,6 +106,47 @@ impl Net {
             self.apply(i, fx);
         }
         self.nodes[i].events.extend(fx.events);
+        if fx.wake_at.is_some() {
+            self.nodes[i].wake = fx.wake_at.map(|t| t as u64);
+        }
+    }
+
+    /// Moves the virtual clock forward by `ms`, ticking every node whose timer falls due
+    /// and delivering what that produces, in time order.
+    pub fn advance(&mut self, ms: u64) {
+        let end = self.now + ms;
+        loop {
+            self.run();
+            let next = (0..self.nodes.len())
+                .filter(|&i| self.nodes[i].online)
+                .filter_map(|i| self.nodes[i].wake.map(|t| (t, i)))
+                .filter(|(t, _)| *t <= end)
+                .min();
+            let Some((t, i)) = next else { break };
+            self.now = self.now.max(t);
+            self.nodes[i].wake = None;
+            let fx = self.nodes[i].client.tick(self.now);
+            self.apply(i, fx);
+        }
+        self.now = end;
+        self.run();
+    }
+
+    /// Splits the network: nodes in `a` and the rest see only their own side's traffic.
+    pub fn partition(&mut self, a: &[usize]) {
+        for i in 0..self.nodes.len() {
+            self.side.insert(i, u8::from(!a.contains(&i)));
+        }
+    }
+
+    /// Heals a partition: every node catches up from the history, as after a reconnect.
+    pub fn heal(&mut self) {
+        self.side.clear();
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].online {
+                self.set_online(i, true);
+            }
+        }
     }
 
     fn persist(&mut self, i: usize, fx: &Effects) {

@@ -4,9 +4,11 @@
 //! returns errors and never panics on any input. Nothing here holds keys.
 
 mod chat;
+mod group;
 mod waku;
 
 pub use chat::*;
+pub use group::*;
 pub use waku::*;
 
 use super::error::{CoreError, Result};

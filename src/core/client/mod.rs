@@ -19,15 +19,18 @@ use rand_core::CryptoRngCore;
 
 use super::account::{AccountKey, DelegateCredential, DeviceBundle, InstallationKey};
 use super::address::{blake2b, AccountId, ConversationId, InstallationId, MessageId, CHAT_TOPIC_PREFIX};
-use super::conversation::{mls, ConversationMeta, DirectConversation, Inbound};
+use super::conversation::{mls, ConversationMeta, DirectConversation, GroupConversation, Inbound};
 use super::directory::{self, Directory, ACCOUNT_TOPIC, KEYPACKAGE_TOPIC};
 use super::effects::{ChatMessage, ConversationInfo, Effects, Event, Outbound, SenderInfo};
 use super::error::{CoreError, Result};
+use super::sds::Channel;
 use super::store::{
     decode_record, encode, migrate, mls_logical_key, AccountRecord, ConversationRecord, LoadedRecord,
     MessageIndexRecord, MessageRecord, MetaRecord, MlsRecord, OutboxRecord, SeenRecord, Store, StoreCipher,
     StoreOp, SCHEMA_VERSION, SINGLETON,
 };
+mod group;
+
 use super::wire::{
     decode, encrypted_payload, inbox_v2_frame, EncryptedPayload, EnvelopeV1, GroupV1HeavyInvite,
     InboxV2Frame, ReliablePayload,
@@ -57,6 +60,7 @@ pub struct Client {
     key_package: KeyPackage,
     directory: Directory,
     conversations: BTreeMap<ConversationId, DirectConversation>,
+    groups: BTreeMap<ConversationId, GroupConversation>,
     seen: HashMap<[u8; 32], u64>,
     seen_order: VecDeque<[u8; 32]>,
     seen_counter: u64,
@@ -140,6 +144,7 @@ impl Client {
             key_package,
             directory,
             conversations: BTreeMap::new(),
+            groups: BTreeMap::new(),
             seen: HashMap::new(),
             seen_order: VecDeque::new(),
             seen_counter: 0,
@@ -168,7 +173,7 @@ impl Client {
         rng: Box<dyn CryptoRngCore>,
         store_key: &[u8; 32],
         records: Vec<LoadedRecord>,
-        _now_ms: u64,
+        now_ms: u64,
     ) -> Result<(Self, Effects)> {
         let cipher = StoreCipher::new(store_key);
         let mut by_store: BTreeMap<Store, Vec<Vec<u8>>> = BTreeMap::new();
@@ -233,6 +238,14 @@ impl Client {
         }
         for v in by_store.remove(&Store::Conversations).unwrap_or_default() {
             let rec: ConversationRecord = decode_record("conversation", &v)?;
+            if rec.kind == "group" {
+                let group = GroupConversation::restore(&client.provider, rec, now_ms)?;
+                if !group.left {
+                    fx.subscribe.push(group.id().topic().as_str().to_owned());
+                }
+                client.groups.insert(group.id().clone(), group);
+                continue;
+            }
             let convo = DirectConversation::restore(&client.provider, rec)?;
             fx.subscribe.push(convo.id().topic().as_str().to_owned());
             client.conversations.insert(convo.id().clone(), convo);
@@ -249,6 +262,7 @@ impl Client {
                 client.seen_counter = client.seen_counter.max(r.order + 1);
             }
         }
+        fx.wake_at = client.next_wake(now_ms);
         for v in by_store.remove(&Store::Outbox).unwrap_or_default() {
             let rec: OutboxRecord = decode_record("outbox", &v)?;
             client.next_outbox = client.next_outbox.max(rec.id + 1);
@@ -348,11 +362,29 @@ impl Client {
         for c in self.conversations.values_mut() {
             let _ = c.reload(provider);
         }
+        for g in self.groups.values_mut() {
+            let _ = g.reload(provider);
+        }
+    }
+
+    /// The chat channel and bookkeeping of a direct or group conversation.
+    fn channel_meta(&mut self, id: &ConversationId) -> Option<(&mut Channel, &mut ConversationMeta)> {
+        if let Some(c) = self.conversations.get_mut(id) {
+            return Some((&mut c.channel, &mut c.meta));
+        }
+        self.groups.get_mut(id).map(|g| (&mut g.channel, &mut g.meta))
+    }
+
+    fn knows(&self, id: &ConversationId) -> bool {
+        self.conversations.contains_key(id) || self.groups.contains_key(id)
     }
 
     fn put_conversation(&mut self, id: &ConversationId, fx: &mut Effects) -> Result<()> {
-        let Some(c) = self.conversations.get(id) else { return Ok(()) };
-        let rec = c.record();
+        let rec = match (self.conversations.get(id), self.groups.get(id)) {
+            (Some(c), _) => c.record(),
+            (None, Some(g)) => g.record(),
+            (None, None) => return Ok(()),
+        };
         fx.store.push(self.cipher.put(
             self.rng.as_mut(),
             Store::Conversations,
@@ -365,14 +397,14 @@ impl Client {
     /// Stores a message in its conversation's history; returns its sequence number.
     fn store_message(&mut self, m: &ChatMessage, fx: &mut Effects) -> Result<u64> {
         let id = ConversationId::parse(&m.conversation_id)?;
-        let Some(c) = self.conversations.get_mut(&id) else {
+        let Some((_, meta)) = self.channel_meta(&id) else {
             return Err(CoreError::UnknownConversation(m.conversation_id.clone()));
         };
-        let seq = c.meta.next_seq;
-        c.meta.next_seq += 1;
-        c.meta.last_message_at = c.meta.last_message_at.max(m.sent_at as u64);
+        let seq = meta.next_seq;
+        meta.next_seq += 1;
+        meta.last_message_at = meta.last_message_at.max(m.sent_at as u64);
         if !m.outgoing {
-            c.meta.unread = c.meta.unread.saturating_add(1);
+            meta.unread = meta.unread.saturating_add(1);
         }
         self.put_message(m, seq, fx)?;
         let index = MessageIndexRecord { conversation_id: m.conversation_id.clone(), seq };
@@ -409,7 +441,7 @@ impl Client {
     /// the driver to read newest first with a limit.
     pub fn history_range(&self, conversation: &str, before_seq: Option<u64>) -> Result<(Vec<u8>, Vec<u8>)> {
         let id = ConversationId::parse(conversation)?;
-        if !self.conversations.contains_key(&id) {
+        if !self.knows(&id) {
             return Err(CoreError::UnknownConversation(id.as_str().to_owned()));
         }
         let from = self.cipher.message_key(id.as_str(), 0);
@@ -459,11 +491,9 @@ impl Client {
     /// Marks a conversation read up to now (local; read receipts come with their issue).
     pub fn mark_read(&mut self, conversation: &str) -> Result<Effects> {
         let id = ConversationId::parse(conversation)?;
-        let c = self
-            .conversations
-            .get_mut(&id)
-            .ok_or_else(|| CoreError::UnknownConversation(id.as_str().to_owned()))?;
-        c.meta.unread = 0;
+        let (_, meta) =
+            self.channel_meta(&id).ok_or_else(|| CoreError::UnknownConversation(id.as_str().to_owned()))?;
+        meta.unread = 0;
         let mut fx = Effects::default();
         self.put_conversation(&id, &mut fx)?;
         Ok(fx)
@@ -511,7 +541,10 @@ impl Client {
 
     /// Every conversation, in id order.
     pub fn conversations(&self) -> Vec<ConversationInfo> {
-        self.conversations.values().map(info).collect()
+        let mut all: Vec<ConversationInfo> = self.conversations.values().map(info).collect();
+        all.extend(self.groups.values().map(group::group_info));
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        all
     }
 
     /// (entries, bytes) held in the MLS store: what a restart would have to persist.
@@ -533,14 +566,16 @@ impl Client {
     /// conversation's from ten minutes before its last message (clock skew), everything
     /// for the inbox and for conversations with no message yet.
     pub fn catch_up_since(&self, topic: &str) -> Option<u64> {
-        self.conversations.values().find(|c| c.id().topic().as_str() == topic).and_then(|c| {
-            (c.meta.last_message_at > 0).then(|| c.meta.last_message_at.saturating_sub(600_000))
-        })
+        let metas = self.conversations.values().map(|c| (c.id(), &c.meta));
+        let metas = metas.chain(self.groups.values().map(|g| (g.id(), &g.meta)));
+        metas
+            .filter(|(id, _)| id.topic().as_str() == topic)
+            .find_map(|(_, m)| (m.last_message_at > 0).then(|| m.last_message_at.saturating_sub(600_000)))
     }
 
     /// Whether this client holds the conversation.
     pub fn has_conversation(&self, id: &str) -> bool {
-        ConversationId::parse(id).is_ok_and(|id| self.conversations.contains_key(&id))
+        ConversationId::parse(id).is_ok_and(|id| self.knows(&id))
     }
 
     /// Starts (or returns the existing) 1:1 chat with `account`. The directory
@@ -626,6 +661,9 @@ impl Client {
 
     fn send_inner(&mut self, conversation: &str, content: &[u8], now_ms: u64) -> Result<(String, Effects)> {
         let id = ConversationId::parse(conversation)?;
+        if self.groups.contains_key(&id) {
+            return self.send_group(&id, content, now_ms);
+        }
         let sender_id = self.credential.identity_id();
         let convo = self
             .conversations
@@ -640,8 +678,17 @@ impl Client {
         let topic = id.topic().as_str().to_owned();
         let mut fx = Effects::default();
         self.remember(&fx_digest(&topic, &env), &mut fx)?;
-        let message = ChatMessage {
-            id: reliable.message_id.clone(),
+        let message = self.outgoing(&id, &reliable.message_id, content, now_ms);
+        self.store_message(&message, &mut fx)?;
+        self.enqueue(&mut fx, topic, env)?;
+        self.sync_mls(&mut fx)?;
+        Ok((reliable.message_id, fx))
+    }
+
+    /// The history entry of a message this installation sends.
+    fn outgoing(&self, id: &ConversationId, message_id: &str, content: &[u8], now_ms: u64) -> ChatMessage {
+        ChatMessage {
+            id: message_id.to_owned(),
             conversation_id: id.as_str().to_owned(),
             sender: SenderInfo {
                 account_id: Some(self.account.id().to_hex()),
@@ -652,11 +699,7 @@ impl Client {
             sent_at: now_ms as f64,
             received_at: now_ms as f64,
             outgoing: true,
-        };
-        self.store_message(&message, &mut fx)?;
-        self.enqueue(&mut fx, topic, env)?;
-        self.sync_mls(&mut fx)?;
-        Ok((reliable.message_id, fx))
+        }
     }
 
     /// Handles one message from the network. Never fails: problems become `Error` events.
@@ -707,6 +750,9 @@ impl Client {
             return self.handle_invite(&env.payload, now_ms);
         }
         let Ok(id) = ConversationId::parse(&env.conversation_hint) else { return Ok(None) };
+        if self.groups.contains_key(&id) {
+            return self.handle_group_v2(&id, &env.payload, sent_at_ms, now_ms).map(Some);
+        }
         if !self.conversations.contains_key(&id) {
             return Ok(None);
         }
@@ -716,7 +762,11 @@ impl Client {
     fn handle_invite(&mut self, frame: &[u8], now_ms: u64) -> Result<Option<Effects>> {
         // The inbox address is shared broadcast space: frames that do not decode are ignored (§2.6).
         let Ok(frame) = InboxV2Frame::decode(frame) else { return Ok(None) };
-        let Some(inbox_v2_frame::Payload::GroupV1(invite)) = frame.payload else { return Ok(None) };
+        let invite = match frame.payload {
+            Some(inbox_v2_frame::Payload::GroupV1(invite)) => invite,
+            Some(inbox_v2_frame::Payload::GroupV2(welcome)) => return self.join_group(&welcome, now_ms),
+            None => return Ok(None),
+        };
         let mut convo =
             match DirectConversation::join(&self.provider, &invite.welcome_bytes, &self.account.id()) {
                 Ok(c) => c,
@@ -752,7 +802,6 @@ impl Client {
         let Some(encrypted_payload::Encryption::Plaintext(p)) = enc.encryption else {
             return Err(CoreError::decode("encrypted payload", "Gen-2 groups carry the plaintext arm"));
         };
-        let own = self.account.id();
         let convo = self
             .conversations
             .get_mut(id)
@@ -767,14 +816,31 @@ impl Client {
             Inbound::Ignored | Inbound::Replay => return Ok(Effects::default()),
         };
         let reliable: ReliablePayload = decode("reliable payload", &plaintext)?;
+        self.deliver_chat(id, &sender, reliable, sent_at_ms, now_ms)
+    }
+
+    /// Stores and reports one chat payload of a direct or group conversation from an
+    /// authenticated member; its account shows once the directory confirms it.
+    fn deliver_chat(
+        &mut self,
+        id: &ConversationId,
+        sender: &DelegateCredential,
+        reliable: ReliablePayload,
+        sent_at_ms: u64,
+        now_ms: u64,
+    ) -> Result<Effects> {
+        let own = self.account.id();
         if reliable.channel_id != id.as_str() {
             return Err(CoreError::Verify("payload names another conversation"));
         }
         let mut fx = Effects::default();
-        if convo.channel.has_seen(&reliable.message_id) {
+        let Some((channel, _)) = self.channel_meta(id) else {
+            return Err(CoreError::UnknownConversation(id.as_str().to_owned()));
+        };
+        if channel.has_seen(&reliable.message_id) {
             return Ok(fx);
         }
-        let report = convo.channel.receive(&reliable);
+        let report = channel.receive(&reliable);
         let by = SenderInfo { account_id: None, installation_id: sender.installation.to_hex() };
         for m in report.acked {
             fx.events.push(Event::Ack {
@@ -790,11 +856,7 @@ impl Client {
                 sender_id: (!hint.is_empty()).then_some(hint),
             });
         }
-        let content_type = if std::str::from_utf8(&reliable.content).is_ok() {
-            "text/plain"
-        } else {
-            "application/octet-stream"
-        };
+        let content_type = content_type(&reliable.content);
         let mut message = ChatMessage {
             id: MessageId(reliable.message_id).as_str().to_owned(),
             conversation_id: id.as_str().to_owned(),
@@ -811,12 +873,17 @@ impl Client {
             message.sender.account_id = sender.account.as_ref().map(AccountId::to_hex);
         }
         let seq = self.store_message(&message, &mut fx)?;
-        match sender.account {
+        match sender.account.clone() {
             Some(account) if !confirmed => {
                 if !self.pending.iter().any(|p| p.account == account) {
                     fx.lookups.push(account.to_hex());
                 }
-                self.pending.push(Pending { account, message, installation: sender.installation, seq });
+                self.pending.push(Pending {
+                    account,
+                    message,
+                    installation: sender.installation.clone(),
+                    seq,
+                });
             }
             _ => fx.events.push(Event::Message(message)),
         }
@@ -844,7 +911,7 @@ impl Client {
     }
 }
 
-fn group_envelope(id: &ConversationId, mls_message: Vec<u8>) -> Vec<u8> {
+pub(crate) fn group_envelope(id: &ConversationId, mls_message: Vec<u8>) -> Vec<u8> {
     EnvelopeV1 {
         conversation_hint: id.as_str().to_owned(),
         salt: 0,
@@ -853,7 +920,7 @@ fn group_envelope(id: &ConversationId, mls_message: Vec<u8>) -> Vec<u8> {
     .encode_to_vec()
 }
 
-fn fx_digest(topic: &str, payload: &[u8]) -> [u8; 32] {
+pub(crate) fn fx_digest(topic: &str, payload: &[u8]) -> [u8; 32] {
     blake2b::<32>(&[topic.as_bytes(), b"|", payload])
 }
 
@@ -862,13 +929,15 @@ fn info(c: &DirectConversation) -> ConversationInfo {
         id: c.id().as_str().to_owned(),
         kind: "direct",
         peer: Some(c.peer.to_hex()),
+        name: None,
+        description: None,
         last_message_at: (c.meta.last_message_at > 0).then_some(c.meta.last_message_at as f64),
         unread: c.meta.unread,
     }
 }
 
 /// libchat sends raw UTF-8 with no content-type framing: UTF-8 reads as text.
-fn content_type(content: &[u8]) -> &'static str {
+pub(crate) fn content_type(content: &[u8]) -> &'static str {
     if std::str::from_utf8(content).is_ok() {
         "text/plain"
     } else {

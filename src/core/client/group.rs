@@ -1,0 +1,428 @@
+//! The client's group calls: create, propose (add, remove, leave, metadata), send,
+//! receive, join from a Welcome, and the timers (`tick`). The de-MLS logic is in
+//! `conversation::group` and `demls`; this file routes bytes and turns a
+//! [`GroupOutput`] into effects (outbox, Welcomes to inboxes, events, storage).
+
+use openmls::prelude::KeyPackage;
+use openmls_traits::OpenMlsProvider;
+use prost::Message as _;
+
+use super::{fx_digest, group_envelope, Client};
+use crate::core::address::{AccountId, ConversationId, InstallationId};
+use crate::core::conversation::group::member_id;
+use crate::core::conversation::{ConversationMeta, GroupConversation, GroupOutput, Metadata};
+use crate::core::demls::Config;
+use crate::core::effects::{ConversationInfo, Effects, Event, MemberInfo};
+use crate::core::error::{CoreError, Result};
+use crate::core::wire::{
+    decode, encrypted_payload, group_proposal::Request, inbox_v2_frame, AddAccount, EncryptedPayload,
+    EnvelopeV1, GroupMetadata, GroupProposal, InboxV2Frame, MemberWelcome, RemoveAccount,
+};
+
+/// How a group appears in the conversation list.
+pub(super) fn group_info(g: &GroupConversation) -> ConversationInfo {
+    let m = g.metadata();
+    ConversationInfo {
+        id: g.id().as_str().to_owned(),
+        kind: "group",
+        peer: None,
+        name: Some(m.name),
+        description: Some(m.description),
+        last_message_at: (g.meta.last_message_at > 0).then_some(g.meta.last_message_at as f64),
+        unread: g.meta.unread,
+    }
+}
+
+impl Client {
+    /// Runs `f`, and on failure puts openmls's storage back as it was.
+    fn guarded<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        let r = f(self);
+        if r.is_err() {
+            self.rollback_mls();
+        }
+        r
+    }
+
+    /// The key packages of every installation of `account` the directory holds.
+    fn account_key_packages(&mut self, account: &AccountId) -> Result<Vec<KeyPackage>> {
+        let devices = self
+            .directory
+            .bundle(account)
+            .ok_or_else(|| CoreError::UnknownAccount(account.to_hex()))?
+            .devices
+            .clone();
+        let crypto = self.provider.crypto();
+        let kps: Vec<KeyPackage> =
+            devices.iter().filter_map(|d| self.directory.key_package(d, crypto)).collect();
+        if kps.is_empty() {
+            return Err(CoreError::UnknownAccount(format!("{}: no key package found", account.to_hex())));
+        }
+        Ok(kps)
+    }
+
+    fn parse_accounts(&self, accounts: &[String]) -> Result<Vec<AccountId>> {
+        let mut out: Vec<AccountId> = Vec::new();
+        for a in accounts {
+            let a = AccountId::parse(a)?;
+            if a != self.account.id() && !out.contains(&a) {
+                out.push(a);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Creates a named group with every installation of `members` (and our other
+    /// installations). The directory must hold their records (the driver looks them up).
+    pub fn create_group(
+        &mut self,
+        name: &str,
+        description: &str,
+        members: &[String],
+        config: Option<Config>,
+        now_ms: u64,
+    ) -> Result<(String, Effects)> {
+        self.guarded(|c| c.create_group_inner(name, description, members, config.unwrap_or_default(), now_ms))
+    }
+
+    fn create_group_inner(
+        &mut self,
+        name: &str,
+        description: &str,
+        members: &[String],
+        config: Config,
+        now_ms: u64,
+    ) -> Result<(String, Effects)> {
+        let metadata = Metadata::new(name, description)?;
+        if Config::from_sync(&{
+            let mut s = Default::default();
+            config.to_sync(&mut s);
+            s
+        })
+        .is_none()
+        {
+            return Err(CoreError::InvalidArgument(
+                "group timers must be positive and stewards at least 1".into(),
+            ));
+        }
+        let mut key_packages = Vec::new();
+        for a in self.parse_accounts(members)? {
+            key_packages.extend(self.account_key_packages(&a)?);
+        }
+        let me = self.installation.id();
+        for d in self.bundle.devices.clone().iter().filter(|d| **d != me) {
+            key_packages.extend(self.directory.key_package(d, self.provider.crypto()));
+        }
+        let mut group_id = [0u8; 16];
+        self.rng.fill_bytes(&mut group_id);
+        let (mut g, out) = GroupConversation::create(
+            &self.provider,
+            &self.installation,
+            &self.credential,
+            group_id,
+            &metadata,
+            config,
+            key_packages,
+        )?;
+        g.meta = ConversationMeta { created_at: now_ms, ..ConversationMeta::default() };
+        let id = g.id().clone();
+        let mut fx = Effects { subscribe: vec![id.topic().as_str().to_owned()], ..Effects::default() };
+        fx.events.push(Event::Conversation(group_info(&g)));
+        self.groups.insert(id.clone(), g);
+        self.apply_group_output(&id, out, now_ms, &mut fx)?;
+        self.sync_mls(&mut fx)?;
+        Ok((id.as_str().to_owned(), fx))
+    }
+
+    fn propose(&mut self, id: &str, request: Request, proposal_id: u32, now_ms: u64) -> Result<Effects> {
+        self.guarded(|c| {
+            let id = ConversationId::parse(id)?;
+            let g = c
+                .groups
+                .get_mut(&id)
+                .ok_or_else(|| CoreError::UnknownConversation(id.as_str().to_owned()))?;
+            if g.left {
+                return Err(CoreError::NotAMember(id.as_str().to_owned()));
+            }
+            let p = GroupProposal { proposal_id, request: Some(request), created_at: now_ms };
+            let out = g.propose(&c.provider, &c.installation, &c.credential, p, now_ms)?;
+            let mut fx = Effects::default();
+            c.apply_group_output(&id, out, now_ms, &mut fx)?;
+            c.sync_mls(&mut fx)?;
+            Ok(fx)
+        })
+    }
+
+    fn random_proposal_id(&mut self) -> u32 {
+        self.rng.next_u32()
+    }
+
+    /// Opens one Add proposal per account (every installation of it is added when committed).
+    pub fn add_members(&mut self, id: &str, accounts: &[String], now_ms: u64) -> Result<Effects> {
+        let mut fx = Effects::default();
+        for a in self.parse_accounts(accounts)? {
+            let key_packages = self
+                .account_key_packages(&a)?
+                .iter()
+                .map(openmls::prelude::tls_codec::Serialize::tls_serialize_detached)
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(CoreError::mls)?;
+            let pid = self.random_proposal_id();
+            let add = AddAccount { account: a.as_bytes().to_vec(), key_packages };
+            fx.extend(self.propose(id, Request::Add(add), pid, now_ms)?);
+        }
+        Ok(fx)
+    }
+
+    /// Opens one Remove proposal per account.
+    pub fn remove_members(&mut self, id: &str, accounts: &[String], now_ms: u64) -> Result<Effects> {
+        let mut fx = Effects::default();
+        for a in self.parse_accounts(accounts)? {
+            let pid = self.random_proposal_id();
+            fx.extend(self.propose(
+                id,
+                Request::Remove(RemoveAccount { account: a.as_bytes().to_vec() }),
+                pid,
+                now_ms,
+            )?);
+        }
+        Ok(fx)
+    }
+
+    /// Leaves the group: a self-removal that a steward commits (§3.8).
+    pub fn leave_group(&mut self, id: &str, now_ms: u64) -> Result<Effects> {
+        let account = self.account.id();
+        let digest =
+            sha2::Digest::finalize(sha2::Digest::chain_update(sha2::Sha256::default(), account.as_bytes()));
+        let pid = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
+        self.propose(id, Request::Leave(RemoveAccount { account: account.as_bytes().to_vec() }), pid, now_ms)
+    }
+
+    /// Proposes a new name and description.
+    pub fn set_group_metadata(
+        &mut self,
+        id: &str,
+        name: &str,
+        description: &str,
+        now_ms: u64,
+    ) -> Result<Effects> {
+        Metadata::new(name, description)?;
+        let pid = self.random_proposal_id();
+        let m = GroupMetadata { name: name.to_owned(), description: description.to_owned() };
+        self.propose(id, Request::Metadata(m), pid, now_ms)
+    }
+
+    /// A group's members by account, with steward and pending flags.
+    pub fn group_members(&self, id: &str) -> Result<Vec<MemberInfo>> {
+        let id = ConversationId::parse(id)?;
+        let g = self.groups.get(&id).ok_or_else(|| CoreError::UnknownConversation(id.as_str().to_owned()))?;
+        Ok(members_of(g))
+    }
+
+    /// The accounts of a group's stewards this epoch, the epoch steward's first.
+    pub fn group_stewards(&self, id: &str) -> Result<Vec<String>> {
+        let id = ConversationId::parse(id)?;
+        let g = self.groups.get(&id).ok_or_else(|| CoreError::UnknownConversation(id.as_str().to_owned()))?;
+        Ok(g.steward_accounts().iter().map(AccountId::to_hex).collect())
+    }
+
+    /// A group's epoch (tests and diagnostics).
+    pub fn group_epoch(&self, id: &str) -> Option<u64> {
+        ConversationId::parse(id).ok().and_then(|id| self.groups.get(&id)).map(GroupConversation::epoch)
+    }
+
+    /// Whether this installation was removed from (or left) the group.
+    pub fn has_left_group(&self, id: &str) -> bool {
+        ConversationId::parse(id).ok().and_then(|id| self.groups.get(&id)).is_some_and(|g| g.left)
+    }
+
+    /// The delivery address of a group (its topic is `/logos-chat/1/{address}/proto`).
+    pub fn group_topic_address(&self, id: &str) -> String {
+        ConversationId::parse(id).map(|id| id.delivery_address()).unwrap_or_default()
+    }
+
+    /// This member's local score of another account's installation (first one found).
+    pub fn group_score(&self, id: &str, account: &str) -> i64 {
+        let (Ok(id), Ok(account)) = (ConversationId::parse(id), AccountId::parse(account)) else { return 0 };
+        let Some(g) = self.groups.get(&id) else { return 0 };
+        g.credentials()
+            .iter()
+            .filter(|c| c.account.as_ref() == Some(&account))
+            .map(|c| g.gov.scores.get(&member_id(c)))
+            .min()
+            .unwrap_or(crate::core::demls::score::DEFAULT_SCORE)
+    }
+
+    /// A steward that commits an add nobody proposed (tests of commit validation).
+    #[cfg(test)]
+    pub(crate) fn rogue_add_for_tests(&mut self, id: &str, account: &str, now_ms: u64) -> Result<Effects> {
+        let id = ConversationId::parse(id)?;
+        let kps = self.account_key_packages(&AccountId::parse(account)?)?;
+        let g =
+            self.groups.get_mut(&id).ok_or_else(|| CoreError::UnknownConversation(id.as_str().to_owned()))?;
+        let out = g.rogue_commit_for_tests(&self.provider, &self.installation, kps)?;
+        let mut fx = Effects::default();
+        self.apply_group_output(&id, out, now_ms, &mut fx)?;
+        self.sync_mls(&mut fx)?;
+        Ok(fx)
+    }
+
+    pub(super) fn send_group(
+        &mut self,
+        id: &ConversationId,
+        content: &[u8],
+        now_ms: u64,
+    ) -> Result<(String, Effects)> {
+        let sender_id = self.credential.identity_id();
+        let g =
+            self.groups.get_mut(id).ok_or_else(|| CoreError::UnknownConversation(id.as_str().to_owned()))?;
+        if g.left {
+            return Err(CoreError::NotAMember(id.as_str().to_owned()));
+        }
+        let mut channel = g.channel.clone();
+        let reliable = channel.wrap(id.as_str(), &sender_id, content.to_vec());
+        let out = g.send_chat(&self.provider, &self.installation, reliable.clone())?;
+        g.channel = channel;
+        let mut fx = Effects::default();
+        let message = self.outgoing(id, &reliable.message_id, content, now_ms);
+        self.store_message(&message, &mut fx)?;
+        self.apply_group_output(id, out, now_ms, &mut fx)?;
+        self.sync_mls(&mut fx)?;
+        Ok((reliable.message_id, fx))
+    }
+
+    pub(super) fn handle_group_v2(
+        &mut self,
+        id: &ConversationId,
+        payload: &[u8],
+        sent_at_ms: u64,
+        now_ms: u64,
+    ) -> Result<Effects> {
+        let enc: EncryptedPayload = decode("encrypted payload", payload)?;
+        let Some(encrypted_payload::Encryption::Plaintext(p)) = enc.encryption else {
+            return Err(CoreError::decode("encrypted payload", "Gen-2 groups carry the plaintext arm"));
+        };
+        let g =
+            self.groups.get_mut(id).ok_or_else(|| CoreError::UnknownConversation(id.as_str().to_owned()))?;
+        let out =
+            g.process(&self.provider, &self.installation, &self.credential, &p.payload, sent_at_ms, now_ms)?;
+        let mut fx = Effects::default();
+        for (sender, reliable) in out.chat.iter().chain(out.replayed_chat.iter()) {
+            fx.extend(self.deliver_chat(id, sender, reliable.clone(), sent_at_ms, now_ms)?);
+        }
+        self.apply_group_output(id, out, now_ms, &mut fx)?;
+        Ok(fx)
+    }
+
+    pub(super) fn join_group(&mut self, welcome: &[u8], now_ms: u64) -> Result<Option<Effects>> {
+        let Ok(mw) = MemberWelcome::decode(welcome) else { return Ok(None) };
+        let mut g = match GroupConversation::join(&self.provider, &mw) {
+            Ok(g) => g,
+            Err(CoreError::Mls(why)) if why.contains("GroupAlreadyExists") => {
+                return Ok(Some(Effects::default()))
+            }
+            // A Welcome of a losing candidate (or for someone else): not for us to act on.
+            Err(CoreError::Mls(why)) if why.contains("NoMatchingKeyPackage") => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let id = g.id().clone();
+        if self.groups.contains_key(&id) {
+            return Ok(Some(Effects::default()));
+        }
+        g.meta.created_at = now_ms;
+        let mut fx = Effects {
+            subscribe: vec![id.topic().as_str().to_owned()],
+            events: vec![Event::Conversation(group_info(&g))],
+            ..Effects::default()
+        };
+        fx.events.push(Event::Members { conversation_id: id.as_str().to_owned(), members: members_of(&g) });
+        self.groups.insert(id.clone(), g);
+        self.put_conversation(&id, &mut fx)?;
+        fx.wake_at = self.next_wake(now_ms);
+        Ok(Some(fx))
+    }
+
+    /// Runs every group's timers due at `now` (the driver calls it at `wake_at`).
+    pub fn tick(&mut self, now_ms: u64) -> Effects {
+        let ids: Vec<ConversationId> = self.groups.keys().cloned().collect();
+        let mut fx = Effects::default();
+        for id in ids {
+            let r = self.guarded(|c| {
+                let Some(g) = c.groups.get_mut(&id) else { return Ok(Effects::default()) };
+                let out = g.tick(&c.provider, &c.installation, &c.credential, now_ms)?;
+                let mut fx = Effects::default();
+                c.apply_group_output(&id, out, now_ms, &mut fx)?;
+                c.sync_mls(&mut fx)?;
+                Ok(fx)
+            });
+            match r {
+                Ok(f) => fx.extend(f),
+                Err(e) => fx.events.push(Event::Error { code: e.code().as_str(), message: e.to_string() }),
+            }
+        }
+        fx.wake_at = self.next_wake(now_ms);
+        fx
+    }
+
+    /// The earliest group timer.
+    pub(super) fn next_wake(&self, now_ms: u64) -> Option<f64> {
+        self.groups.values().filter_map(|g| g.wake_at(now_ms)).min().map(|t| t as f64)
+    }
+
+    /// Publishes a group output's messages through the outbox, sends its Welcomes, emits
+    /// its events, persists the conversation and sets the next wake-up.
+    fn apply_group_output(
+        &mut self,
+        id: &ConversationId,
+        out: GroupOutput,
+        now_ms: u64,
+        fx: &mut Effects,
+    ) -> Result<()> {
+        let topic = id.topic().as_str().to_owned();
+        for m in out.publish {
+            let env = group_envelope(id, m);
+            self.remember(&fx_digest(&topic, &env), fx)?;
+            self.enqueue(fx, topic.clone(), env)?;
+        }
+        for (joiner, welcome) in out.welcomes {
+            self.send_welcome(&joiner, welcome, fx)?;
+        }
+        for why in out.rejected {
+            fx.events.push(Event::Error { code: "PROTOCOL", message: why });
+        }
+        if let Some(g) = self.groups.get(id) {
+            if out.members_changed {
+                fx.events
+                    .push(Event::Members { conversation_id: id.as_str().to_owned(), members: members_of(g) });
+                fx.events.push(Event::Conversation(group_info(g)));
+            }
+        }
+        self.put_conversation(id, fx)?;
+        fx.wake_at = self.next_wake(now_ms);
+        Ok(())
+    }
+
+    fn send_welcome(&mut self, joiner: &InstallationId, welcome: Vec<u8>, fx: &mut Effects) -> Result<()> {
+        let frame = InboxV2Frame { payload: Some(inbox_v2_frame::Payload::GroupV2(welcome)) }.encode_to_vec();
+        let env = EnvelopeV1 { conversation_hint: joiner.inbox_conversation_id(), salt: 0, payload: frame };
+        self.enqueue(fx, joiner.inbox_topic().as_str().to_owned(), env.encode_to_vec())
+    }
+}
+
+fn members_of(g: &GroupConversation) -> Vec<MemberInfo> {
+    let stewards = g.stewards();
+    let steward_accounts: Vec<AccountId> = g
+        .credentials()
+        .into_iter()
+        .filter(|c| stewards.contains(&member_id(c)))
+        .filter_map(|c| c.account)
+        .collect();
+    g.members()
+        .into_iter()
+        .map(|(a, installations)| MemberInfo {
+            steward: steward_accounts.contains(&a),
+            account_id: a.to_hex(),
+            installations: installations.iter().map(InstallationId::to_hex).collect(),
+            pending: false,
+        })
+        .collect()
+}

@@ -1,0 +1,60 @@
+//! The de-MLS configuration of one group (PROTOCOL.md §3.7, de-mls 4.1.0 defaults).
+
+use crate::core::wire::GroupSync;
+
+/// Timers (ms) and knobs of a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// Stewards commit this long after the first approved proposal (`commit_batch_window`).
+    pub commit_batch_window: u64,
+    /// How long members collect candidates after the first one (`freeze_duration`).
+    pub freeze_duration: u64,
+    /// A proposal is decided at the latest this long after it opened (`consensus_timeout`).
+    pub consensus_timeout: u64,
+    /// After the window and the freeze, how long before recovery mode (`retry_window`).
+    pub retry_window: u64,
+    /// Stewards listed per epoch (`sn_max`; at least 1).
+    pub stewards: u32,
+    /// Silent voters count as YES at the timeout (`liveness_criteria_yes`).
+    pub liveness_yes: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            commit_batch_window: 60_000,
+            freeze_duration: 30_000,
+            consensus_timeout: 30_000,
+            retry_window: 5_000,
+            stewards: 2,
+            liveness_yes: true,
+        }
+    }
+}
+
+impl Config {
+    /// The wire form (part of the sync a joiner receives).
+    pub fn to_sync(self, sync: &mut GroupSync) {
+        sync.commit_batch_window = self.commit_batch_window;
+        sync.freeze_duration = self.freeze_duration;
+        sync.consensus_timeout = self.consensus_timeout;
+        sync.retry_window = self.retry_window;
+        sync.stewards = self.stewards;
+        sync.liveness_yes = self.liveness_yes;
+    }
+
+    /// From the wire; `None` when a timer is zero or there is no steward (§3.8: a joiner
+    /// rejects zero timers).
+    pub fn from_sync(s: &GroupSync) -> Option<Self> {
+        let c = Config {
+            commit_batch_window: s.commit_batch_window,
+            freeze_duration: s.freeze_duration,
+            consensus_timeout: s.consensus_timeout,
+            retry_window: s.retry_window,
+            stewards: s.stewards,
+            liveness_yes: s.liveness_yes,
+        };
+        let timers = [c.commit_batch_window, c.freeze_duration, c.consensus_timeout, c.retry_window];
+        (timers.iter().all(|t| *t > 0) && c.stewards > 0).then_some(c)
+    }
+}

@@ -1,0 +1,252 @@
+//! The governance state of one group as every member keeps it: open proposals with
+//! their ballots, the approved queue awaiting a commit, scores, recovery mode. Pure
+//! bookkeeping over member ids and time; persisted as [`GovernanceRecord`].
+
+use std::collections::BTreeMap;
+
+use prost::Message as _;
+
+use super::{Ballot, Config, Decision, Scores};
+use crate::core::error::Result;
+use crate::core::store::decode_record;
+use crate::core::wire::{GroupProposal, GroupSync, PeerScore};
+
+/// A proposal being voted on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Open {
+    /// The proposal.
+    pub proposal: GroupProposal,
+    /// Its ballot.
+    pub ballot: Ballot,
+    /// When this member first saw it (ms).
+    pub opened_at: u64,
+}
+
+/// An approved proposal waiting for a commit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Approved {
+    /// The proposal.
+    pub proposal: GroupProposal,
+    /// When it was approved here (ms).
+    pub at: u64,
+}
+
+/// One group's governance state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Governance {
+    /// Timers and knobs.
+    pub config: Config,
+    /// Proposals being voted on, by id.
+    pub open: BTreeMap<u32, Open>,
+    /// Approved proposals, oldest first (FIFO into commits).
+    pub approved: Vec<Approved>,
+    /// Ids decided already (a late copy is not opened again), newest last.
+    pub decided: Vec<u32>,
+    /// Local peer scores.
+    pub scores: Scores,
+    /// Any member may commit (no steward produced a commit in time).
+    pub recovery: bool,
+}
+
+/// How many decided ids are remembered.
+const DECIDED_CAP: usize = 1024;
+
+impl Governance {
+    /// A new state with `config`.
+    pub fn new(config: Config) -> Self {
+        Governance { config, ..Governance::default() }
+    }
+
+    /// Opens a proposal with `expected` voters and its owner's YES; returns the decision
+    /// if that already decides it. A known or decided id is ignored (`None`).
+    pub fn open(
+        &mut self,
+        proposal: GroupProposal,
+        owner: &[u8],
+        expected: usize,
+        now: u64,
+    ) -> Option<Decision> {
+        let id = proposal.proposal_id;
+        if self.open.contains_key(&id) || self.decided.contains(&id) {
+            return None;
+        }
+        let mut ballot = Ballot::new(expected);
+        ballot.cast(owner, true);
+        self.open.insert(id, Open { proposal, ballot, opened_at: now });
+        self.check(id, now)
+    }
+
+    /// Whether a proposal is open.
+    pub fn is_open(&self, id: u32) -> bool {
+        self.open.contains_key(&id)
+    }
+
+    /// Records a vote; returns the decision if it decided the proposal.
+    pub fn vote(&mut self, id: u32, member: &[u8], yes: bool, now: u64) -> Option<Decision> {
+        let open = self.open.get_mut(&id)?;
+        if !open.ballot.cast(member, yes) {
+            return None;
+        }
+        self.check(id, now)
+    }
+
+    fn check(&mut self, id: u32, now: u64) -> Option<Decision> {
+        let d = self.open.get(&id)?.ballot.decide()?;
+        self.finish(id, d, now);
+        Some(d)
+    }
+
+    fn finish(&mut self, id: u32, d: Decision, now: u64) {
+        if let Some(open) = self.open.remove(&id) {
+            if d == Decision::Yes {
+                self.approved.push(Approved { proposal: open.proposal, at: now });
+            }
+            self.decided.push(id);
+            if self.decided.len() > DECIDED_CAP {
+                self.decided.remove(0);
+            }
+        }
+    }
+
+    /// Decides every proposal whose consensus timeout has passed.
+    pub fn timeouts(&mut self, now: u64) -> Vec<(u32, Decision)> {
+        let due: Vec<u32> = self
+            .open
+            .iter()
+            .filter(|(_, o)| now >= o.opened_at + self.config.consensus_timeout)
+            .map(|(id, _)| *id)
+            .collect();
+        let mut out = Vec::new();
+        for id in due {
+            if let Some(o) = self.open.get(&id) {
+                let d = o.ballot.decide_at_timeout(self.config.liveness_yes);
+                self.finish(id, d, now);
+                out.push((id, d));
+            }
+        }
+        out
+    }
+
+    /// When stewards commit: the commit window after the oldest approval.
+    pub fn commit_due(&self) -> Option<u64> {
+        self.approved.first().map(|a| a.at + self.config.commit_batch_window)
+    }
+
+    /// When recovery mode starts if no candidate came: window, freeze and retry window.
+    pub fn recovery_due(&self) -> Option<u64> {
+        self.commit_due().map(|t| t + self.config.freeze_duration + self.config.retry_window)
+    }
+
+    /// The earliest timer: a proposal's timeout, the commit window or recovery.
+    pub fn next_deadline(&self) -> Option<u64> {
+        let timeouts = self.open.values().map(|o| o.opened_at + self.config.consensus_timeout);
+        timeouts.chain(self.commit_due()).chain(if self.recovery { None } else { self.recovery_due() }).min()
+    }
+
+    /// Drops approved proposals that a merged commit carried.
+    pub fn committed(&mut self, ids: &[u32]) {
+        self.approved.retain(|a| !ids.contains(&a.proposal.proposal_id));
+        self.recovery = false;
+    }
+
+    /// What a joiner receives.
+    pub fn sync(&self) -> GroupSync {
+        let mut s = GroupSync {
+            scores: self
+                .scores
+                .0
+                .iter()
+                .map(|(m, s)| PeerScore { member_id: m.clone(), score: *s })
+                .collect(),
+            ..GroupSync::default()
+        };
+        self.config.to_sync(&mut s);
+        s
+    }
+
+    /// The persisted form.
+    pub fn record(&self) -> GovernanceRecord {
+        GovernanceRecord {
+            sync: Some(self.sync()),
+            open: self
+                .open
+                .values()
+                .map(|o| OpenRecord {
+                    proposal: o.proposal.encode_to_vec(),
+                    expected: o.ballot.expected as u32,
+                    voters: o.ballot.votes.keys().cloned().collect(),
+                    votes: o.ballot.votes.values().copied().collect(),
+                    opened_at: o.opened_at,
+                })
+                .collect(),
+            approved: self.approved.iter().map(|a| a.proposal.encode_to_vec()).collect(),
+            approved_at: self.approved.iter().map(|a| a.at).collect(),
+            decided: self.decided.clone(),
+            recovery: self.recovery,
+        }
+    }
+
+    /// Rebuilds the state from its record.
+    pub fn restore(rec: GovernanceRecord) -> Result<Self> {
+        let sync = rec.sync.unwrap_or_default();
+        let mut g = Governance::new(Config::from_sync(&sync).unwrap_or_default());
+        g.scores = Scores(sync.scores.into_iter().map(|p| (p.member_id, p.score)).collect());
+        for o in rec.open {
+            let proposal: GroupProposal = decode_record("group proposal", &o.proposal)?;
+            let mut ballot = Ballot::new(o.expected as usize);
+            for (m, v) in o.voters.iter().zip(o.votes) {
+                ballot.cast(m, v);
+            }
+            g.open.insert(proposal.proposal_id, Open { proposal, ballot, opened_at: o.opened_at });
+        }
+        for (p, at) in rec.approved.iter().zip(rec.approved_at) {
+            g.approved.push(Approved { proposal: decode_record("group proposal", p)?, at });
+        }
+        g.decided = rec.decided;
+        g.recovery = rec.recovery;
+        Ok(g)
+    }
+}
+
+/// The persisted governance state (a field of the conversation record).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct GovernanceRecord {
+    /// Configuration and scores.
+    #[prost(message, optional, tag = "1")]
+    pub sync: Option<GroupSync>,
+    /// Open proposals.
+    #[prost(message, repeated, tag = "2")]
+    pub open: Vec<OpenRecord>,
+    /// Approved proposals (encoded), oldest first.
+    #[prost(bytes = "vec", repeated, tag = "3")]
+    pub approved: Vec<Vec<u8>>,
+    /// When each was approved (ms).
+    #[prost(uint64, repeated, tag = "4")]
+    pub approved_at: Vec<u64>,
+    /// Decided ids.
+    #[prost(uint32, repeated, tag = "5")]
+    pub decided: Vec<u32>,
+    /// Recovery mode.
+    #[prost(bool, tag = "6")]
+    pub recovery: bool,
+}
+
+/// A persisted open proposal.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct OpenRecord {
+    /// The encoded proposal.
+    #[prost(bytes = "vec", tag = "1")]
+    pub proposal: Vec<u8>,
+    /// Expected voters.
+    #[prost(uint32, tag = "2")]
+    pub expected: u32,
+    /// Voter member ids.
+    #[prost(bytes = "vec", repeated, tag = "3")]
+    pub voters: Vec<Vec<u8>>,
+    /// Their votes, in the same order.
+    #[prost(bool, repeated, tag = "4")]
+    pub votes: Vec<bool>,
+    /// When it was first seen (ms).
+    #[prost(uint64, tag = "5")]
+    pub opened_at: u64,
+}

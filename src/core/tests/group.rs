@@ -1,0 +1,286 @@
+//! de-MLS group scenarios on the simulated network with a virtual clock.
+
+use super::sim::Net;
+use crate::core::demls::Config;
+use crate::core::Event;
+
+/// de-MLS 4.1.0's timers (§3.7): commit window 60 s, freeze 30 s, timeout 30 s.
+const WINDOW: u64 = 60_000 + 30_000 + 5_000 + 1;
+
+impl Net {
+    fn create_group(&mut self, i: usize, name: &str, members: &[usize], config: Option<Config>) -> String {
+        self.lookup(i);
+        self.now += 1;
+        let accounts: Vec<String> = members.iter().map(|m| self.account(*m)).collect();
+        let (id, fx) = self.nodes[i].client.create_group(name, "", &accounts, config, self.now).unwrap();
+        self.apply(i, fx);
+        self.run();
+        id
+    }
+
+    fn add(&mut self, i: usize, id: &str, who: &[usize]) {
+        self.lookup(i);
+        self.now += 1;
+        let accounts: Vec<String> = who.iter().map(|m| self.account(*m)).collect();
+        let fx = self.nodes[i].client.add_members(id, &accounts, self.now).unwrap();
+        self.apply(i, fx);
+        self.run();
+    }
+
+    fn remove(&mut self, i: usize, id: &str, who: &[usize]) {
+        self.now += 1;
+        let accounts: Vec<String> = who.iter().map(|m| self.account(*m)).collect();
+        let fx = self.nodes[i].client.remove_members(id, &accounts, self.now).unwrap();
+        self.apply(i, fx);
+        self.run();
+    }
+
+    fn leave(&mut self, i: usize, id: &str) {
+        self.now += 1;
+        let fx = self.nodes[i].client.leave_group(id, self.now).unwrap();
+        self.apply(i, fx);
+        self.run();
+    }
+
+    fn epoch(&self, i: usize, id: &str) -> Option<u64> {
+        self.nodes[i].client.group_epoch(id)
+    }
+
+    fn member_accounts(&self, i: usize, id: &str) -> Vec<String> {
+        self.nodes[i].client.group_members(id).unwrap().into_iter().map(|m| m.account_id).collect()
+    }
+
+    fn index_of(&self, account: &str) -> usize {
+        (0..self.nodes.len()).find(|i| self.account(*i) == account).unwrap()
+    }
+
+    fn has_left(&self, i: usize, id: &str) -> bool {
+        self.nodes[i].client.has_left_group(id)
+    }
+
+    fn assert_converged(&self, id: &str, members: &[usize]) {
+        self.assert_agree(id, members, members);
+    }
+
+    /// Every node of `nodes` is in the same epoch and sees exactly `members`.
+    fn assert_agree(&self, id: &str, nodes: &[usize], members: &[usize]) {
+        let e = self.epoch(nodes[0], id);
+        let mut want: Vec<String> = members.iter().map(|m| self.account(*m)).collect();
+        want.sort();
+        for m in nodes {
+            assert_eq!(self.epoch(*m, id), e, "node {m} is in another epoch");
+            assert_eq!(self.member_accounts(*m, id), want, "node {m} sees other members");
+        }
+    }
+}
+
+#[test]
+fn three_members_with_two_stewards_converge_after_an_add_a_remove_and_a_leave() {
+    let mut net = Net::default();
+    let [alice, bob, carol, dave] = [net.join(1), net.join(2), net.join(3), net.join(4)];
+    let g = net.create_group(alice, "team", &[bob, carol], None);
+    net.assert_converged(&g, &[alice, bob, carol]);
+    assert_eq!(net.nodes[alice].client.group_stewards(&g).unwrap().len(), 2, "two stewards");
+
+    net.add(bob, &g, &[dave]);
+    net.advance(WINDOW);
+    net.assert_converged(&g, &[alice, bob, carol, dave]);
+
+    net.remove(alice, &g, &[carol]);
+    net.advance(WINDOW);
+    net.assert_converged(&g, &[alice, bob, dave]);
+    assert!(net.has_left(carol, &g), "carol knows she was removed");
+
+    net.leave(dave, &g);
+    net.advance(WINDOW);
+    net.assert_converged(&g, &[alice, bob]);
+    assert!(net.has_left(dave, &g));
+
+    net.send(bob, &g, "just us");
+    net.run();
+    assert_eq!(net.texts(alice).last().map(|t| t.1.as_str()), Some("just us"));
+    assert!(
+        net.texts(carol).iter().all(|t| t.1 != "just us"),
+        "a removed member cannot read the next message"
+    );
+    assert!(net.texts(dave).iter().all(|t| t.1 != "just us"));
+    for n in [alice, bob] {
+        assert!(net.errors(n).is_empty(), "node {n}: {:?}", net.errors(n));
+    }
+}
+
+#[test]
+fn the_epoch_steward_goes_silent_and_the_backup_commits() {
+    let mut net = Net::default();
+    let [a, b, c, d, e] = [net.join(11), net.join(12), net.join(13), net.join(14), net.join(15)];
+    let g = net.create_group(a, "team", &[b, c, d], None);
+    let stewards = net.nodes[a].client.group_stewards(&g).unwrap();
+    let silent = net.index_of(&stewards[0]);
+    net.set_online(silent, false);
+    let others: Vec<usize> = [a, b, c, d].into_iter().filter(|n| *n != silent).collect();
+    net.add(others[0], &g, &[e]);
+    net.advance(WINDOW);
+    let mut online = others.clone();
+    online.push(e);
+    net.assert_agree(&g, &online, &[a, b, c, d, e]);
+    assert_eq!(net.epoch(others[0], &g), Some(2), "the backup committed the add");
+    // The silent steward comes back and catches up from the store.
+    net.set_online(silent, true);
+    net.advance(WINDOW);
+    net.assert_converged(&g, &[a, b, c, d, e]);
+}
+
+#[test]
+fn two_stewards_commit_concurrently_and_every_member_picks_the_same_commit() {
+    let mut net = Net::default();
+    let [a, b, c, d] = [net.join(21), net.join(22), net.join(23), net.join(24)];
+    let g = net.create_group(a, "team", &[b, c], None);
+    let topic = format!("/logos-chat/1/{}/proto", net.nodes[a].client.group_topic_address(&g));
+    let before = net.published_on.get(&topic).copied().unwrap_or(0);
+    net.add(c, &g, &[d]);
+    net.advance(WINDOW);
+    net.assert_converged(&g, &[a, b, c, d]);
+    // 1 proposal, 2 votes, 2 candidates (one per steward), then the winner's sync is in the Welcome.
+    let commits = net.published_on.get(&topic).copied().unwrap_or(0) - before;
+    assert_eq!(commits, 5, "both stewards minted a candidate");
+    for (i, n) in [a, b, c, d].into_iter().enumerate() {
+        net.send(n, &g, &format!("from {i}"));
+    }
+    net.run();
+    for n in [a, b, c, d] {
+        assert_eq!(net.texts(n).len(), 3, "node {n} reads everyone's message in the chosen epoch");
+    }
+}
+
+#[test]
+fn a_steward_commit_that_adds_someone_nobody_voted_for_is_rejected_and_penalised() {
+    let mut net = Net::default();
+    let [a, b, c, mallory_target] = [net.join(31), net.join(32), net.join(33), net.join(34)];
+    let g = net.create_group(a, "team", &[b, c], None);
+    let stewards = net.nodes[a].client.group_stewards(&g).unwrap();
+    let rogue = net.index_of(&stewards[0]);
+    net.lookup(rogue);
+    let target = net.account(mallory_target);
+    net.now += 1;
+    let fx = net.nodes[rogue].client.rogue_add_for_tests(&g, &target, net.now).unwrap();
+    net.apply(rogue, fx);
+    net.advance(WINDOW);
+    let honest: Vec<usize> = [a, b, c].into_iter().filter(|n| *n != rogue).collect();
+    for n in &honest {
+        assert_eq!(net.epoch(*n, &g), Some(1), "node {n} did not merge the rogue commit");
+        assert!(net.errors(*n).iter().any(|e| e == "PROTOCOL"), "node {n} reported it");
+        assert!(net.nodes[*n].client.group_score(&g, &stewards[0]) < 100, "and penalised the steward");
+    }
+    assert!(!net.nodes[mallory_target].client.has_conversation(&g), "nobody holds a Welcome they can use");
+}
+
+#[test]
+fn exactly_one_transport_publish_per_group_message_at_2_and_50_members() {
+    for n in [2usize, 50] {
+        let mut net = Net::default();
+        let nodes: Vec<usize> = (0..n).map(|i| net.join(100 + i as u64)).collect();
+        let g = net.create_group(nodes[0], "big", &nodes[1..], None);
+        net.run();
+        assert_eq!(net.member_accounts(nodes[n - 1], &g).len(), n);
+        let before = net.publishes;
+        net.send(nodes[1], &g, "one message");
+        assert_eq!(net.publishes - before, 1, "N = {n}: one publish");
+        net.run();
+        assert_eq!(net.publishes - before, 1, "N = {n}: receiving publishes nothing");
+        assert!(net.texts(nodes[0]).iter().any(|t| t.1 == "one message"));
+        assert!(net.texts(nodes[n - 1]).iter().any(|t| t.1 == "one message") || n == 2);
+    }
+}
+
+#[test]
+fn no_group_traffic_byte_names_a_member() {
+    let mut net = Net::default();
+    let [a, b, c, d] = [net.join(41), net.join(42), net.join(43), net.join(44)];
+    let start = net.history.len();
+    let g = net.create_group(a, "private", &[b, c], None);
+    net.send(b, &g, "hello");
+    net.add(c, &g, &[d]);
+    net.advance(WINDOW);
+    net.remove(a, &g, &[c]);
+    net.advance(WINDOW);
+    let group_traffic: Vec<Vec<u8>> = net.history[start..]
+        .iter()
+        .filter(|m| !crate::core::Client::directory_topics().contains(&m.topic.as_str()))
+        .map(|m| m.payload.clone())
+        .collect();
+    assert!(group_traffic.len() > 10);
+    for n in [a, b, c, d] {
+        let acct = net.nodes[n].client.account_id();
+        let inst = net.nodes[n].client.installation_id();
+        let needles: Vec<Vec<u8>> = vec![
+            acct.as_bytes().to_vec(),
+            inst.as_bytes().to_vec(),
+            acct.to_hex().into_bytes(),
+            inst.to_hex().into_bytes(),
+        ];
+        for bytes in &group_traffic {
+            for needle in &needles {
+                assert!(
+                    !bytes.windows(needle.len()).any(|w| w == needle.as_slice()),
+                    "node {n}'s identity is on the wire"
+                );
+            }
+        }
+    }
+    // The delivery address is the random group id's, not a function of the members.
+    assert_ne!(net.nodes[a].client.group_topic_address(&g), net.nodes[a].client.account_id().to_hex());
+}
+
+#[test]
+fn a_group_survives_a_restart_of_every_member() {
+    let mut net = Net::default();
+    let [a, b, c] = [net.join(51), net.join(52), net.join(53)];
+    let g = net.create_group(a, "durable", &[b, c], None);
+    net.send(a, &g, "before");
+    net.run();
+    for n in [a, b, c] {
+        net.restart(n);
+    }
+    net.run();
+    net.send(c, &g, "after");
+    net.run();
+    assert!(net.texts(a).iter().any(|t| t.1 == "after"));
+    assert!(net.texts(b).iter().any(|t| t.1 == "after"));
+    assert!(net.nodes[b].events.iter().any(|e| matches!(e, Event::Members { .. })));
+    net.assert_converged(&g, &[a, b, c]);
+}
+
+#[test]
+fn a_20_member_group_split_7_13_for_two_epochs_heals_into_one_epoch() {
+    let mut net = Net::default();
+    let nodes: Vec<usize> = (0..20).map(|i| net.join(200 + i)).collect();
+    let newcomers = [net.join(300), net.join(301)];
+    let config = Config { stewards: 3, ..Config::default() };
+    let g = net.create_group(nodes[0], "split", &nodes[1..], Some(config));
+    net.assert_converged(&g, &nodes);
+    let (minority, majority) = nodes.split_at(7);
+    net.partition(minority);
+    for who in newcomers {
+        net.add(majority[0], &g, &[who]);
+        net.advance(30_000 + WINDOW);
+    }
+    let mut big: Vec<usize> = majority.to_vec();
+    big.extend(newcomers);
+    let mut all = nodes.clone();
+    all.extend(newcomers);
+    net.assert_agree(&g, &big, &all);
+    assert_eq!(
+        net.epoch(minority[0], &g),
+        Some(net.epoch(majority[0], &g).unwrap() - 2),
+        "the minority stalled"
+    );
+    net.heal();
+    net.advance(WINDOW);
+    net.assert_converged(&g, &all);
+    net.send(minority[0], &g, "back");
+    net.run();
+    assert!(
+        net.texts(newcomers[1]).iter().any(|t| t.1 == "back"),
+        "the healed minority chats in the new epoch"
+    );
+}

@@ -1,0 +1,170 @@
+//! Group (de-MLS) frames: what travels inside a group's MLS application messages and in
+//! the Welcome sent to a joiner's inbox (PROTOCOL.md §2.8, §3.3).
+//!
+//! PRIV1: every governance message (proposal, vote) is an MLS application message, so
+//! outsiders see only PrivateMessages; commits are MLS PrivateMessages too. The invite
+//! reuses de-mls's `MemberWelcome` shape with `joiner_identities` left empty, so nothing in
+//! clear names a member.
+
+use super::chat::ReliablePayload;
+
+/// The plaintext of a group's MLS application message.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct GroupAppFrame {
+    /// The arm that is set.
+    #[prost(oneof = "group_app_frame::Body", tags = "1, 2, 3, 4")]
+    pub body: Option<group_app_frame::Body>,
+}
+
+/// Arms of [`GroupAppFrame`].
+pub mod group_app_frame {
+    /// The body of a group frame.
+    #[derive(Clone, PartialEq, prost::Oneof)]
+    pub enum Body {
+        /// A chat message (libchat's reliability envelope, as in DirectV1).
+        #[prost(message, tag = "1")]
+        Chat(super::ReliablePayload),
+        /// A governance proposal (de-MLS `ConversationUpdateRequest`).
+        #[prost(message, tag = "2")]
+        Proposal(super::GroupProposal),
+        /// A vote on a proposal (de-MLS `UserVote`).
+        #[prost(message, tag = "3")]
+        Vote(super::GroupVote),
+        /// The de-MLS state a joiner needs (de-MLS `ConversationSync`); only inside a Welcome.
+        #[prost(message, tag = "4")]
+        Sync(super::GroupSync),
+    }
+}
+
+/// A governance proposal. The owner is the MLS sender of the message that carries it.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct GroupProposal {
+    /// A random 32-bit id; a leave uses `u32 BE(SHA-256(member)[0..4])` (§3.8).
+    #[prost(uint32, tag = "1")]
+    pub proposal_id: u32,
+    /// What it asks for.
+    #[prost(oneof = "group_proposal::Request", tags = "2, 3, 4, 5")]
+    pub request: Option<group_proposal::Request>,
+    /// When it was opened (ms).
+    #[prost(uint64, tag = "6")]
+    pub created_at: u64,
+}
+
+/// Arms of [`GroupProposal`].
+pub mod group_proposal {
+    /// A governance request.
+    #[derive(Clone, PartialEq, prost::Oneof)]
+    pub enum Request {
+        /// Add an account with all its installations' key packages.
+        #[prost(message, tag = "2")]
+        Add(super::AddAccount),
+        /// Remove an account (all its installations).
+        #[prost(message, tag = "3")]
+        Remove(super::RemoveAccount),
+        /// The sender's account leaves (self-removal, approved by its owner alone).
+        #[prost(message, tag = "4")]
+        Leave(super::RemoveAccount),
+        /// New name and description (extension 0xFF01).
+        #[prost(message, tag = "5")]
+        Metadata(super::GroupMetadata),
+    }
+}
+
+/// `MemberInvite` for an account: its id and one key package per installation.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AddAccount {
+    /// The account (32 bytes).
+    #[prost(bytes = "vec", tag = "1")]
+    pub account: Vec<u8>,
+    /// TLS-serialized KeyPackages.
+    #[prost(bytes = "vec", repeated, tag = "2")]
+    pub key_packages: Vec<Vec<u8>>,
+}
+
+/// `RemoveMember` for an account.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RemoveAccount {
+    /// The account (32 bytes).
+    #[prost(bytes = "vec", tag = "1")]
+    pub account: Vec<u8>,
+}
+
+/// Group name and description.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct GroupMetadata {
+    /// The name.
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// The description.
+    #[prost(string, tag = "2")]
+    pub description: String,
+}
+
+/// A vote; the voter is the MLS sender, which binds the vote to a leaf (§3.9 defect 2).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct GroupVote {
+    /// The proposal voted on.
+    #[prost(uint32, tag = "1")]
+    pub proposal_id: u32,
+    /// YES or NO.
+    #[prost(bool, tag = "2")]
+    pub vote: bool,
+}
+
+/// The de-MLS state shipped to joiners: the configuration and the committer's scores.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct GroupSync {
+    /// `commit_batch_window` (ms).
+    #[prost(uint64, tag = "1")]
+    pub commit_batch_window: u64,
+    /// `freeze_duration` (ms).
+    #[prost(uint64, tag = "2")]
+    pub freeze_duration: u64,
+    /// `consensus_timeout` (ms).
+    #[prost(uint64, tag = "3")]
+    pub consensus_timeout: u64,
+    /// `retry_window` (ms).
+    #[prost(uint64, tag = "4")]
+    pub retry_window: u64,
+    /// Stewards per epoch.
+    #[prost(uint32, tag = "5")]
+    pub stewards: u32,
+    /// `liveness_criteria_yes`.
+    #[prost(bool, tag = "6")]
+    pub liveness_yes: bool,
+    /// Scores that differ from the default.
+    #[prost(message, repeated, tag = "7")]
+    pub scores: Vec<PeerScore>,
+}
+
+/// de-MLS `PeerScore`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PeerScore {
+    /// The member id.
+    #[prost(bytes = "vec", tag = "1")]
+    pub member_id: Vec<u8>,
+    /// Its score.
+    #[prost(int64, tag = "2")]
+    pub score: i64,
+}
+
+/// de-mls `MemberWelcome` (§3.3), sent to each joiner's inbox as the `group_v2` arm.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MemberWelcome {
+    /// MLSMessage(Welcome), TLS bytes.
+    #[prost(bytes = "vec", tag = "1")]
+    pub welcome_bytes: Vec<u8>,
+    /// Unused: the de-MLS configuration travels in the group context (extension 0xFF02).
+    #[prost(bytes = "vec", tag = "2")]
+    pub conversation_sync_bytes: Vec<u8>,
+    /// Always empty: a plaintext list of joiners would name members (PRIV1).
+    #[prost(bytes = "vec", repeated, tag = "3")]
+    pub joiner_identities: Vec<Vec<u8>>,
+}
+
+impl GroupAppFrame {
+    /// A chat frame.
+    pub fn chat(p: ReliablePayload) -> Self {
+        GroupAppFrame { body: Some(group_app_frame::Body::Chat(p)) }
+    }
+}
