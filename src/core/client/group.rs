@@ -93,13 +93,7 @@ impl Client {
         now_ms: u64,
     ) -> Result<(String, Effects)> {
         let metadata = Metadata::new(name, description)?;
-        if Config::from_sync(&{
-            let mut s = Default::default();
-            config.to_sync(&mut s);
-            s
-        })
-        .is_none()
-        {
+        if !config.is_valid() {
             return Err(CoreError::InvalidArgument(
                 "group timers must be positive and stewards at least 1".into(),
             ));

@@ -184,79 +184,29 @@ impl DirectConversation {
 
     /// The persisted form of this conversation (its MLS state is persisted apart).
     pub fn record(&self) -> ConversationRecord {
-        let (lamport, history, recent) = self.channel.parts();
         ConversationRecord {
-            id: self.id.as_str().to_owned(),
-            kind: "direct".into(),
             peer: self.peer.as_bytes().to_vec(),
-            lamport,
-            history,
-            next_seq: self.meta.next_seq,
-            unread: self.meta.unread,
-            last_message_at: self.meta.last_message_at,
-            created_at: self.meta.created_at,
-            recent: recent.iter().map(|(id, _)| id.clone()).collect(),
-            recent_own: recent.iter().map(|(_, own)| *own).collect(),
-            group_state: Vec::new(),
+            ..super::base_record(&self.id, "direct", &self.channel, &self.meta)
         }
     }
 
     /// Rebuilds a conversation from its record and the MLS state in the provider.
-    pub fn restore(provider: &Provider, rec: ConversationRecord) -> Result<Self> {
-        let corrupt = |why: &str| CoreError::StoreCorrupt(format!("conversation record: {why}"));
-        let id = ConversationId::parse(&rec.id).map_err(|_| corrupt("id"))?;
-        let group_id = hex::decode(&rec.id).map_err(|_| corrupt("id"))?;
+    pub fn restore(provider: &Provider, mut rec: ConversationRecord) -> Result<Self> {
         let peer = <[u8; 32]>::try_from(rec.peer.as_slice())
             .map(AccountId::from_bytes)
-            .map_err(|_| corrupt("peer"))?;
-        let group = MlsGroup::load(provider.storage(), &GroupId::from_slice(&group_id))
-            .map_err(CoreError::mls)?
-            .ok_or_else(|| corrupt("no MLS state"))?;
-        let recent = rec.recent.into_iter().zip(rec.recent_own).collect();
-        Ok(DirectConversation {
-            id,
-            group,
-            peer,
-            channel: Channel::restore(rec.lamport, rec.history, recent),
-            meta: ConversationMeta {
-                next_seq: rec.next_seq,
-                unread: rec.unread,
-                last_message_at: rec.last_message_at,
-                created_at: rec.created_at,
-            },
-        })
+            .map_err(|_| CoreError::StoreCorrupt("direct record: peer".into()))?;
+        let (id, group, channel, meta) = super::restore_base(provider, &mut rec)?;
+        Ok(DirectConversation { id, group, peer, channel, meta })
     }
 
     fn process_inner(&mut self, provider: &Provider, bytes: &[u8]) -> Result<Inbound> {
-        let msg =
-            MlsMessageIn::tls_deserialize_exact(bytes).map_err(|e| CoreError::decode("mls message", e))?;
-        let protocol = msg
-            .try_into_protocol_message()
-            .map_err(|e| CoreError::decode("mls message", format!("{e:?}")))?;
-        if protocol.group_id() != self.group.group_id() {
-            return Err(CoreError::Verify("message for another group"));
-        }
-        // libchat drops past-epoch traffic (the creator's own commit reaches a
-        // joiner that already holds the next epoch); that is not an error.
-        if protocol.epoch() < self.group.epoch() && protocol.content_type() != ContentType::Application {
-            return Ok(Inbound::Ignored);
-        }
+        let Some(protocol) = mls::inbound(&self.group, bytes)? else { return Ok(Inbound::Ignored) };
         let processed = match self.group.process_message(provider, protocol) {
             Ok(p) => p,
             Err(e) if mls::is_replay(&e) => return Ok(Inbound::Replay),
             Err(e) => return Err(CoreError::Decrypt(format!("{e:?}"))),
         };
-        let sender = match processed.sender() {
-            Sender::Member(idx) => {
-                let member = self
-                    .group
-                    .members()
-                    .find(|m| m.index == *idx)
-                    .ok_or(CoreError::Verify("sender is not a member"))?;
-                Some(mls::member_credential(&member.credential, member.signature_key.as_slice())?)
-            }
-            _ => None,
-        };
+        let sender = mls::sender_credential(&self.group, processed.sender())?;
         match processed.into_content() {
             ProcessedMessageContent::ApplicationMessage(app) => {
                 let sender = sender.ok_or(CoreError::Verify("application message from a non-member"))?;

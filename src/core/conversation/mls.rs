@@ -4,6 +4,7 @@
 //! configs, so that a key package built here is accepted by libchat and the
 //! reverse. Owns no state.
 
+use openmls::prelude::tls_codec::Deserialize as _;
 use openmls::prelude::*;
 use openmls_traits::signatures::{Signer, SignerError};
 use openmls_traits::types::SignatureScheme;
@@ -117,4 +118,29 @@ pub fn is_replay(e: &impl std::fmt::Debug) -> bool {
         ["CannotDecryptOwnMessage", "SecretReuseError", "TooDistantInThePast", "WrongEpoch"];
     let why = format!("{e:?}");
     REPLAYS.iter().any(|r| why.contains(r))
+}
+
+/// Decodes an inbound MLSMessage (TLS bytes) for `group`. `None` for a handshake message
+/// of a past epoch: libchat drops those (the creator's own commit reaches a joiner that
+/// already holds the next epoch), and so do we, quietly.
+pub fn inbound(group: &MlsGroup, bytes: &[u8]) -> Result<Option<ProtocolMessage>> {
+    let msg = MlsMessageIn::tls_deserialize_exact(bytes).map_err(|e| CoreError::decode("mls message", e))?;
+    let protocol =
+        msg.try_into_protocol_message().map_err(|e| CoreError::decode("mls message", format!("{e:?}")))?;
+    if protocol.group_id() != group.group_id() {
+        return Err(CoreError::Verify("message for another group"));
+    }
+    if protocol.epoch() < group.epoch() && protocol.content_type() != ContentType::Application {
+        return Ok(None);
+    }
+    Ok(Some(protocol))
+}
+
+/// The checked credential of the member that sent a processed message; `None` when the
+/// sender is not a member leaf (an external sender).
+pub fn sender_credential(group: &MlsGroup, sender: &Sender) -> Result<Option<DelegateCredential>> {
+    let Sender::Member(idx) = sender else { return Ok(None) };
+    let member =
+        group.members().find(|m| m.index == *idx).ok_or(CoreError::Verify("sender is not a member"))?;
+    member_credential(&member.credential, member.signature_key.as_slice()).map(Some)
 }

@@ -12,3 +12,58 @@ pub mod mls;
 pub use direct::{ConversationMeta, DirectConversation, Inbound};
 pub use group::{GroupConversation, GroupOutput};
 pub use metadata::Metadata;
+
+use openmls::prelude::{GroupId, MlsGroup};
+use openmls_libcrux_crypto::Provider;
+use openmls_traits::OpenMlsProvider;
+
+use crate::core::address::ConversationId;
+use crate::core::error::{CoreError, Result};
+use crate::core::sds::Channel;
+use crate::core::store::ConversationRecord;
+
+/// The part of a conversation record every kind shares: id, chat channel, bookkeeping.
+pub(crate) fn base_record(
+    id: &ConversationId,
+    kind: &str,
+    channel: &Channel,
+    meta: &ConversationMeta,
+) -> ConversationRecord {
+    let (lamport, history, recent) = channel.parts();
+    ConversationRecord {
+        id: id.as_str().to_owned(),
+        kind: kind.into(),
+        lamport,
+        history,
+        next_seq: meta.next_seq,
+        unread: meta.unread,
+        last_message_at: meta.last_message_at,
+        created_at: meta.created_at,
+        recent: recent.iter().map(|(id, _)| id.clone()).collect(),
+        recent_own: recent.iter().map(|(_, own)| *own).collect(),
+        ..ConversationRecord::default()
+    }
+}
+
+/// The shared part back from a record, with the MLS group loaded from the provider.
+pub(crate) fn restore_base(
+    provider: &Provider,
+    rec: &mut ConversationRecord,
+) -> Result<(ConversationId, MlsGroup, Channel, ConversationMeta)> {
+    let corrupt = |why: &str| CoreError::StoreCorrupt(format!("{} record: {why}", rec.kind));
+    let id = ConversationId::parse(&rec.id).map_err(|_| corrupt("id"))?;
+    let group_id = hex::decode(&rec.id).map_err(|_| corrupt("id"))?;
+    let group = MlsGroup::load(provider.storage(), &GroupId::from_slice(&group_id))
+        .map_err(CoreError::mls)?
+        .ok_or_else(|| corrupt("no MLS state"))?;
+    let recent =
+        std::mem::take(&mut rec.recent).into_iter().zip(std::mem::take(&mut rec.recent_own)).collect();
+    let channel = Channel::restore(rec.lamport, std::mem::take(&mut rec.history), recent);
+    let meta = ConversationMeta {
+        next_seq: rec.next_seq,
+        unread: rec.unread,
+        last_message_at: rec.last_message_at,
+        created_at: rec.created_at,
+    };
+    Ok((id, group, channel, meta))
+}

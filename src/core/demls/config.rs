@@ -54,7 +54,13 @@ impl Config {
             stewards: s.stewards,
             liveness_yes: s.liveness_yes,
         };
-        let timers = [c.commit_batch_window, c.freeze_duration, c.consensus_timeout, c.retry_window];
-        (timers.iter().all(|t| *t > 0) && c.stewards > 0).then_some(c)
+        c.is_valid().then_some(c)
+    }
+
+    /// Every timer positive and at least one steward (§3.8: a joiner rejects zero timers).
+    pub fn is_valid(&self) -> bool {
+        let timers =
+            [self.commit_batch_window, self.freeze_duration, self.consensus_timeout, self.retry_window];
+        timers.iter().all(|t| *t > 0) && self.stewards > 0
     }
 }

@@ -1,0 +1,331 @@
+//! The client's storage side: restore from the records loaded at start, the openmls
+//! mirror and its diff into each call's effects, conversation and message records,
+//! history paging, and the digests of handled envelopes.
+
+use super::*;
+
+impl Client {
+    pub(super) fn account_record(&self) -> Result<AccountRecord> {
+        Ok(AccountRecord {
+            account_seed: self.account.seed().to_vec(),
+            installation_seed: self.installation.seed().to_vec(),
+            bundle_lamport: self.bundle.lamport,
+            key_package: self.key_package.tls_serialize_detached().map_err(CoreError::mls)?,
+        })
+    }
+
+    /// Restores a client from every record of the stores loaded at start
+    /// ([`Store::loaded_at_start`]). Fails with `StoreCorrupt` when a record does
+    /// not authenticate or decode (a wrong store key looks the same), never resets.
+    /// The effects re-subscribe every topic and re-publish the outbox.
+    pub fn restore(
+        rng: Box<dyn CryptoRngCore>,
+        store_key: &[u8; 32],
+        records: Vec<LoadedRecord>,
+        now_ms: u64,
+    ) -> Result<(Self, Effects)> {
+        let cipher = StoreCipher::new(store_key);
+        let mut by_store: BTreeMap<Store, Vec<Vec<u8>>> = BTreeMap::new();
+        for (name, key, sealed) in records {
+            let store = Store::from_name(&name)
+                .ok_or_else(|| CoreError::StoreCorrupt(format!("unknown object store {name:?}")))?;
+            by_store.entry(store).or_default().push(cipher.open(store, &key, &sealed)?);
+        }
+        let single = |store: Store, by: &BTreeMap<Store, Vec<Vec<u8>>>| -> Result<Vec<u8>> {
+            match by.get(&store).map(Vec::as_slice) {
+                Some([one]) => Ok(one.clone()),
+                _ => Err(CoreError::StoreCorrupt(format!("expected one {} record", store.name()))),
+            }
+        };
+        let meta: MetaRecord = decode_record("meta", &single(Store::Meta, &by_store)?)?;
+        migrate(meta.schema_version)?;
+        let acct: AccountRecord = decode_record("account", &single(Store::Account, &by_store)?)?;
+        let seed = |b: &[u8]| <[u8; 32]>::try_from(b).map_err(|_| CoreError::StoreCorrupt("key seed".into()));
+        let account = AccountKey::from_seed(&seed(&acct.account_seed)?);
+        let installation = InstallationKey::from_seed(&seed(&acct.installation_seed)?);
+        let bundle = account.sign_bundle(acct.bundle_lamport, vec![installation.id()])?;
+        let provider = Provider::new().map_err(CoreError::mls)?;
+        // The stored key package validates until its lifetime (84 days) ends; an
+        // installation that was closed longer gets a fresh last-resort package, which
+        // the next announce publishes.
+        let stored_key_package = directory::parse_key_package(&acct.key_package, provider.crypto()).ok();
+        let placeholder = match &stored_key_package {
+            Some(kp) => kp.clone(),
+            None => mls::new_key_package(
+                &provider,
+                &installation,
+                &DelegateCredential { installation: installation.id(), account: Some(account.id()) },
+            )?
+            .key_package()
+            .clone(),
+        };
+        let mut client =
+            Self::assemble(rng, provider, store_key, account, installation, bundle, placeholder)?;
+        {
+            let mut values = client.provider.storage().values.write().map_err(CoreError::mls)?;
+            for v in by_store.remove(&Store::Mls).unwrap_or_default() {
+                let rec: MlsRecord = decode_record("mls", &v)?;
+                values.insert(rec.key.clone(), rec.value.clone());
+                client.mls_mirror.insert(rec.key, rec.value);
+            }
+        }
+        let mut fx = Effects {
+            subscribe: vec![client.installation.id().inbox_topic().as_str().to_owned()],
+            ..Effects::default()
+        };
+        if stored_key_package.is_none() {
+            // The fresh package (its private parts are in the provider, not yet in the
+            // mirror) is persisted now, with the account record that names it.
+            let record = client.account_record()?;
+            fx.store.push(client.cipher.put(
+                client.rng.as_mut(),
+                Store::Account,
+                SINGLETON,
+                &encode(&record),
+            )?);
+            client.sync_mls(&mut fx)?;
+        }
+        for v in by_store.remove(&Store::Conversations).unwrap_or_default() {
+            let rec: ConversationRecord = decode_record("conversation", &v)?;
+            if rec.kind == "group" {
+                let group = GroupConversation::restore(&client.provider, rec, now_ms)?;
+                if !group.left {
+                    fx.subscribe.push(group.id().topic().as_str().to_owned());
+                }
+                client.groups.insert(group.id().clone(), group);
+                continue;
+            }
+            let convo = DirectConversation::restore(&client.provider, rec)?;
+            fx.subscribe.push(convo.id().topic().as_str().to_owned());
+            client.conversations.insert(convo.id().clone(), convo);
+        }
+        let mut seen: Vec<SeenRecord> = Vec::new();
+        for v in by_store.remove(&Store::Seen).unwrap_or_default() {
+            seen.push(decode_record("seen", &v)?);
+        }
+        seen.sort_by_key(|r| r.order);
+        for r in seen {
+            if let Ok(d) = <[u8; 32]>::try_from(r.digest.as_slice()) {
+                client.seen.insert(d, r.order);
+                client.seen_order.push_back(d);
+                client.seen_counter = client.seen_counter.max(r.order + 1);
+            }
+        }
+        fx.wake_at = client.next_wake(now_ms);
+        for v in by_store.remove(&Store::Outbox).unwrap_or_default() {
+            let rec: OutboxRecord = decode_record("outbox", &v)?;
+            client.next_outbox = client.next_outbox.max(rec.id + 1);
+            client.outbox.insert(rec.id, rec);
+        }
+        for rec in client.outbox.values() {
+            fx.publish.push(Outbound {
+                content_topic: rec.content_topic.clone(),
+                payload: rec.payload.clone(),
+                outbox_id: rec.id,
+            });
+        }
+        Ok((client, fx))
+    }
+
+    /// Adds the openmls entries this call changed to the effects, and moves the mirror along.
+    pub(super) fn sync_mls(&mut self, fx: &mut Effects) -> Result<()> {
+        let values = self.provider.storage().values.read().map_err(CoreError::mls)?;
+        let mut changed: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        for (k, v) in values.iter() {
+            if self.mls_mirror.get(k) != Some(v) {
+                changed.push((k.clone(), v.clone()));
+            }
+        }
+        let removed: Vec<Vec<u8>> =
+            self.mls_mirror.keys().filter(|k| !values.contains_key(*k)).cloned().collect();
+        drop(values);
+        for (k, v) in changed {
+            let rec = MlsRecord { key: k.clone(), value: v.clone() };
+            fx.store.push(self.cipher.put(
+                self.rng.as_mut(),
+                Store::Mls,
+                &mls_logical_key(&k),
+                &encode(&rec),
+            )?);
+            self.mls_mirror.insert(k, v);
+        }
+        for k in removed {
+            fx.store.push(self.cipher.delete(Store::Mls, &mls_logical_key(&k)));
+            self.mls_mirror.remove(&k);
+        }
+        Ok(())
+    }
+
+    /// Puts openmls's storage back to what was last persisted (after a failed call).
+    pub(super) fn rollback_mls(&mut self) {
+        if let Ok(mut values) = self.provider.storage().values.write() {
+            *values = self.mls_mirror.clone();
+        }
+        let provider = &self.provider;
+        for c in self.conversations.values_mut() {
+            let _ = c.reload(provider);
+        }
+        for g in self.groups.values_mut() {
+            let _ = g.reload(provider);
+        }
+    }
+
+    pub(super) fn put_conversation(&mut self, id: &ConversationId, fx: &mut Effects) -> Result<()> {
+        let rec = match (self.conversations.get(id), self.groups.get(id)) {
+            (Some(c), _) => c.record(),
+            (None, Some(g)) => g.record(),
+            (None, None) => return Ok(()),
+        };
+        fx.store.push(self.cipher.put(
+            self.rng.as_mut(),
+            Store::Conversations,
+            id.as_str().as_bytes(),
+            &encode(&rec),
+        )?);
+        Ok(())
+    }
+
+    /// Stores a message in its conversation's history; returns its sequence number.
+    pub(super) fn store_message(&mut self, m: &ChatMessage, fx: &mut Effects) -> Result<u64> {
+        let id = ConversationId::parse(&m.conversation_id)?;
+        let Some((_, meta)) = self.channel_meta(&id) else {
+            return Err(CoreError::UnknownConversation(m.conversation_id.clone()));
+        };
+        let seq = meta.next_seq;
+        meta.next_seq += 1;
+        meta.last_message_at = meta.last_message_at.max(m.sent_at as u64);
+        if !m.outgoing {
+            meta.unread = meta.unread.saturating_add(1);
+        }
+        self.put_message(m, seq, fx)?;
+        let index = MessageIndexRecord { conversation_id: m.conversation_id.clone(), seq };
+        fx.store.push(self.cipher.put(
+            self.rng.as_mut(),
+            Store::MessageIndex,
+            m.id.as_bytes(),
+            &encode(&index),
+        )?);
+        self.put_conversation(&id, fx)?;
+        Ok(seq)
+    }
+
+    pub(super) fn put_message(&mut self, m: &ChatMessage, seq: u64, fx: &mut Effects) -> Result<()> {
+        let rec = MessageRecord {
+            id: m.id.clone(),
+            conversation_id: m.conversation_id.clone(),
+            sender_account: m.sender.account_id.clone().unwrap_or_default(),
+            sender_installation: m.sender.installation_id.clone(),
+            content: m.content.clone(),
+            content_type: m.content_type.clone(),
+            sent_at: m.sent_at as u64,
+            received_at: m.received_at as u64,
+            outgoing: m.outgoing,
+            seq,
+        };
+        let key = self.cipher.message_key(&m.conversation_id, seq);
+        let value = self.cipher.seal(self.rng.as_mut(), Store::Messages, &key, &encode(&rec))?;
+        fx.store.push(StoreOp { store: Store::Messages.name(), key, value: Some(value) });
+        Ok(())
+    }
+
+    /// The key range of a conversation's history before `before_seq` (exclusive), for
+    /// the driver to read newest first with a limit.
+    pub fn history_range(&self, conversation: &str, before_seq: Option<u64>) -> Result<(Vec<u8>, Vec<u8>)> {
+        let id = ConversationId::parse(conversation)?;
+        if !self.knows(&id) {
+            return Err(CoreError::UnknownConversation(id.as_str().to_owned()));
+        }
+        let from = self.cipher.message_key(id.as_str(), 0);
+        let to = match before_seq {
+            Some(0) => return Ok((from.clone(), from)),
+            Some(s) => self.cipher.message_key(id.as_str(), s - 1),
+            None => self.cipher.message_key(id.as_str(), u64::MAX),
+        };
+        Ok((from, to))
+    }
+
+    /// The `message_index` key of a message id.
+    pub fn message_index_key(&self, message_id: &str) -> Vec<u8> {
+        self.cipher.key(Store::MessageIndex, message_id.as_bytes())
+    }
+
+    /// Opens a `message_index` record: (conversation, sequence).
+    pub fn open_message_index(&self, key: &[u8], sealed: &[u8]) -> Result<(String, u64)> {
+        let rec: MessageIndexRecord =
+            decode_record("message index", &self.cipher.open(Store::MessageIndex, key, sealed)?)?;
+        Ok((rec.conversation_id, rec.seq))
+    }
+
+    /// Opens `messages` records read from a range.
+    pub fn open_messages(&self, records: &[(Vec<u8>, Vec<u8>)]) -> Result<Vec<ChatMessage>> {
+        records
+            .iter()
+            .map(|(k, v)| {
+                let rec: MessageRecord = decode_record("message", &self.cipher.open(Store::Messages, k, v)?)?;
+                Ok(ChatMessage {
+                    id: rec.id,
+                    conversation_id: rec.conversation_id,
+                    sender: SenderInfo {
+                        account_id: (!rec.sender_account.is_empty()).then_some(rec.sender_account),
+                        installation_id: rec.sender_installation,
+                    },
+                    content: rec.content,
+                    content_type: rec.content_type,
+                    sent_at: rec.sent_at as f64,
+                    received_at: rec.received_at as f64,
+                    outgoing: rec.outgoing,
+                })
+            })
+            .collect()
+    }
+
+    /// Marks a conversation read up to now (local; read receipts come with their issue).
+    pub fn mark_read(&mut self, conversation: &str) -> Result<Effects> {
+        let id = ConversationId::parse(conversation)?;
+        let (_, meta) =
+            self.channel_meta(&id).ok_or_else(|| CoreError::UnknownConversation(id.as_str().to_owned()))?;
+        meta.unread = 0;
+        let mut fx = Effects::default();
+        self.put_conversation(&id, &mut fx)?;
+        Ok(fx)
+    }
+
+    /// (entries, bytes) held in the MLS store: what a restart would have to persist.
+    pub fn storage_footprint(&self) -> (usize, usize) {
+        self.provider
+            .storage()
+            .values
+            .read()
+            .map_or((0, 0), |v| (v.len(), v.iter().map(|(k, x)| k.len() + x.len()).sum()))
+    }
+
+    /// Since when (ms) the driver needs a topic's history after a restart: a
+    /// conversation's from ten minutes before its last message (clock skew), everything
+    /// for the inbox and for conversations with no message yet.
+    pub fn catch_up_since(&self, topic: &str) -> Option<u64> {
+        let metas = self.conversations.values().map(|c| (c.id(), &c.meta));
+        let metas = metas.chain(self.groups.values().map(|g| (g.id(), &g.meta)));
+        metas
+            .filter(|(id, _)| id.topic().as_str() == topic)
+            .find_map(|(_, m)| (m.last_message_at > 0).then(|| m.last_message_at.saturating_sub(600_000)))
+    }
+
+    pub(super) fn remember(&mut self, digest: &[u8; 32], fx: &mut Effects) -> Result<()> {
+        if self.seen.contains_key(digest) {
+            return Ok(());
+        }
+        let order = self.seen_counter;
+        self.seen_counter += 1;
+        self.seen.insert(*digest, order);
+        self.seen_order.push_back(*digest);
+        let rec = SeenRecord { digest: digest.to_vec(), order };
+        fx.store.push(self.cipher.put(self.rng.as_mut(), Store::Seen, digest, &encode(&rec))?);
+        while self.seen_order.len() > SEEN_CAP {
+            if let Some(old) = self.seen_order.pop_front() {
+                self.seen.remove(&old);
+                fx.store.push(self.cipher.delete(Store::Seen, &old));
+            }
+        }
+        Ok(())
+    }
+}

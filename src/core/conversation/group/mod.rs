@@ -1,0 +1,488 @@
+//! Group chat on de-MLS (PROTOCOL.md §2.8, §3): one MLS group, its governance state and
+//! the candidate commits of the current epoch.
+//!
+//! Every message on the group's topic is an MLS PrivateMessage (PRIV1): chat, proposals,
+//! votes and the sync inside a Welcome are application messages, commits are handshake
+//! messages. Members vote on every proposal; only the epoch's stewards commit, when the
+//! commit window after the first approval ends; members collect candidates until every
+//! listed steward's is in or the freeze ends, then all pick the same one
+//! (`demls::select`) after checking it commits exactly the approved actions. Never does
+//! I/O: the client routes bytes and time in, and publishes what comes out.
+
+use std::collections::BTreeSet;
+
+use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
+use openmls::prelude::*;
+use openmls_libcrux_crypto::Provider;
+use prost::Message as _;
+
+use super::metadata::Metadata;
+use super::{mls, ConversationMeta};
+use crate::core::account::{DelegateCredential, InstallationKey};
+use crate::core::address::{AccountId, ConversationId, InstallationId};
+use crate::core::demls::{steward_list, CandidateKey, Config, Governance, GovernanceRecord, ScoreEvent};
+use crate::core::directory::parse_key_package;
+use crate::core::error::{CoreError, Result};
+use crate::core::sds::Channel;
+use crate::core::store::{decode_record, ConversationRecord};
+use crate::core::wire::{
+    group_app_frame::Body, group_proposal::Request, GroupAppFrame, GroupProposal, GroupVote, MemberWelcome,
+    ReliablePayload,
+};
+
+/// What processing a message or a timer produced.
+#[derive(Debug, Default)]
+pub struct GroupOutput {
+    /// MLS messages for the group's topic, in order.
+    pub publish: Vec<Vec<u8>>,
+    /// An encoded `MemberWelcome` for each joining installation.
+    pub welcomes: Vec<(InstallationId, Vec<u8>)>,
+    /// A chat message from an authenticated member.
+    pub chat: Option<(DelegateCredential, ReliablePayload)>,
+    /// Chat messages of later epochs that a catch-up could read only now.
+    pub replayed_chat: Vec<(DelegateCredential, ReliablePayload)>,
+    /// The member list changed (a commit was merged).
+    pub members_changed: bool,
+    /// This installation is no longer a member.
+    pub left: bool,
+    /// Candidates that were rejected, and why (reported as `error` events).
+    pub rejected: Vec<String>,
+}
+
+mod commit;
+mod record;
+
+use commit::{Candidate, OwnCandidate};
+pub use record::GroupStateRecord;
+
+/// One group conversation.
+#[derive(Debug)]
+pub struct GroupConversation {
+    id: ConversationId,
+    group: MlsGroup,
+    /// Lamport clock and causal history of the chat.
+    pub channel: Channel,
+    /// Bookkeeping for the conversation list and history.
+    pub meta: ConversationMeta,
+    /// Proposals, votes, the approved queue, scores.
+    pub gov: Governance,
+    candidates: Vec<Candidate>,
+    own: Option<OwnCandidate>,
+    freeze_until: Option<u64>,
+    /// App frames written while our own candidate was pending (openmls sends nothing
+    /// then); they go out after the selection.
+    deferred: Vec<Vec<u8>>,
+    /// Messages of later epochs, kept until we reach them (a member catching up from the
+    /// store reads a whole partition's worth of epochs at once).
+    future: Vec<(u64, Vec<u8>, u64)>,
+    /// The next selection is attested by later-epoch traffic: accept a candidate whose
+    /// actions are all proposed, even if our own tally has not finished.
+    attested: bool,
+    /// No longer a member.
+    pub left: bool,
+}
+
+fn leaf_credential(m: &Member) -> Option<DelegateCredential> {
+    mls::member_credential(&m.credential, m.signature_key.as_slice()).ok()
+}
+
+/// The de-MLS member id of an installation: its MLS identity bytes (§2.8).
+pub fn member_id(c: &DelegateCredential) -> Vec<u8> {
+    c.identity_id().into_bytes()
+}
+
+fn metadata_extensions(m: &Metadata) -> Result<Extensions<GroupContext>> {
+    Extensions::single(Extension::Unknown(mls::GROUP_METADATA_EXTENSION, UnknownExtension(m.encode())))
+        .map_err(CoreError::mls)
+}
+
+fn account_of(kp: &KeyPackage) -> Option<AccountId> {
+    let leaf = kp.leaf_node();
+    mls::member_credential(leaf.credential(), leaf.signature_key().as_slice()).ok()?.account
+}
+
+/// Most later-epoch messages kept while catching up.
+const MAX_FUTURE: usize = 4096;
+
+/// Most key packages committed at once (§3.6).
+const MAX_ADDS: usize = mls::MAX_ADDS_PER_COMMIT;
+
+impl GroupConversation {
+    /// Creates a group holding us and the installations of `key_packages`, added in
+    /// commits of at most 50 (merged at once: nobody else can commit yet). Each batch's
+    /// joiners get a Welcome with the sync.
+    pub fn create(
+        provider: &Provider,
+        key: &InstallationKey,
+        me: &DelegateCredential,
+        group_id: [u8; 16],
+        metadata: &Metadata,
+        config: Config,
+        key_packages: Vec<KeyPackage>,
+    ) -> Result<(Self, GroupOutput)> {
+        let group = MlsGroup::new_with_group_id(
+            provider,
+            key,
+            &mls::create_group_config(metadata_extensions(metadata)?),
+            GroupId::from_slice(&group_id),
+            mls::credential_with_key(me),
+        )
+        .map_err(CoreError::mls)?;
+        let mut convo = GroupConversation::fresh(group, Governance::new(config));
+        let mut out = GroupOutput { members_changed: true, ..GroupOutput::default() };
+        for batch in key_packages.chunks(MAX_ADDS) {
+            let own = convo.build_commit(provider, key, batch.to_vec(), Vec::new(), None)?;
+            convo.group.merge_pending_commit(provider).map_err(CoreError::mls)?;
+            out.publish.push(own.commit.clone());
+            convo.send_welcomes(provider, key, &own, &mut out)?;
+        }
+        Ok((convo, out))
+    }
+
+    fn fresh(group: MlsGroup, gov: Governance) -> Self {
+        GroupConversation {
+            id: ConversationId::from_group_id(group.group_id().as_slice()),
+            group,
+            channel: Channel::default(),
+            meta: ConversationMeta::default(),
+            gov,
+            candidates: Vec::new(),
+            own: None,
+            freeze_until: None,
+            deferred: Vec::new(),
+            future: Vec::new(),
+            attested: false,
+            left: false,
+        }
+    }
+
+    /// Joins from a `MemberWelcome`: the MLS Welcome, then the sync inside it (the
+    /// configuration and scores; defaults if it is missing or does not check out).
+    pub fn join(provider: &Provider, welcome: &MemberWelcome) -> Result<Self> {
+        let msg = MlsMessageIn::tls_deserialize_exact(&welcome.welcome_bytes)
+            .map_err(|e| CoreError::decode("welcome", e))?;
+        let MlsMessageBodyIn::Welcome(w) = msg.extract() else {
+            return Err(CoreError::decode("welcome", "not a Welcome"));
+        };
+        let staged = StagedWelcome::new_from_welcome(provider, &mls::join_config(), w, None)
+            .map_err(CoreError::mls)?;
+        let group = staged.into_group(provider).map_err(CoreError::mls)?;
+        let mut convo = GroupConversation::fresh(group, Governance::default());
+        if let Ok(Some(sync)) = convo.read_sync(provider, &welcome.conversation_sync_bytes) {
+            if let Some(config) = Config::from_sync(&sync) {
+                convo.gov = Governance::new(config);
+                convo.gov.scores.0 = sync.scores.into_iter().map(|p| (p.member_id, p.score)).collect();
+            }
+        }
+        Ok(convo)
+    }
+
+    fn read_sync(
+        &mut self,
+        provider: &Provider,
+        bytes: &[u8],
+    ) -> Result<Option<crate::core::wire::GroupSync>> {
+        let msg = MlsMessageIn::tls_deserialize_exact(bytes).map_err(|e| CoreError::decode("sync", e))?;
+        let protocol =
+            msg.try_into_protocol_message().map_err(|e| CoreError::decode("sync", format!("{e:?}")))?;
+        let processed = self.group.process_message(provider, protocol).map_err(CoreError::mls)?;
+        if let ProcessedMessageContent::ApplicationMessage(app) = processed.into_content() {
+            if let Ok(GroupAppFrame { body: Some(Body::Sync(s)) }) =
+                GroupAppFrame::decode(app.into_bytes().as_slice())
+            {
+                return Ok(Some(s));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The conversation id.
+    pub fn id(&self) -> &ConversationId {
+        &self.id
+    }
+
+    /// The MLS epoch.
+    pub fn epoch(&self) -> u64 {
+        self.group.epoch().as_u64()
+    }
+
+    /// Name and description (extension 0xFF01).
+    pub fn metadata(&self) -> Metadata {
+        self.group
+            .extensions()
+            .unknown(mls::GROUP_METADATA_EXTENSION)
+            .and_then(|e| Metadata::decode(&e.0).ok())
+            .unwrap_or_default()
+    }
+
+    /// Every member installation's credential.
+    pub fn credentials(&self) -> Vec<DelegateCredential> {
+        self.group.members().filter_map(|m| leaf_credential(&m)).collect()
+    }
+
+    /// Members by account, each with its installations, in account order.
+    pub fn members(&self) -> Vec<(AccountId, Vec<InstallationId>)> {
+        let mut by: std::collections::BTreeMap<AccountId, Vec<InstallationId>> = Default::default();
+        for c in self.credentials() {
+            if let Some(a) = c.account {
+                by.entry(a).or_default().push(c.installation);
+            }
+        }
+        by.into_iter().collect()
+    }
+
+    fn member_ids(&self) -> Vec<Vec<u8>> {
+        self.credentials().iter().map(member_id).collect()
+    }
+
+    /// This epoch's steward list (member ids), the epoch steward first.
+    pub fn stewards(&self) -> Vec<Vec<u8>> {
+        steward_list(self.epoch(), 0, self.id.as_str(), &self.member_ids(), self.gov.config.stewards as usize)
+    }
+
+    /// The accounts of this epoch's stewards.
+    pub fn steward_accounts(&self) -> Vec<AccountId> {
+        let ids = self.stewards();
+        let mut out: Vec<AccountId> = Vec::new();
+        for c in self.credentials() {
+            let listed = ids.contains(&member_id(&c));
+            if let Some(a) = c.account.filter(|_| listed) {
+                if !out.contains(&a) {
+                    out.push(a);
+                }
+            }
+        }
+        out
+    }
+
+    fn leaves_of(&self, account: &AccountId) -> Vec<LeafNodeIndex> {
+        self.group
+            .members()
+            .filter(|m| leaf_credential(m).and_then(|c| c.account).as_ref() == Some(account))
+            .map(|m| m.index)
+            .collect()
+    }
+
+    /// Whether an account has an installation in the group.
+    pub fn has_account(&self, account: &AccountId) -> bool {
+        !self.leaves_of(account).is_empty()
+    }
+
+    /// Encrypts an app frame, or defers it while our own candidate is pending.
+    fn seal(
+        &mut self,
+        provider: &Provider,
+        key: &InstallationKey,
+        frame: Vec<u8>,
+    ) -> Result<Option<Vec<u8>>> {
+        if self.left {
+            return Err(CoreError::NotAMember(self.id.as_str().to_owned()));
+        }
+        if self.group.pending_commit().is_some() {
+            self.deferred.push(frame);
+            return Ok(None);
+        }
+        let msg = self.group.create_message(provider, key, &frame).map_err(CoreError::mls)?;
+        Ok(Some(msg.tls_serialize_detached().map_err(CoreError::mls)?))
+    }
+
+    /// Sends a chat payload (or defers it, see [`GroupConversation::seal`]).
+    pub fn send_chat(
+        &mut self,
+        provider: &Provider,
+        key: &InstallationKey,
+        p: ReliablePayload,
+    ) -> Result<GroupOutput> {
+        let mut out = GroupOutput::default();
+        out.publish.extend(self.seal(provider, key, GroupAppFrame::chat(p).encode_to_vec())?);
+        Ok(out)
+    }
+
+    /// Opens a proposal with our own YES and sends it to the group.
+    pub fn propose(
+        &mut self,
+        provider: &Provider,
+        key: &InstallationKey,
+        me: &DelegateCredential,
+        proposal: GroupProposal,
+        now: u64,
+    ) -> Result<GroupOutput> {
+        let expected = if matches!(proposal.request, Some(Request::Leave(_))) {
+            1
+        } else {
+            self.group.members().count()
+        };
+        let frame = GroupAppFrame { body: Some(Body::Proposal(proposal.clone())) }.encode_to_vec();
+        let mut out = GroupOutput::default();
+        out.publish.extend(self.seal(provider, key, frame)?);
+        self.gov.open(proposal, &member_id(me), expected, now);
+        Ok(out)
+    }
+
+    /// Whether a proposal from `owner` asks for something that can be done.
+    fn valid_request(&self, provider: &Provider, owner: &DelegateCredential, request: &Request) -> bool {
+        let account = |b: &[u8]| <[u8; 32]>::try_from(b).ok().map(AccountId::from_bytes);
+        match request {
+            Request::Add(a) => account(&a.account).is_some_and(|acct| {
+                !a.key_packages.is_empty()
+                    && a.key_packages.len() <= MAX_ADDS
+                    && a.key_packages.iter().all(|kp| {
+                        parse_key_package(kp, provider.crypto()).ok().and_then(|kp| account_of(&kp)).as_ref()
+                            == Some(&acct)
+                    })
+            }),
+            Request::Remove(r) => account(&r.account).is_some_and(|a| self.has_account(&a)),
+            // Only an account itself may leave (§3.8: owner = MLS sender = target).
+            Request::Leave(r) => account(&r.account).is_some_and(|a| Some(a) == owner.account),
+            Request::Metadata(m) => Metadata::new(&m.name, &m.description).is_ok(),
+        }
+    }
+
+    /// Processes one MLS message from the group's topic.
+    pub fn process(
+        &mut self,
+        provider: &Provider,
+        key: &InstallationKey,
+        me: &DelegateCredential,
+        bytes: &[u8],
+        sent_at: u64,
+        now: u64,
+    ) -> Result<GroupOutput> {
+        let mut out = GroupOutput::default();
+        if self.left {
+            return Ok(out);
+        }
+        let Some(protocol) = mls::inbound(&self.group, bytes)? else { return Ok(out) };
+        if protocol.epoch() > self.group.epoch() {
+            // The group moved on: what we hold for this epoch is all we will get, and the
+            // later traffic attests that one of our candidates was taken (commit attestation).
+            if self.future.len() < MAX_FUTURE {
+                self.future.push((protocol.epoch().as_u64(), bytes.to_vec(), sent_at));
+            }
+            if self.freeze_until.is_some() {
+                self.attested = true;
+                self.select(provider, key, me, now, &mut out)?;
+            }
+            return Ok(out);
+        }
+        let processed = match self.group.process_message(provider, protocol) {
+            Ok(p) => p,
+            Err(e) => {
+                return if mls::is_replay(&e) { Ok(out) } else { Err(CoreError::Decrypt(format!("{e:?}"))) }
+            }
+        };
+        let Some(sender) = mls::sender_credential(&self.group, processed.sender())? else { return Ok(out) };
+        match processed.into_content() {
+            ProcessedMessageContent::ApplicationMessage(app) => {
+                let frame: GroupAppFrame = crate::core::wire::decode("group frame", &app.into_bytes())?;
+                match frame.body {
+                    Some(Body::Chat(p)) => out.chat = Some((sender, p)),
+                    Some(Body::Proposal(p)) => {
+                        self.on_proposal(provider, key, me, &sender, p, now, &mut out)?
+                    }
+                    Some(Body::Vote(v)) => {
+                        self.gov.vote(v.proposal_id, &member_id(&sender), v.vote, now);
+                    }
+                    Some(Body::Sync(_)) | None => {}
+                }
+            }
+            ProcessedMessageContent::StagedCommitMessage(staged) => {
+                // Only a live candidate makes a steward mint its own: one read back from the
+                // store (a member catching up) was decided without us.
+                let live = now <= sent_at.saturating_add(self.gov.config.freeze_duration);
+                self.on_candidate(provider, key, me, sender, staged, bytes, live, now, &mut out)?;
+            }
+            // Proposals travel as votes, never as MLS proposals (§3.2): drop them.
+            _ => self.group.clear_pending_proposals(provider.storage()).map_err(CoreError::mls)?,
+        }
+        Ok(out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_proposal(
+        &mut self,
+        provider: &Provider,
+        key: &InstallationKey,
+        me: &DelegateCredential,
+        owner: &DelegateCredential,
+        p: GroupProposal,
+        now: u64,
+        out: &mut GroupOutput,
+    ) -> Result<()> {
+        let Some(request) = p.request.clone() else {
+            return Err(CoreError::decode("group proposal", "no request"));
+        };
+        let id = p.proposal_id;
+        let leave = matches!(request, Request::Leave(_));
+        let valid = self.valid_request(provider, owner, &request);
+        if leave && !valid {
+            return Err(CoreError::Verify("a leave names another account than its sender"));
+        }
+        let expected = if leave { 1 } else { self.group.members().count() };
+        if self.gov.is_open(id) || self.gov.decided.contains(&id) {
+            return Ok(());
+        }
+        let decided = self.gov.open(p, &member_id(owner), expected, now);
+        if decided.is_none() && owner.installation != me.installation {
+            // The SDK's policy: a valid request from a member gets YES, anything else NO.
+            let frame = GroupAppFrame { body: Some(Body::Vote(GroupVote { proposal_id: id, vote: valid })) };
+            out.publish.extend(self.seal(provider, key, frame.encode_to_vec())?);
+            self.gov.vote(id, &member_id(me), valid, now);
+        }
+        Ok(())
+    }
+
+    /// Runs the timers due at `now`: proposal timeouts, the commit window, the end of the
+    /// freeze, recovery mode.
+    pub fn tick(
+        &mut self,
+        provider: &Provider,
+        key: &InstallationKey,
+        me: &DelegateCredential,
+        now: u64,
+    ) -> Result<GroupOutput> {
+        let mut out = GroupOutput::default();
+        if self.left {
+            return Ok(out);
+        }
+        self.gov.timeouts(now);
+        if self.freeze_until.is_some_and(|t| now >= t) {
+            self.select(provider, key, me, now, &mut out)?;
+        }
+        let idle = self.own.is_none() && self.candidates.is_empty();
+        if idle && self.gov.commit_due().is_some_and(|t| now >= t) {
+            self.mint(provider, key, me, now, &mut out)?;
+        }
+        let idle = self.own.is_none() && self.candidates.is_empty();
+        if idle && !self.gov.recovery && self.gov.recovery_due().is_some_and(|t| now >= t) {
+            // No steward committed in time: penalise the epoch steward and let anyone commit (L3).
+            if let Some(s) = self.stewards().first() {
+                self.gov.scores.apply(s, ScoreEvent::CensorshipInactivity);
+            }
+            self.gov.recovery = true;
+            self.mint(provider, key, me, now, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// When [`GroupConversation::tick`] has something to do next.
+    pub fn wake_at(&self, now: u64) -> Option<u64> {
+        if self.left {
+            return None;
+        }
+        let idle = self.own.is_none() && self.candidates.is_empty();
+        let timeouts = self.gov.open.values().map(|o| o.opened_at + self.gov.config.consensus_timeout);
+        let commit = self.gov.commit_due().filter(|t| idle && *t > now);
+        let recovery = self.gov.recovery_due().filter(|t| idle && !self.gov.recovery && *t > now);
+        let recovery_mint = self.gov.commit_due().filter(|_| idle && self.gov.recovery).map(|_| now + 1);
+        timeouts.chain(commit).chain(recovery).chain(recovery_mint).chain(self.freeze_until).min()
+    }
+
+    /// Reloads the group from the provider's storage (after a rollback).
+    pub fn reload(&mut self, provider: &Provider) -> Result<()> {
+        self.group = MlsGroup::load(provider.storage(), self.group.group_id())
+            .map_err(CoreError::mls)?
+            .ok_or_else(|| CoreError::StoreCorrupt("an MLS group vanished from the store".into()))?;
+        Ok(())
+    }
+}

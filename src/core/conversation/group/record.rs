@@ -1,0 +1,88 @@
+//! The persisted form of a group: its conversation record with the de-MLS state
+//! (governance, deferred frames, our pending candidate).
+
+use super::*;
+use crate::core::conversation::{base_record, restore_base};
+
+impl GroupConversation {
+    /// The persisted form (its MLS state is persisted apart).
+    pub fn record(&self) -> ConversationRecord {
+        let own = self.own.clone().unwrap_or_default();
+        let state = GroupStateRecord {
+            governance: Some(self.gov.record()),
+            deferred: self.deferred.clone(),
+            own_commit: own.commit,
+            own_welcome: own.welcome.unwrap_or_default(),
+            own_joiners: own.joiners.iter().map(|j| j.as_bytes().to_vec()).collect(),
+            own_ids: own.ids,
+            own_actions: own.actions as u32,
+            left: self.left,
+        };
+        ConversationRecord {
+            group_state: state.encode_to_vec(),
+            ..base_record(&self.id, "group", &self.channel, &self.meta)
+        }
+    }
+
+    /// Rebuilds a group from its record and the MLS state in the provider. Peers'
+    /// candidates of an open freeze are not kept; ours is, and the freeze starts again.
+    pub fn restore(provider: &Provider, mut rec: ConversationRecord, now: u64) -> Result<Self> {
+        let (id, group, channel, meta) = restore_base(provider, &mut rec)?;
+        let state: GroupStateRecord = decode_record("group state", &rec.group_state)?;
+        let gov = Governance::restore(state.governance.unwrap_or_default())?;
+        let own = (!state.own_commit.is_empty() && group.pending_commit().is_some()).then(|| OwnCandidate {
+            commit: state.own_commit,
+            welcome: (!state.own_welcome.is_empty()).then_some(state.own_welcome),
+            joiners: state
+                .own_joiners
+                .iter()
+                .filter_map(|j| <[u8; 32]>::try_from(j.as_slice()).ok().map(InstallationId::from_bytes))
+                .collect(),
+            ids: state.own_ids,
+            actions: state.own_actions as usize,
+        });
+        Ok(GroupConversation {
+            id,
+            freeze_until: own.as_ref().map(|_| now + gov.config.freeze_duration),
+            group,
+            channel,
+            meta,
+            gov,
+            candidates: Vec::new(),
+            own,
+            deferred: state.deferred,
+            future: Vec::new(),
+            attested: false,
+            left: state.left,
+        })
+    }
+}
+
+/// The group part of a conversation record.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct GroupStateRecord {
+    /// Governance state.
+    #[prost(message, optional, tag = "1")]
+    pub governance: Option<GovernanceRecord>,
+    /// Frames waiting for our candidate to resolve.
+    #[prost(bytes = "vec", repeated, tag = "2")]
+    pub deferred: Vec<Vec<u8>>,
+    /// Our pending candidate's commit bytes.
+    #[prost(bytes = "vec", tag = "3")]
+    pub own_commit: Vec<u8>,
+    /// Its Welcome.
+    #[prost(bytes = "vec", tag = "4")]
+    pub own_welcome: Vec<u8>,
+    /// Its joiners' installations.
+    #[prost(bytes = "vec", repeated, tag = "5")]
+    pub own_joiners: Vec<Vec<u8>>,
+    /// The approved proposals it carries.
+    #[prost(uint32, repeated, tag = "6")]
+    pub own_ids: Vec<u32>,
+    /// How many actions it carries.
+    #[prost(uint32, tag = "7")]
+    pub own_actions: u32,
+    /// No longer a member.
+    #[prost(bool, tag = "8")]
+    pub left: bool,
+}
