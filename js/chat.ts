@@ -5,128 +5,27 @@
  */
 import { check, LogosChatError, toLogosError } from "./errors.js";
 import { KEYRING, storeKey } from "./keyring.js";
-import { getPlatform } from "./platform.js";
-import { IndexedDbStorage } from "./storage/indexeddb.js";
-import { MemoryStorage } from "./storage/memory.js";
-import type { Chat, ChatMessage, ChatOptions, Conversation, ConversationInfo, DeliveryMessage, StorageAdapter, StoreOp, Subscription, Transport } from "./types.js";
-import { glue } from "./wasm.js";
-
-/** The core's effects, as the wasm layer hands them over. */
-interface CoreEffects {
-  store: StoreOp[];
-  subscribe: string[];
-  publish: { contentTopic: string; payload: Uint8Array; outboxId: number }[];
-  lookups: string[];
-  events: CoreEvent[];
-  wakeAt?: number;
-}
-interface CoreMessage {
-  id: string; conversationId: string; sender: { accountId?: string; installationId: string };
-  content: Uint8Array; contentType: string; sentAt: number; receivedAt: number; outgoing: boolean;
-}
-interface CoreConversation { id: string; kind: "direct" | "group"; peer?: string; lastMessageAt?: number; unread: number }
-type CoreEvent =
-  | ({ type: "message" } & CoreMessage)
-  | ({ type: "conversation" } & CoreConversation)
-  | { type: "ack"; conversationId: string; messageId: string; by: { accountId?: string; installationId: string } }
-  | { type: "missing"; conversationId: string; messageId: string; senderId?: string }
-  | { type: "error"; code: string; message: string };
+import { crashAfterPersist, storageFor, webLock } from "./profile.js";
+import { type ConversationDriver, ConversationHandle, GroupHandle } from "./conversation.js";
+import { type CoreConversation, type CoreEffects, type CoreMessage, toInfo, toMessage } from "./core-types.js";
+import type { Chat, ChatMessage, ChatOptions, Conversation, ConversationInfo, DeliveryMessage, Group, GroupTiming, Member, StorageAdapter, StoreOp, Subscription, Transport } from "./types.js";
 
 type Listener<T> = (value: T) => void;
-const utf8 = new TextDecoder("utf-8", { fatal: true });
 const encoder = new TextEncoder();
+import { glue } from "./wasm.js";
 
-function toMessage(m: CoreMessage): ChatMessage {
-  const msg: ChatMessage = {
-    id: m.id,
-    conversationId: m.conversationId,
-    sender: m.sender.accountId ? { accountId: m.sender.accountId, installationId: m.sender.installationId } : { installationId: m.sender.installationId },
-    content: m.content,
-    contentType: m.contentType,
-    sentAt: new Date(m.sentAt),
-    receivedAt: new Date(m.receivedAt),
-    outgoing: m.outgoing,
-  };
-  if (m.contentType.startsWith("text/")) {
-    try {
-      msg.text = utf8.decode(m.content);
-    } catch {
-      /* not UTF-8 after all: content only */
-    }
-  }
-  return msg;
-}
-
-function toInfo(c: CoreConversation): ConversationInfo {
-  const info: ConversationInfo = { id: c.id, kind: c.kind, unread: c.unread };
-  if (c.lastMessageAt !== undefined) info.lastMessageAt = new Date(c.lastMessageAt);
-  return info;
-}
-
-class DirectConversationHandle implements Conversation {
-  readonly kind = "direct" as const;
-  constructor(readonly id: string, private readonly chat: ChatImpl) {}
-
-  send(content: string | Uint8Array, options?: { contentType?: string }): Promise<{ messageId: string }> {
-    return this.chat.sendTo(this.id, content, options);
-  }
-
-  history(options?: { limit?: number; before?: string }): Promise<ChatMessage[]> {
-    return this.chat.historyOf(this.id, options ?? {});
-  }
-
-  markRead(messageId: string): Promise<void> {
-    return this.chat.markReadIn(this.id, messageId);
-  }
-}
-
-/** A test hook (Node only): kill the process after a message's commit, before it is published. */
-function crashAfterPersist(): boolean {
-  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
-  return env?.LOGOS_CHAT_TEST_CRASH_AFTER_PERSIST === "1";
-}
-
-/** Holds a Web Lock on the profile for as long as the chat is open (browsers). */
-async function webLock(name: string): Promise<(() => void) | undefined> {
-  const locks = (globalThis as { navigator?: { locks?: LockManager } }).navigator?.locks;
-  if (!locks) return undefined;
-  return new Promise((resolve, reject) => {
-    locks
-      .request(`logos-chat/${name}`, { ifAvailable: true }, (lock) => {
-        if (!lock) {
-          reject(new LogosChatError("STORE_LOCKED", `the profile "${name}" is open in another tab or worker; one writer per account`));
-          return undefined;
-        }
-        return new Promise<void>((release) => resolve(release));
-      })
-      .catch(reject);
-  });
-}
-
-function storageFor(options: ChatOptions, name: string): { adapter: StorageAdapter; persistent: boolean; lockName?: string } {
-  const store = options.store ?? (getPlatform().browser ? "indexeddb" : "memory");
-  if (store === "memory") return { adapter: new MemoryStorage(), persistent: false };
-  if (store === "indexeddb") return { adapter: new IndexedDbStorage(`logos-chat/${name}`), persistent: true, lockName: name };
-  if (typeof store === "object" && store !== null && "path" in store) {
-    check(typeof store.path === "string" && store.path.length > 0, "store.path must be a directory path");
-    const file = getPlatform().fileStorage;
-    if (!file) throw new LogosChatError("INVALID_ARGUMENT", 'store: { path } needs Node; browsers use "indexeddb"');
-    return { adapter: file(`${store.path.replace(/\/+$/, "")}/${encodeURIComponent(name)}`), persistent: true };
-  }
-  const a = store as StorageAdapter;
-  check(typeof a === "object" && a !== null && typeof a.open === "function" && typeof a.commit === "function" && typeof a.range === "function", 'store must be "indexeddb", "memory", { path } or a StorageAdapter');
-  return { adapter: a, persistent: true };
-}
-
-export class ChatImpl implements Chat {
+export class ChatImpl implements Chat, ConversationDriver {
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
   private readonly subscriptions = new Map<string, Subscription>();
   private readonly listeners = {
     message: new Set<Listener<ChatMessage>>(),
     conversation: new Set<Listener<ConversationInfo>>(),
+    members: new Set<Listener<{ conversationId: string; members: Member[] }>>(),
     error: new Set<Listener<LogosChatError>>(),
   };
+  /** The latest info of each conversation (a group handle's name and description). */
+  private readonly infos = new Map<string, ConversationInfo>();
   private readonly closeHooks: (() => void)[] = [];
 
   private release: (() => void) | undefined;
@@ -237,13 +136,20 @@ export class ChatImpl implements Chat {
       await this.lookup();
       await this.apply(this.client.lookupComplete(account) as CoreEffects);
     }
+    if (fx.wakeAt !== undefined) this.arm(fx.wakeAt);
     for (const ev of fx.events) {
       switch (ev.type) {
         case "message":
           this.emit("message", toMessage(ev));
           break;
-        case "conversation":
-          this.emit("conversation", toInfo(ev));
+        case "conversation": {
+          const info = toInfo(ev);
+          this.infos.set(info.id, info);
+          this.emit("conversation", info);
+          break;
+        }
+        case "members":
+          this.emit("members", { conversationId: ev.conversationId, members: ev.members });
           break;
         case "error":
           this.emit("error", toLogosError(ev));
@@ -252,6 +158,23 @@ export class ChatImpl implements Chat {
           break; // ack / missing: their public events land with the reliability issue
       }
     }
+  }
+
+  private wakeTimer: ReturnType<typeof setTimeout> | undefined;
+  private wakeAt = Infinity;
+
+  /** Arms the core's next timer (group commit windows, freezes, vote timeouts). */
+  private arm(at: number): void {
+    if (this.closed || at >= this.wakeAt) return;
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    this.wakeAt = at;
+    this.wakeTimer = setTimeout(() => {
+      this.wakeTimer = undefined;
+      this.wakeAt = Infinity;
+      this.run(() => this.apply(this.client.tick(Date.now()) as CoreEffects)).catch((e) => {
+        if (!this.closed) this.emit("error", toLogosError(e));
+      });
+    }, Math.max(0, at - Date.now()));
   }
 
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
@@ -322,8 +245,72 @@ export class ChatImpl implements Chat {
         throw toLogosError(e);
       }
       await this.apply(started.effects);
-      return new DirectConversationHandle(started.conversationId, this);
+      return new ConversationHandle(started.conversationId, this);
     });
+  }
+
+  createGroup(init: { name: string; description?: string; members: string[]; timing?: GroupTiming }): Promise<Group> {
+    return this.run(async () => {
+      check(init !== null && typeof init === "object", "init must be an object");
+      check(typeof init.name === "string", "name must be a string");
+      check(init.description === undefined || typeof init.description === "string", "description must be a string");
+      check(Array.isArray(init.members) && init.members.every((m) => typeof m === "string"), "members must be an array of account ids");
+      check(init.timing === undefined || (typeof init.timing === "object" && init.timing !== null), "timing must be an object");
+      await this.lookup();
+      let started: { conversationId: string; effects: CoreEffects };
+      try {
+        started = this.client.createGroup(init.name, init.description ?? "", init.members, init.timing, Date.now()) as typeof started;
+      } catch (e) {
+        throw toLogosError(e);
+      }
+      await this.apply(started.effects);
+      return new GroupHandle(started.conversationId, this);
+    });
+  }
+
+  /** Used by group handles: a proposal (add, remove, leave, metadata). */
+  groupCall(id: string, call: "addMembers" | "removeMembers" | "leave" | "setMetadata", ...args: unknown[]): Promise<void> {
+    return this.run(async () => {
+      if (call === "addMembers") await this.lookup();
+      let fx: CoreEffects;
+      try {
+        const now = Date.now();
+        if (call === "addMembers") fx = this.client.addMembers(id, args[0] as string[], now) as CoreEffects;
+        else if (call === "removeMembers") fx = this.client.removeMembers(id, args[0] as string[], now) as CoreEffects;
+        else if (call === "leave") fx = this.client.leaveGroup(id, now) as CoreEffects;
+        else fx = this.client.setGroupMetadata(id, args[0] as string, args[1] as string, now) as CoreEffects;
+      } catch (e) {
+        throw toLogosError(e);
+      }
+      await this.apply(fx);
+    });
+  }
+
+  /** Used by conversation handles. */
+  membersOf(id: string): Promise<Member[]> {
+    return this.run(() => {
+      try {
+        return this.client.members(id) as Member[];
+      } catch (e) {
+        throw toLogosError(e);
+      }
+    });
+  }
+
+  /** Used by group handles. */
+  stewardsOf(id: string): Promise<string[]> {
+    return this.run(() => {
+      try {
+        return this.client.groupStewards(id);
+      } catch (e) {
+        throw toLogosError(e);
+      }
+    });
+  }
+
+  /** Used by group handles: the latest name and description. */
+  infoOf(id: string): ConversationInfo | undefined {
+    return this.infos.get(id);
   }
 
   /** Used by conversation handles. */
@@ -382,21 +369,30 @@ export class ChatImpl implements Chat {
     });
   }
 
-  conversations(): Promise<ConversationInfo[]> {
-    return this.run(() => (this.client.conversations() as CoreConversation[]).map(toInfo));
+  private listConversations(): ConversationInfo[] {
+    const all = (this.client.conversations() as CoreConversation[]).map(toInfo);
+    for (const c of all) this.infos.set(c.id, c);
+    return all;
   }
 
-  conversation(id: string): Promise<Conversation | undefined> {
+  conversations(): Promise<ConversationInfo[]> {
+    return this.run(() => this.listConversations());
+  }
+
+  conversation(id: string): Promise<Conversation | Group | undefined> {
     return this.run(() => {
       check(typeof id === "string", "id must be a string");
-      return this.client.hasConversation(id) ? new DirectConversationHandle(id, this) : undefined;
+      const info = this.listConversations().find((c) => c.id === id);
+      if (!info) return undefined;
+      return info.kind === "group" ? new GroupHandle(id, this) : new ConversationHandle(id, this);
     });
   }
 
   on(event: "message", cb: (m: ChatMessage) => void): () => void;
   on(event: "conversation", cb: (c: ConversationInfo) => void): () => void;
+  on(event: "members", cb: (e: { conversationId: string; members: Member[] }) => void): () => void;
   on(event: "error", cb: (e: LogosChatError) => void): () => void;
-  on(event: "message" | "conversation" | "error", cb: (v: never) => void): () => void {
+  on(event: "message" | "conversation" | "members" | "error", cb: (v: never) => void): () => void {
     check(event in this.listeners, `unknown event ${String(event)}`);
     check(typeof cb === "function", "listener must be a function");
     const set = this.listeners[event] as Set<(v: never) => void>;
@@ -458,6 +454,7 @@ export class ChatImpl implements Chat {
     await this.queue;
     this.closed = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
     await Promise.all([...this.subscriptions.values()].map((s) => s.unsubscribe().catch(() => undefined)));
     this.subscriptions.clear();
     for (const hook of this.closeHooks.splice(0)) hook();

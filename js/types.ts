@@ -148,6 +148,53 @@ export interface Conversation {
   history(options?: { limit?: number; before?: string }): Promise<ChatMessage[]>;
   /** Marks the conversation read up to this message (the unread count drops to 0). */
   markRead(messageId: string): Promise<void>;
+  /** The members, by account. */
+  members(): Promise<Member[]>;
+}
+
+/** A member of a conversation: an account and its installations in it. */
+export interface Member {
+  accountId: string;
+  installations: string[];
+  /** On this epoch's steward list (may commit). */
+  steward: boolean;
+  /** Added by a proposal that is not committed yet. */
+  pending: boolean;
+}
+
+/**
+ * de-MLS timers of a group (ms), fixed when it is created and shipped to joiners.
+ * Defaults are de-mls 4.1.0's (PROTOCOL.md §3.7): a 60 s commit window, so a membership
+ * change takes about a minute and a half; apps that want snappier changes shorten them.
+ */
+export interface GroupTiming {
+  /** Stewards commit this long after the first approved proposal. Default 60 000. */
+  commitWindowMs?: number;
+  /** Members collect candidate commits this long after the first. Default 30 000. */
+  freezeMs?: number;
+  /** A vote is decided at the latest this long after it opened. Default 30 000. */
+  voteTimeoutMs?: number;
+  /** Recovery mode starts this long after window + freeze with no commit. Default 5 000. */
+  retryMs?: number;
+  /** Stewards per epoch. Default 2. */
+  stewards?: number;
+}
+
+/** A group conversation (de-MLS). Membership changes are voted and committed by stewards. */
+export interface Group extends Conversation {
+  readonly kind: "group";
+  readonly name: string;
+  readonly description: string;
+  setName(name: string): Promise<void>;
+  setDescription(description: string): Promise<void>;
+  /** Proposes adding each account (all its installations); resolves once proposed. */
+  addMembers(accountIds: string[]): Promise<void>;
+  /** Proposes removing each account. */
+  removeMembers(accountIds: string[]): Promise<void>;
+  /** Leaves: a self-removal that a steward commits. */
+  leave(): Promise<void>;
+  /** This epoch's stewards (account ids), the epoch steward first. */
+  stewards(): Promise<string[]>;
 }
 
 /** One account's installation on a node: the Chat API. */
@@ -157,10 +204,13 @@ export interface Chat {
   /** This installation (device). */
   readonly installationId: string;
   startDirect(accountId: string): Promise<Conversation>;
+  /** Creates a named group with these accounts (every installation of each). */
+  createGroup(init: { name: string; description?: string; members: string[]; timing?: GroupTiming }): Promise<Group>;
   conversations(): Promise<ConversationInfo[]>;
-  conversation(id: string): Promise<Conversation | undefined>;
+  conversation(id: string): Promise<Conversation | Group | undefined>;
   on(event: "message", cb: (m: ChatMessage) => void): () => void;
   on(event: "conversation", cb: (c: ConversationInfo) => void): () => void;
+  on(event: "members", cb: (e: { conversationId: string; members: Member[] }) => void): () => void;
   on(event: "error", cb: (e: import("./errors.js").LogosChatError) => void): () => void;
   /** The same stream as on("message"); ends when the chat closes. */
   messages(): AsyncIterable<ChatMessage>;

@@ -7,6 +7,7 @@
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
+use crate::core::demls::Config;
 use crate::core::store::Store;
 use crate::core::wire::{encoded_message_size, message_hash, pubsub_topic};
 use crate::core::{Client, ContentTopic, CoreError, Effects};
@@ -238,6 +239,115 @@ impl WasmClient {
     #[wasm_bindgen(js_name = markRead)]
     pub fn mark_read(&mut self, conversation: &str) -> Result<JsValue, JsValue> {
         self.inner.mark_read(conversation).map(|fx| to_js(&fx)).map_err(err)
+    }
+}
+
+/// Group timers as the TypeScript `GroupTiming` passes them (all optional).
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Timing {
+    commit_window_ms: Option<f64>,
+    freeze_ms: Option<f64>,
+    vote_timeout_ms: Option<f64>,
+    retry_ms: Option<f64>,
+    stewards: Option<u32>,
+}
+
+impl Timing {
+    fn config(&self) -> Config {
+        let d = Config::default();
+        let t = |v: Option<f64>, default: u64| v.map_or(default, ms);
+        Config {
+            commit_batch_window: t(self.commit_window_ms, d.commit_batch_window),
+            freeze_duration: t(self.freeze_ms, d.freeze_duration),
+            consensus_timeout: t(self.vote_timeout_ms, d.consensus_timeout),
+            retry_window: t(self.retry_ms, d.retry_window),
+            stewards: self.stewards.unwrap_or(d.stewards),
+            liveness_yes: d.liveness_yes,
+        }
+    }
+}
+
+fn strings(v: js_sys::Array) -> Vec<String> {
+    v.iter().filter_map(|x| x.as_string()).collect()
+}
+
+#[wasm_bindgen]
+impl WasmClient {
+    /// Creates a named group: `{ conversationId, effects }`. `timing` is a `GroupTiming` or undefined.
+    #[wasm_bindgen(js_name = createGroup)]
+    pub fn create_group(
+        &mut self,
+        name: &str,
+        description: &str,
+        members: js_sys::Array,
+        timing: JsValue,
+        now: f64,
+    ) -> Result<JsValue, JsValue> {
+        let timing: Timing = if timing.is_undefined() || timing.is_null() {
+            Timing::default()
+        } else {
+            serde_wasm_bindgen::from_value(timing)
+                .map_err(|e| err(CoreError::InvalidArgument(format!("timing: {e}"))))?
+        };
+        let (conversation_id, effects) = self
+            .inner
+            .create_group(name, description, &strings(members), Some(timing.config()), ms(now))
+            .map_err(err)?;
+        Ok(to_js(&Started { conversation_id, effects }))
+    }
+
+    /// Proposes adding accounts to a group.
+    #[wasm_bindgen(js_name = addMembers)]
+    pub fn add_members(&mut self, id: &str, accounts: js_sys::Array, now: f64) -> Result<JsValue, JsValue> {
+        self.inner.add_members(id, &strings(accounts), ms(now)).map(|fx| to_js(&fx)).map_err(err)
+    }
+
+    /// Proposes removing accounts from a group.
+    #[wasm_bindgen(js_name = removeMembers)]
+    pub fn remove_members(
+        &mut self,
+        id: &str,
+        accounts: js_sys::Array,
+        now: f64,
+    ) -> Result<JsValue, JsValue> {
+        self.inner.remove_members(id, &strings(accounts), ms(now)).map(|fx| to_js(&fx)).map_err(err)
+    }
+
+    /// Leaves a group.
+    #[wasm_bindgen(js_name = leaveGroup)]
+    pub fn leave_group(&mut self, id: &str, now: f64) -> Result<JsValue, JsValue> {
+        self.inner.leave_group(id, ms(now)).map(|fx| to_js(&fx)).map_err(err)
+    }
+
+    /// Proposes a new name and description.
+    #[wasm_bindgen(js_name = setGroupMetadata)]
+    pub fn set_group_metadata(
+        &mut self,
+        id: &str,
+        name: &str,
+        description: &str,
+        now: f64,
+    ) -> Result<JsValue, JsValue> {
+        self.inner.set_group_metadata(id, name, description, ms(now)).map(|fx| to_js(&fx)).map_err(err)
+    }
+
+    /// A conversation's members: `Member[]`.
+    #[wasm_bindgen(js_name = members)]
+    pub fn group_members(&self, id: &str) -> Result<JsValue, JsValue> {
+        self.inner.group_members(id).map(|m| to_js(&m)).map_err(err)
+    }
+
+    /// A group's stewards this epoch (account ids).
+    #[wasm_bindgen(js_name = groupStewards)]
+    pub fn group_stewards(&self, id: &str) -> Result<Vec<String>, JsValue> {
+        self.inner.group_stewards(id).map_err(err)
+    }
+
+    /// Runs the timers due at `now` (call it at an effect's `wakeAt`).
+    #[wasm_bindgen]
+    pub fn tick(&mut self, now: f64) -> JsValue {
+        to_js(&self.inner.tick(ms(now)))
     }
 }
 

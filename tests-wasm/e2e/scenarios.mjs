@@ -175,4 +175,61 @@ export async function outboxRetriesTransientFailures(logos) {
   return { failures };
 }
 
-export const all = { twoAccountsChatBothWays, startDirectRejectsBadAccounts, messagingApi, bringYourOwnTransport, outboxRetriesTransientFailures };
+/**
+ * Three accounts create a named group and chat; a fourth is added; one leaves, one is
+ * removed, and the rest keep chatting. Short de-MLS timers keep the story quick.
+ */
+export async function groupLifecycle(logos) {
+  const hub = logos.createMemoryHub();
+  const timing = { commitWindowMs: 200, freezeMs: 1500, voteTimeoutMs: 1500, retryMs: 300 };
+  const chats = [];
+  for (const name of ["alice", "bob", "carol", "dave"]) chats.push(await (await logos.connect("memory", { hub })).chat({ name, store: "memory" }));
+  const [alice, bob, carol, dave] = chats;
+  const bobJoined = waitFor(bob, "conversation", (c) => c.kind === "group");
+  const carolJoined = waitFor(carol, "conversation", (c) => c.kind === "group");
+  const group = await alice.createGroup({ name: "team", description: "the team", members: [bob.accountId, carol.accountId], timing });
+  assert(group.kind === "group" && group.name === "team" && group.description === "the team", "a named group");
+  const joined = await bobJoined;
+  await carolJoined;
+  assert(joined.id === group.id && joined.name === "team", "bob joined the named group");
+  const members = await group.members();
+  assert(members.length === 3 && members.some((m) => m.accountId === bob.accountId), "three members");
+  assert((await group.stewards()).length === 2, "two stewards");
+
+  const bobGets = waitFor(bob, "message", (m) => m.conversationId === group.id);
+  await group.send("hello team");
+  assert((await bobGets).text === "hello team", "bob reads the group");
+
+  // Bob adds dave; the stewards commit after the window and dave gets a Welcome.
+  const daveJoined = waitFor(dave, "conversation", (c) => c.id === group.id, 20_000);
+  const four = waitFor(alice, "members", (e) => e.conversationId === group.id && e.members.length === 4, 20_000);
+  const bobGroup = await bob.conversation(group.id);
+  assert(bobGroup && bobGroup.kind === "group", "bob's handle is a group");
+  await bobGroup.addMembers([dave.accountId]);
+  await daveJoined;
+  await four;
+  assert((await group.members()).length === 4, "four members");
+
+  // Carol leaves; alice removes dave.
+  const carolGroup = await carol.conversation(group.id);
+  const three = waitFor(alice, "members", (e) => e.conversationId === group.id && e.members.length === 3, 20_000);
+  await carolGroup.leave();
+  await three;
+  const two = waitFor(alice, "members", (e) => e.conversationId === group.id && e.members.length === 2, 20_000);
+  await group.removeMembers([dave.accountId]);
+  await two;
+  const left = (await group.members()).map((m) => m.accountId).sort();
+  assert(left.join() === [alice.accountId, bob.accountId].sort().join(), "alice and bob remain");
+
+  const daveSaw = [];
+  dave.on("message", (m) => daveSaw.push(m.text));
+  const aliceGets = waitFor(alice, "message", (m) => m.text === "still here");
+  await bobGroup.send("still here");
+  await aliceGets;
+  await rejectsWith(carolGroup.send("can I?"), "NOT_A_MEMBER");
+  assert(!daveSaw.includes("still here"), "a removed member reads nothing new");
+  for (const chat of chats) await chat.close();
+  return { members: left.length };
+}
+
+export const all = { groupLifecycle, twoAccountsChatBothWays, startDirectRejectsBadAccounts, messagingApi, bringYourOwnTransport, outboxRetriesTransientFailures };

@@ -205,11 +205,32 @@ impl Client {
         self.propose(id, Request::Metadata(m), pid, now_ms)
     }
 
-    /// A group's members by account, with steward and pending flags.
+    /// A conversation's members by account (for a group with steward and pending flags).
     pub fn group_members(&self, id: &str) -> Result<Vec<MemberInfo>> {
         let id = ConversationId::parse(id)?;
-        let g = self.groups.get(&id).ok_or_else(|| CoreError::UnknownConversation(id.as_str().to_owned()))?;
-        Ok(members_of(g))
+        if let Some(g) = self.groups.get(&id) {
+            return Ok(members_of(g));
+        }
+        // A direct chat: both accounts, no stewards.
+        let c = self
+            .conversations
+            .get(&id)
+            .ok_or_else(|| CoreError::UnknownConversation(id.as_str().to_owned()))?;
+        let mut by: std::collections::BTreeMap<AccountId, Vec<String>> = Default::default();
+        for cred in c.members() {
+            if let Some(a) = cred.account {
+                by.entry(a).or_default().push(cred.installation.to_hex());
+            }
+        }
+        Ok(by
+            .into_iter()
+            .map(|(a, installations)| MemberInfo {
+                account_id: a.to_hex(),
+                installations,
+                steward: false,
+                pending: false,
+            })
+            .collect())
     }
 
     /// The accounts of a group's stewards this epoch, the epoch steward's first.

@@ -1,0 +1,86 @@
+/**
+ * Conversation handles: they validate arguments and forward to the driver, which
+ * forwards to the core. A group's name and description are read from the driver's latest
+ * conversation info.
+ */
+import { check } from "./errors.js";
+import type { ChatMessage, Conversation, Group, Member } from "./types.js";
+
+/** What a handle needs from the driver. */
+export interface ConversationDriver {
+  sendTo(id: string, content: string | Uint8Array, options?: { contentType?: string }): Promise<{ messageId: string }>;
+  historyOf(id: string, options: { limit?: number; before?: string }): Promise<ChatMessage[]>;
+  markReadIn(id: string, messageId: string): Promise<void>;
+  membersOf(id: string): Promise<Member[]>;
+  groupCall(id: string, call: "addMembers" | "removeMembers", accounts: string[]): Promise<void>;
+  groupCall(id: string, call: "leave"): Promise<void>;
+  groupCall(id: string, call: "setMetadata", name: string, description: string): Promise<void>;
+  stewardsOf(id: string): Promise<string[]>;
+  infoOf(id: string): { name?: string; description?: string } | undefined;
+}
+
+const accountList = (ids: unknown) => {
+  check(Array.isArray(ids) && ids.every((a) => typeof a === "string"), "accountIds must be an array of account ids");
+  return ids as string[];
+};
+
+/** A 1:1 chat, and the base of a group handle. */
+export class ConversationHandle implements Conversation {
+  readonly kind: "direct" | "group" = "direct";
+  constructor(readonly id: string, protected readonly driver: ConversationDriver) {}
+
+  send(content: string | Uint8Array, options?: { contentType?: string }): Promise<{ messageId: string }> {
+    return this.driver.sendTo(this.id, content, options);
+  }
+
+  history(options?: { limit?: number; before?: string }): Promise<ChatMessage[]> {
+    return this.driver.historyOf(this.id, options ?? {});
+  }
+
+  markRead(messageId: string): Promise<void> {
+    return this.driver.markReadIn(this.id, messageId);
+  }
+
+  members(): Promise<Member[]> {
+    return this.driver.membersOf(this.id);
+  }
+}
+
+/** A group. */
+export class GroupHandle extends ConversationHandle implements Group {
+  override readonly kind = "group" as const;
+
+  get name(): string {
+    return this.driver.infoOf(this.id)?.name ?? "";
+  }
+
+  get description(): string {
+    return this.driver.infoOf(this.id)?.description ?? "";
+  }
+
+  stewards(): Promise<string[]> {
+    return this.driver.stewardsOf(this.id);
+  }
+
+  addMembers(accountIds: string[]): Promise<void> {
+    return this.driver.groupCall(this.id, "addMembers", accountList(accountIds));
+  }
+
+  removeMembers(accountIds: string[]): Promise<void> {
+    return this.driver.groupCall(this.id, "removeMembers", accountList(accountIds));
+  }
+
+  leave(): Promise<void> {
+    return this.driver.groupCall(this.id, "leave");
+  }
+
+  setName(name: string): Promise<void> {
+    check(typeof name === "string", "name must be a string");
+    return this.driver.groupCall(this.id, "setMetadata", name, this.description);
+  }
+
+  setDescription(description: string): Promise<void> {
+    check(typeof description === "string", "description must be a string");
+    return this.driver.groupCall(this.id, "setMetadata", this.name, description);
+  }
+}

@@ -1,0 +1,56 @@
+/** The shapes the wasm layer hands the driver, and their conversion to the public types. */
+import type { ChatMessage, ConversationInfo, Member, StoreOp } from "./types.js";
+
+/** The core's effects, as the wasm layer hands them over. */
+export interface CoreEffects {
+  store: StoreOp[];
+  subscribe: string[];
+  publish: { contentTopic: string; payload: Uint8Array; outboxId: number }[];
+  lookups: string[];
+  events: CoreEvent[];
+  wakeAt?: number;
+}
+export interface CoreMessage {
+  id: string; conversationId: string; sender: { accountId?: string; installationId: string };
+  content: Uint8Array; contentType: string; sentAt: number; receivedAt: number; outgoing: boolean;
+}
+export interface CoreConversation { id: string; kind: "direct" | "group"; peer?: string; name?: string; description?: string; lastMessageAt?: number; unread: number }
+export type CoreEvent =
+  | ({ type: "message" } & CoreMessage)
+  | ({ type: "conversation" } & CoreConversation)
+  | { type: "ack"; conversationId: string; messageId: string; by: { accountId?: string; installationId: string } }
+  | { type: "missing"; conversationId: string; messageId: string; senderId?: string }
+  | { type: "members"; conversationId: string; members: Member[] }
+  | { type: "error"; code: string; message: string };
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+export function toMessage(m: CoreMessage): ChatMessage {
+  const msg: ChatMessage = {
+    id: m.id,
+    conversationId: m.conversationId,
+    sender: m.sender.accountId ? { accountId: m.sender.accountId, installationId: m.sender.installationId } : { installationId: m.sender.installationId },
+    content: m.content,
+    contentType: m.contentType,
+    sentAt: new Date(m.sentAt),
+    receivedAt: new Date(m.receivedAt),
+    outgoing: m.outgoing,
+  };
+  if (m.contentType.startsWith("text/")) {
+    try {
+      msg.text = utf8.decode(m.content);
+    } catch {
+      /* not UTF-8 after all: content only */
+    }
+  }
+  return msg;
+}
+
+export function toInfo(c: CoreConversation): ConversationInfo {
+  const info: ConversationInfo = { id: c.id, kind: c.kind, unread: c.unread };
+  if (c.name !== undefined) info.name = c.name;
+  if (c.description !== undefined) info.description = c.description;
+  if (c.lastMessageAt !== undefined) info.lastMessageAt = new Date(c.lastMessageAt);
+  return info;
+}
+
