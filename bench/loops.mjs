@@ -125,3 +125,44 @@ export async function devnodeLoop(logos, startDevNode, n, senderMode = "edge") {
   await dev.stop();
   return { messages: n, perSecond: (n / total) * 1000, p50Ms: pct(50), p95Ms: pct(95) };
 }
+
+/**
+ * API-level group over the memory hub: `n` accounts, one creates the group with the
+ * others; then `messages` messages of 1 KiB, each timed from send until every member has
+ * it, and the transport publishes each one costs the sender (P1: must be 1).
+ */
+export async function groupLoop(logos, n, messages) {
+  const hub = logos.createMemoryHub();
+  let publishes = 0;
+  const counting = () => {
+    const t = hub.transport();
+    return { maxMessageSize: t.maxMessageSize, subscribe: (...a) => t.subscribe(...a), query: (q) => t.query(q), close: () => t.close(), publish: (...a) => (publishes++, t.publish(...a)) };
+  };
+  const chats = [];
+  for (let i = 0; i < n; i++) chats.push(await (await logos.connect(i === 0 ? counting() : "memory", { hub })).chat({ name: `m${i}`, store: "memory" }));
+  const [creator, ...rest] = chats;
+  const joined = Promise.all(rest.map((c) => new Promise((r) => { const off = c.on("conversation", (info) => info.kind === "group" && (off(), r())); })));
+  const t0 = now();
+  const group = await creator.createGroup({ name: "bench", members: rest.map((c) => c.accountId) });
+  const createMs = now() - t0;
+  await joined;
+  const joinedMs = now() - t0;
+  let pending = 0;
+  let done;
+  for (const c of rest) c.on("message", () => --pending === 0 && done?.());
+  const payload = "x".repeat(1024);
+  const latencies = [];
+  let perMessagePublishes = 0;
+  for (let i = 0; i < messages; i++) {
+    pending = rest.length;
+    const before = publishes;
+    const t = now();
+    await new Promise((r) => ((done = r), group.send(payload)));
+    latencies.push(now() - t);
+    perMessagePublishes = Math.max(perMessagePublishes, publishes - before);
+  }
+  latencies.sort((a, b) => a - b);
+  const pct = (p) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))];
+  for (const c of chats) await c.close();
+  return { n, createMs, joinedMs, p50Ms: pct(50), p95Ms: pct(95), publishesPerMessage: perMessagePublishes };
+}

@@ -13,7 +13,7 @@ import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { apiLoop, coreLoop, devnodeLoop, storageLoop } from "./loops.mjs";
+import { apiLoop, coreLoop, devnodeLoop, groupLoop, storageLoop } from "./loops.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const args = process.argv.slice(2);
@@ -41,10 +41,19 @@ const estimate = (name) => {
 const native = { perMessageMs: estimate("send_receive_1KiB"), createAccountMs: estimate("create_account"), startDirectMs: estimate("start_direct") };
 native.perSecond = native.perMessageMs ? 1000 / native.perMessageMs : undefined;
 
+// ── groups, native: MLS cost per operation under our profile (benches/groups.rs) ──
+const groupsNative = execFileSync("cargo", ["bench", "--bench", "groups", "--", ...(quick ? ["--quick"] : [])], { cwd: root, stdio: ["ignore", "pipe", "inherit"] })
+  .toString()
+  .split("\n")
+  .filter((l) => l.startsWith("{"))
+  .map((l) => JSON.parse(l));
+
 // ── wasm in Node ──
 const node = { core: await coreLoop(glue, N), api: await apiLoop(logos, N) };
 const { startDevNode } = await import(join(root, "pkg", "devnode", "index.js"));
 const delivery = { node: await devnodeLoop(logos, startDevNode, N), relay: await devnodeLoop(logos, startDevNode, N, "core") };
+const groupsNode = [];
+for (const n of quick ? [3] : [10, 50]) groupsNode.push(await groupLoop(logos, n, quick ? 5 : 50));
 const storageShape = quick ? { conversations: 3, perConversation: 60 } : { conversations: 100, perConversation: 100 };
 const storeDir = mkdtempSync(join(tmpdir(), "logos-chat-bench-"));
 const nodeStorage = await storageLoop(logos, { ...storageShape, store: { path: storeDir }, name: "bench" });
@@ -91,6 +100,7 @@ const results = {
   direct: { native, node, chromium: { core: chrome.core, api: chrome.api } },
   storage: { node: nodeStorage, chromium: chrome.storage },
   delivery,
+  groups: { native: groupsNative, node: groupsNode },
 };
 console.log(`\n### package\n\n| .wasm raw | .wasm gzip | JS glue | instantiate (Node) | instantiate (Chromium) |\n|---|---|---|---|---|`);
 console.log(`| ${f(pkg.wasmRaw / 1024)} KiB | ${f(pkg.wasmGzip / 1024)} KiB | ${f(pkg.glueRaw / 1024)} KiB | ${f(instantiateMs)} ms | ${f(chrome.instantiateMs)} ms |`);
@@ -106,6 +116,16 @@ console.log("| sender | messages/s (one at a time) | send → receive p50 | p95 
 for (const [who, r] of [["edge (lightpush)", delivery.node], ["core (relay)", delivery.relay]]) {
   console.log(`| ${who} | ${f(r.perSecond, 0)} | ${f(r.p50Ms, 2)} ms | ${f(r.p95Ms, 2)} ms |`);
 }
+const kib = (b) => `${f(b / 1024)} KiB${b > 150 * 1024 ? " (over 150 KiB)" : ""}`;
+console.log(`\n### groups, native: MLS cost per operation (the creator adds 50 per commit; one member joins, one is removed)\n`);
+console.log("| suite | N | create | add-50 | join | remove | send 1 KiB | receive | Welcome | add commit | remove commit |\n|---|---|---|---|---|---|---|---|---|---|---|");
+for (const g of groupsNative) {
+  console.log(`| ${g.suite} | ${g.n} | ${f(g.createMs)} ms | ${f(g.add50Ms)} ms | ${f(g.joinMs)} ms | ${f(g.removeMs)} ms | ${f(g.sendMs, 3)} ms | ${f(g.receiveMs, 3)} ms | ${kib(g.welcomeBytes)} | ${kib(g.addCommitBytes)} | ${kib(g.removeCommitBytes)} |`);
+}
+console.log(`\n### groups through the API, Node wasm, memory hub (X-Wing, de-MLS)\n`);
+console.log("| N | createGroup | all joined | message to all p50 | p95 | publishes per message (P1) |\n|---|---|---|---|---|---|");
+for (const g of groupsNode) console.log(`| ${g.n} | ${f(g.createMs)} ms | ${f(g.joinedMs)} ms | ${f(g.p50Ms, 2)} ms | ${f(g.p95Ms, 2)} ms | ${g.publishesPerMessage} |`);
+if (groupsNode.some((g) => g.publishesPerMessage !== 1)) throw new Error("P1: a group message took more than one publish");
 console.log(`\n### storage: ${nodeStorage.conversations} conversations, ${nodeStorage.messages} messages (encrypted at rest)\n`);
 console.log("| where | per-message write (send + commit) | open + restore | page 50 (newest) | page 50 (older) |\n|---|---|---|---|---|");
 for (const [where, r] of [["Node, file store", nodeStorage], ["Chromium, IndexedDB", chrome.storage]]) {

@@ -1,0 +1,120 @@
+//! Group benchmarks (`npm run bench` runs it): the MLS cost of each group operation under
+//! logos-chat's profile, at N = 10, 100, 1,000 (and 10,000 with the X25519 suite), for
+//! X-Wing (0x004D, the default) and X25519 (0x0003, allowed for very large groups).
+//! One-shot timings (criterion would repeat a 10,000-member create for minutes); prints
+//! one JSON object per line for `bench/run.mjs`. `--quick` stops at N = 100.
+//!
+//! Measured: create (the creator adds everyone, 50 per commit), add-50 (the last of those
+//! commits), join (a member of the last batch processes the Welcome), remove (one member,
+//! a commit with an UpdatePath), and a 1 KiB application message (encrypt, decrypt), with
+//! the byte sizes of the Welcome, the commits and the message against the 150 KiB limit.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Instant;
+
+use logos_chat::core::account::{AccountKey, DelegateCredential, InstallationKey};
+use logos_chat::core::conversation::mls;
+use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
+use openmls::prelude::*;
+use openmls_libcrux_crypto::Provider;
+
+const LIMIT: usize = 150 * 1024;
+
+fn capabilities(suite: Ciphersuite) -> Capabilities {
+    Capabilities::new(None, Some(&[suite]), Some(&[ExtensionType::LastResort]), None, None)
+}
+
+fn installation() -> (InstallationKey, DelegateCredential) {
+    let key = InstallationKey::generate(&mut rand_core::OsRng);
+    let account = AccountKey::generate(&mut rand_core::OsRng);
+    let cred = DelegateCredential { installation: key.id(), account: Some(account.id()) };
+    (key, cred)
+}
+
+fn key_package(provider: &Provider, suite: Ciphersuite) -> KeyPackage {
+    let (key, cred) = installation();
+    KeyPackage::builder()
+        .leaf_node_capabilities(capabilities(suite))
+        .build(suite, provider, &key, mls::credential_with_key(&cred))
+        .unwrap()
+        .key_package()
+        .clone()
+}
+
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+fn run(suite: Ciphersuite, label: &str, n: usize) {
+    let creator = Provider::new().unwrap();
+    let others = Provider::new().unwrap();
+    let (key, cred) = installation();
+    let kps: Vec<KeyPackage> = (1..n).map(|_| key_package(&others, suite)).collect();
+    let config = MlsGroupCreateConfig::builder()
+        .ciphersuite(suite)
+        .use_ratchet_tree_extension(true)
+        .capabilities(capabilities(suite))
+        .build();
+    let t = Instant::now();
+    let mut group = MlsGroup::new_with_group_id(
+        &creator,
+        &key,
+        &config,
+        GroupId::from_slice(&[7; 16]),
+        mls::credential_with_key(&cred),
+    )
+    .unwrap();
+    let (mut add50_ms, mut welcome, mut commit_len) = (0.0, None, 0);
+    for batch in kps.chunks(mls::MAX_ADDS_PER_COMMIT) {
+        let tb = Instant::now();
+        let (commit, w, _) = group.add_members(&creator, &key, batch).unwrap();
+        group.merge_pending_commit(&creator).unwrap();
+        add50_ms = ms(tb);
+        commit_len = commit.tls_serialize_detached().unwrap().len();
+        welcome = Some(w.tls_serialize_detached().unwrap());
+    }
+    let create_ms = ms(t);
+    let welcome = welcome.unwrap_or_default();
+
+    let t = Instant::now();
+    let msg = MlsMessageIn::tls_deserialize_exact(&welcome).unwrap();
+    let MlsMessageBodyIn::Welcome(w) = msg.extract() else { panic!("a Welcome") };
+    let join_config = MlsGroupJoinConfig::builder().use_ratchet_tree_extension(true).build();
+    let mut joiner =
+        StagedWelcome::new_from_welcome(&others, &join_config, w, None).unwrap().into_group(&others).unwrap();
+    let join_ms = ms(t);
+
+    let content = vec![b'x'; 1024];
+    let t = Instant::now();
+    let out = group.create_message(&creator, &key, &content).unwrap().tls_serialize_detached().unwrap();
+    let send_ms = ms(t);
+    let t = Instant::now();
+    let protocol = MlsMessageIn::tls_deserialize_exact(&out).unwrap().try_into_protocol_message().unwrap();
+    joiner.process_message(&others, protocol).unwrap();
+    let receive_ms = ms(t);
+
+    let victim = group.members().last().map(|m| m.index).unwrap();
+    let t = Instant::now();
+    let (remove, _, _) = group.remove_members(&creator, &key, &[victim]).unwrap();
+    group.merge_pending_commit(&creator).unwrap();
+    let remove_ms = ms(t);
+    let remove_len = remove.tls_serialize_detached().unwrap().len();
+
+    println!(
+        "{{\"suite\":\"{label}\",\"n\":{n},\"createMs\":{create_ms:.1},\"add50Ms\":{add50_ms:.2},\"joinMs\":{join_ms:.2},\"removeMs\":{remove_ms:.2},\"sendMs\":{send_ms:.3},\"receiveMs\":{receive_ms:.3},\"welcomeBytes\":{},\"addCommitBytes\":{commit_len},\"removeCommitBytes\":{remove_len},\"messageBytes\":{},\"limitBytes\":{LIMIT}}}",
+        welcome.len(),
+        out.len()
+    );
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let sizes: &[usize] = if quick { &[10, 100] } else { &[10, 100, 1000] };
+    for &n in sizes {
+        run(mls::CIPHERSUITE, "X-Wing", n);
+        run(Ciphersuite::MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519, "X25519", n);
+    }
+    if !quick {
+        run(Ciphersuite::MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519, "X25519", 10_000);
+    }
+}
