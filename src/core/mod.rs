@@ -13,6 +13,7 @@ pub mod directory;
 pub mod effects;
 pub mod error;
 pub mod sds;
+pub mod segment;
 pub mod store;
 pub mod wire;
 

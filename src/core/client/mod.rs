@@ -24,6 +24,7 @@ use super::directory::{self, Directory, ACCOUNT_TOPIC, KEYPACKAGE_TOPIC};
 use super::effects::{ChatMessage, ConversationInfo, Effects, Event, Outbound, SenderInfo};
 use super::error::{CoreError, Result};
 use super::sds::Channel;
+use super::segment::{self, Reassembler};
 use super::store::{
     decode_record, encode, migrate, mls_logical_key, AccountRecord, ConversationRecord, LoadedRecord,
     MessageIndexRecord, MessageRecord, MetaRecord, MlsRecord, OutboxRecord, SeenRecord, Store, StoreCipher,
@@ -72,6 +73,7 @@ pub struct Client {
     mls_mirror: HashMap<Vec<u8>, Vec<u8>>,
     outbox: BTreeMap<u64, OutboxRecord>,
     next_outbox: u64,
+    reassembler: Reassembler,
 }
 
 impl std::fmt::Debug for Client {
@@ -155,6 +157,7 @@ impl Client {
             mls_mirror: HashMap::new(),
             outbox: BTreeMap::new(),
             next_outbox: 1,
+            reassembler: Reassembler::default(),
         })
     }
 
@@ -172,8 +175,24 @@ impl Client {
         self.enqueue(fx, KEYPACKAGE_TOPIC.into(), kp)
     }
 
-    /// Puts an envelope in the persisted outbox and asks the driver to publish it.
+    /// Puts an envelope in the persisted outbox and asks the driver to publish it: as
+    /// LIP-243 segments when it is over the threshold.
     fn enqueue(&mut self, fx: &mut Effects, content_topic: String, payload: Vec<u8>) -> Result<()> {
+        if payload.len() <= segment::SEGMENT_THRESHOLD {
+            return self.enqueue_one(fx, content_topic, payload);
+        }
+        let size = payload.len();
+        let segments = segment::split(&payload).ok_or(CoreError::PayloadTooLarge {
+            size,
+            limit: segment::MAX_SEGMENTS * segment::SEGMENT_SIZE,
+        })?;
+        for s in segments {
+            self.enqueue_one(fx, content_topic.clone(), s)?;
+        }
+        Ok(())
+    }
+
+    fn enqueue_one(&mut self, fx: &mut Effects, content_topic: String, payload: Vec<u8>) -> Result<()> {
         let id = self.next_outbox;
         self.next_outbox += 1;
         let rec = OutboxRecord { id, content_topic: content_topic.clone(), payload: payload.clone() };
@@ -315,7 +334,7 @@ impl Client {
         if self.seen.contains_key(&digest) {
             return Effects::default();
         }
-        let routed = self.route(payload, sent_at_ms, now_ms).and_then(|fx| match fx {
+        let routed = self.route(content_topic, payload, sent_at_ms, now_ms).and_then(|fx| match fx {
             Some(mut fx) => {
                 self.sync_mls(&mut fx)?;
                 Ok(Some(fx))
@@ -343,9 +362,25 @@ impl Client {
         }
     }
 
-    fn route(&mut self, payload: &[u8], sent_at_ms: u64, now_ms: u64) -> Result<Option<Effects>> {
-        // Undecodable bytes on our topics are reported.
-        let env: EnvelopeV1 = decode("envelope", payload)?;
+    fn route(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        sent_at_ms: u64,
+        now_ms: u64,
+    ) -> Result<Option<Effects>> {
+        let env = match decode::<EnvelopeV1>("envelope", payload) {
+            Ok(env) if self.addressed_to_us(&env) => env,
+            // A segment of a payload over the size limit (§5.5): an envelope once whole.
+            other => match segment::parse(payload) {
+                Some(seg) => return self.handle_segment(topic, seg, sent_at_ms, now_ms),
+                // Undecodable bytes on our topics are reported; others' envelopes dropped.
+                None => {
+                    other?;
+                    return Ok(None);
+                }
+            },
+        };
         if env.conversation_hint == self.installation.id().inbox_conversation_id() {
             return self.handle_invite(&env.payload, now_ms);
         }
@@ -357,6 +392,31 @@ impl Client {
             return Ok(None);
         }
         self.handle_group_message(&id, &env.payload, sent_at_ms, now_ms).map(Some)
+    }
+
+    fn addressed_to_us(&self, env: &EnvelopeV1) -> bool {
+        env.conversation_hint == self.installation.id().inbox_conversation_id()
+            || ConversationId::parse(&env.conversation_hint).is_ok_and(|id| self.knows(&id))
+    }
+
+    /// Buffers a segment; once its set is whole, handles the payload as if it had come in
+    /// one piece (de-duplicated by its own digest). Incomplete sets are not remembered, so
+    /// a restart can assemble them again from the store.
+    fn handle_segment(
+        &mut self,
+        topic: &str,
+        seg: crate::core::wire::SegmentMessage,
+        sent_at_ms: u64,
+        now_ms: u64,
+    ) -> Result<Option<Effects>> {
+        let Some(whole) = self.reassembler.push(seg) else { return Ok(None) };
+        let digest = fx_digest(topic, &whole);
+        if self.seen.contains_key(&digest) {
+            return Ok(Some(Effects::default()));
+        }
+        let Some(mut fx) = self.route(topic, &whole, sent_at_ms, now_ms)? else { return Ok(None) };
+        self.remember(&digest, &mut fx)?;
+        Ok(Some(fx))
     }
 
     /// Stores and reports one chat payload of a direct or group conversation from an

@@ -46,6 +46,9 @@ pub struct Governance {
     pub scores: Scores,
     /// Any member may commit (no steward produced a commit in time).
     pub recovery: bool,
+    /// The epoch the founder's creation commits end at: before it, the founder adds the
+    /// initial members 50 per commit with no vote (they were named at creation).
+    pub founding_epoch: u64,
 }
 
 /// How many decided ids are remembered.
@@ -152,6 +155,7 @@ impl Governance {
     /// What a joiner receives.
     pub fn sync(&self) -> GroupSync {
         let mut s = GroupSync {
+            founding_epoch: self.founding_epoch,
             scores: self
                 .scores
                 .0
@@ -190,6 +194,7 @@ impl Governance {
     pub fn restore(rec: GovernanceRecord) -> Result<Self> {
         let sync = rec.sync.unwrap_or_default();
         let mut g = Governance::new(Config::from_sync(&sync).unwrap_or_default());
+        g.founding_epoch = sync.founding_epoch;
         g.scores = Scores(sync.scores.into_iter().map(|p| (p.member_id, p.score)).collect());
         for o in rec.open {
             let proposal: GroupProposal = decode_record("group proposal", &o.proposal)?;

@@ -284,3 +284,19 @@ fn a_20_member_group_split_7_13_for_two_epochs_heals_into_one_epoch() {
         "the healed minority chats in the new epoch"
     );
 }
+
+#[test]
+fn a_100_member_x_wing_group_joins_and_commits_through_segments() {
+    let mut net = Net::default();
+    let nodes: Vec<usize> = (0..100).map(|i| net.join(400 + i)).collect();
+    let g = net.create_group(nodes[0], "big", &nodes[1..], None);
+    net.assert_converged(&g, &nodes);
+    let before = net.publishes;
+    net.remove(nodes[1], &g, &[nodes[99]]);
+    net.advance(WINDOW);
+    net.assert_converged(&g, &nodes[..99]);
+    assert!(net.publishes - before > 100, "votes, and a remove commit in several segments");
+    net.send(nodes[98], &g, "all 99 of us");
+    net.run();
+    assert!(net.texts(nodes[0]).iter().any(|t| t.1 == "all 99 of us"));
+}

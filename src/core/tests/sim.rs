@@ -86,6 +86,11 @@ impl Net {
             }
         }
         for o in fx.publish {
+            // The Logos networks' limit on an encoded message (§5.5), with room for its fields.
+            assert!(
+                o.payload.len() + o.content_topic.len() + 64 <= 150 * 1024,
+                "a publish over the network limit"
+            );
             let sent = self.nodes[i].client.outbox_sent(o.outbox_id);
             self.persist(i, &sent);
             self.publishes += 1;

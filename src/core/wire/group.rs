@@ -135,6 +135,9 @@ pub struct GroupSync {
     /// Scores that differ from the default.
     #[prost(message, repeated, tag = "7")]
     pub scores: Vec<PeerScore>,
+    /// The epoch the founder's unvoted creation commits end at.
+    #[prost(uint64, tag = "8")]
+    pub founding_epoch: u64,
 }
 
 /// de-MLS `PeerScore`.
@@ -167,4 +170,30 @@ impl GroupAppFrame {
     pub fn chat(p: ReliablePayload) -> Self {
         GroupAppFrame { body: Some(group_app_frame::Body::Chat(p)) }
     }
+}
+
+/// LIP-243 `SegmentMessage` (PROTOCOL.md §5.5).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SegmentMessage {
+    /// Keccak-256 of the whole payload.
+    #[prost(bytes = "vec", tag = "1")]
+    pub original_payload_hash: Vec<u8>,
+    /// Length of the whole payload.
+    #[prost(uint64, tag = "2")]
+    pub original_payload_length: u64,
+    /// This segment's index.
+    #[prost(uint32, tag = "3")]
+    pub index: u32,
+    /// Data segments in the set.
+    #[prost(uint32, tag = "4")]
+    pub data_segment_count: u32,
+    /// Parity segments in the set (none are produced).
+    #[prost(uint32, optional, tag = "5")]
+    pub parity_segment_count: Option<u32>,
+    /// A parity segment.
+    #[prost(bool, tag = "6")]
+    pub is_parity: bool,
+    /// The bytes.
+    #[prost(bytes = "vec", tag = "7")]
+    pub payload: Vec<u8>,
 }

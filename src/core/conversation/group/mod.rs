@@ -130,6 +130,7 @@ impl GroupConversation {
         .map_err(CoreError::mls)?;
         let mut convo = GroupConversation::fresh(group, Governance::new(config));
         let mut out = GroupOutput { members_changed: true, ..GroupOutput::default() };
+        convo.gov.founding_epoch = key_packages.len().div_ceil(MAX_ADDS) as u64;
         for batch in key_packages.chunks(MAX_ADDS) {
             let own = convo.build_commit(provider, key, batch.to_vec(), Vec::new(), None)?;
             convo.group.merge_pending_commit(provider).map_err(CoreError::mls)?;
@@ -171,6 +172,7 @@ impl GroupConversation {
         if let Ok(Some(sync)) = convo.read_sync(provider, &welcome.conversation_sync_bytes) {
             if let Some(config) = Config::from_sync(&sync) {
                 convo.gov = Governance::new(config);
+                convo.gov.founding_epoch = sync.founding_epoch;
                 convo.gov.scores.0 = sync.scores.into_iter().map(|p| (p.member_id, p.score)).collect();
             }
         }
@@ -319,6 +321,15 @@ impl GroupConversation {
         Ok(out)
     }
 
+    /// A creation batch: from the founder (leaf 0), before the founding epoch, adds only.
+    fn founding_commit(&self, founder: bool, staged: &StagedCommit) -> bool {
+        founder
+            && self.epoch() < self.gov.founding_epoch
+            && staged.remove_proposals().next().is_none()
+            && staged.update_proposals().next().is_none()
+            && staged.queued_proposals().count() == staged.add_proposals().count()
+    }
+
     /// Whether a proposal from `owner` asks for something that can be done.
     fn valid_request(&self, provider: &Provider, owner: &DelegateCredential, request: &Request) -> bool {
         let account = |b: &[u8]| <[u8; 32]>::try_from(b).ok().map(AccountId::from_bytes);
@@ -371,6 +382,7 @@ impl GroupConversation {
                 return if mls::is_replay(&e) { Ok(out) } else { Err(CoreError::Decrypt(format!("{e:?}"))) }
             }
         };
+        let founder = matches!(processed.sender(), Sender::Member(i) if i.u32() == 0);
         let Some(sender) = mls::sender_credential(&self.group, processed.sender())? else { return Ok(out) };
         match processed.into_content() {
             ProcessedMessageContent::ApplicationMessage(app) => {
@@ -385,6 +397,14 @@ impl GroupConversation {
                     }
                     Some(Body::Sync(_)) | None => {}
                 }
+            }
+            ProcessedMessageContent::StagedCommitMessage(staged)
+                if self.founding_commit(founder, &staged) =>
+            {
+                // The founder's creation batches: merged as they come (§ create).
+                self.group.merge_staged_commit(provider, *staged).map_err(CoreError::mls)?;
+                out.members_changed = true;
+                self.replay_future(provider, key, me, now, &mut out)?;
             }
             ProcessedMessageContent::StagedCommitMessage(staged) => {
                 // Only a live candidate makes a steward mint its own: one read back from the
