@@ -300,3 +300,26 @@ fn a_100_member_x_wing_group_joins_and_commits_through_segments() {
     net.run();
     assert!(net.texts(nodes[0]).iter().any(|t| t.1 == "all 99 of us"));
 }
+
+#[test]
+fn a_steward_whose_score_falls_to_zero_is_voted_out_and_removed() {
+    let mut net = Net::default();
+    let [a, b, c, target] = [net.join(61), net.join(62), net.join(63), net.join(64)];
+    let g = net.create_group(a, "team", &[b, c], None);
+    let stewards = net.nodes[a].client.group_stewards(&g).unwrap();
+    let rogue = net.index_of(&stewards[0]);
+    net.lookup(rogue);
+    let victim = net.account(target);
+    // Each rejected commit costs −30 (BrokenMlsProposal): 100 → −20 after four.
+    for _ in 0..4 {
+        net.now += 1;
+        let fx = net.nodes[rogue].client.rogue_add_for_tests(&g, &victim, net.now).unwrap();
+        net.apply(rogue, fx);
+        net.advance(WINDOW);
+    }
+    net.advance(WINDOW);
+    let honest: Vec<usize> = [a, b, c].into_iter().filter(|n| *n != rogue).collect();
+    net.assert_converged(&g, &honest);
+    assert!(net.has_left(rogue, &g), "the rogue steward was removed");
+    assert!(!net.nodes[target].client.has_conversation(&g));
+}

@@ -211,7 +211,7 @@ impl GroupConversation {
         let stewards = self.stewards();
         let id = member_id(&committer);
         if !self.gov.recovery && !stewards.contains(&id) {
-            self.gov.scores.apply(&id, ScoreEvent::MisbehavingCommit);
+            self.penalise(&id, ScoreEvent::MisbehavingCommit);
             out.rejected.push("a commit from a member who is not a steward of this epoch".into());
             return Ok(());
         }
@@ -380,6 +380,7 @@ impl GroupConversation {
         let mut valid: Vec<(CandidateKey, Option<usize>)> = Vec::new();
         let attested = std::mem::take(&mut self.attested);
         let proposed = self.proposed_effect(provider);
+        let mut broken = Vec::new();
         for (i, c) in self.candidates.iter().enumerate() {
             let within = |e: &Effect| {
                 e != &Effect::default()
@@ -391,9 +392,12 @@ impl GroupConversation {
             {
                 valid.push((c.key.clone(), Some(i)));
             } else {
-                self.gov.scores.apply(&c.committer, ScoreEvent::BrokenMlsProposal);
-                out.rejected.push("a commit whose proposals are not the approved ones".into());
+                broken.push(c.committer.clone());
             }
+        }
+        for committer in broken {
+            self.penalise(&committer, ScoreEvent::BrokenMlsProposal);
+            out.rejected.push("a commit whose proposals are not the approved ones".into());
         }
         if let Some(own) = &self.own {
             let by_epoch_steward = stewards.first() == Some(&member_id(me));
@@ -408,10 +412,10 @@ impl GroupConversation {
         let own = self.own.take();
         for (k, _) in valid.iter().skip(1) {
             if stewards.contains(&k.steward) {
-                self.gov.scores.apply(&k.steward, ScoreEvent::HonestCommitAttempt);
+                self.penalise(&k.steward, ScoreEvent::HonestCommitAttempt);
             }
         }
-        self.gov.scores.apply(&winner.steward, ScoreEvent::SuccessfulCommit);
+        self.penalise(&winner.steward, ScoreEvent::SuccessfulCommit);
         match source {
             None => {
                 self.group.merge_pending_commit(provider).map_err(CoreError::mls)?;

@@ -50,7 +50,9 @@ pub struct GroupOutput {
 }
 
 mod commit;
+mod proposal;
 mod record;
+mod removal;
 
 use commit::{Candidate, OwnCandidate};
 pub use record::GroupStateRecord;
@@ -78,6 +80,8 @@ pub struct GroupConversation {
     /// The next selection is attested by later-epoch traffic: accept a candidate whose
     /// actions are all proposed, even if our own tally has not finished.
     attested: bool,
+    /// Members whose score fell to the removal threshold, not yet proposed for removal.
+    removals_due: Vec<Vec<u8>>,
     /// No longer a member.
     pub left: bool,
 }
@@ -153,6 +157,7 @@ impl GroupConversation {
             deferred: Vec::new(),
             future: Vec::new(),
             attested: false,
+            removals_due: Vec::new(),
             left: false,
         }
     }
@@ -300,27 +305,6 @@ impl GroupConversation {
         Ok(out)
     }
 
-    /// Opens a proposal with our own YES and sends it to the group.
-    pub fn propose(
-        &mut self,
-        provider: &Provider,
-        key: &InstallationKey,
-        me: &DelegateCredential,
-        proposal: GroupProposal,
-        now: u64,
-    ) -> Result<GroupOutput> {
-        let expected = if matches!(proposal.request, Some(Request::Leave(_))) {
-            1
-        } else {
-            self.group.members().count()
-        };
-        let frame = GroupAppFrame { body: Some(Body::Proposal(proposal.clone())) }.encode_to_vec();
-        let mut out = GroupOutput::default();
-        out.publish.extend(self.seal(provider, key, frame)?);
-        self.gov.open(proposal, &member_id(me), expected, now);
-        Ok(out)
-    }
-
     /// A creation batch: from the founder (leaf 0), before the founding epoch, adds only.
     fn founding_commit(&self, founder: bool, staged: &StagedCommit) -> bool {
         founder
@@ -330,27 +314,22 @@ impl GroupConversation {
             && staged.queued_proposals().count() == staged.add_proposals().count()
     }
 
-    /// Whether a proposal from `owner` asks for something that can be done.
-    fn valid_request(&self, provider: &Provider, owner: &DelegateCredential, request: &Request) -> bool {
-        let account = |b: &[u8]| <[u8; 32]>::try_from(b).ok().map(AccountId::from_bytes);
-        match request {
-            Request::Add(a) => account(&a.account).is_some_and(|acct| {
-                !a.key_packages.is_empty()
-                    && a.key_packages.len() <= MAX_ADDS
-                    && a.key_packages.iter().all(|kp| {
-                        parse_key_package(kp, provider.crypto()).ok().and_then(|kp| account_of(&kp)).as_ref()
-                            == Some(&acct)
-                    })
-            }),
-            Request::Remove(r) => account(&r.account).is_some_and(|a| self.has_account(&a)),
-            // Only an account itself may leave (§3.8: owner = MLS sender = target).
-            Request::Leave(r) => account(&r.account).is_some_and(|a| Some(a) == owner.account),
-            Request::Metadata(m) => Metadata::new(&m.name, &m.description).is_ok(),
-        }
-    }
-
     /// Processes one MLS message from the group's topic.
     pub fn process(
+        &mut self,
+        provider: &Provider,
+        key: &InstallationKey,
+        me: &DelegateCredential,
+        bytes: &[u8],
+        sent_at: u64,
+        now: u64,
+    ) -> Result<GroupOutput> {
+        let mut out = self.process_message(provider, key, me, bytes, sent_at, now)?;
+        self.propose_removals(provider, key, me, now, &mut out)?;
+        Ok(out)
+    }
+
+    fn process_message(
         &mut self,
         provider: &Provider,
         key: &InstallationKey,
@@ -418,40 +397,6 @@ impl GroupConversation {
         Ok(out)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn on_proposal(
-        &mut self,
-        provider: &Provider,
-        key: &InstallationKey,
-        me: &DelegateCredential,
-        owner: &DelegateCredential,
-        p: GroupProposal,
-        now: u64,
-        out: &mut GroupOutput,
-    ) -> Result<()> {
-        let Some(request) = p.request.clone() else {
-            return Err(CoreError::decode("group proposal", "no request"));
-        };
-        let id = p.proposal_id;
-        let leave = matches!(request, Request::Leave(_));
-        let valid = self.valid_request(provider, owner, &request);
-        if leave && !valid {
-            return Err(CoreError::Verify("a leave names another account than its sender"));
-        }
-        let expected = if leave { 1 } else { self.group.members().count() };
-        if self.gov.is_open(id) || self.gov.decided.contains(&id) {
-            return Ok(());
-        }
-        let decided = self.gov.open(p, &member_id(owner), expected, now);
-        if decided.is_none() && owner.installation != me.installation {
-            // The SDK's policy: a valid request from a member gets YES, anything else NO.
-            let frame = GroupAppFrame { body: Some(Body::Vote(GroupVote { proposal_id: id, vote: valid })) };
-            out.publish.extend(self.seal(provider, key, frame.encode_to_vec())?);
-            self.gov.vote(id, &member_id(me), valid, now);
-        }
-        Ok(())
-    }
-
     /// Runs the timers due at `now`: proposal timeouts, the commit window, the end of the
     /// freeze, recovery mode.
     pub fn tick(
@@ -477,11 +422,12 @@ impl GroupConversation {
         if idle && !self.gov.recovery && self.gov.recovery_due().is_some_and(|t| now >= t) {
             // No steward committed in time: penalise the epoch steward and let anyone commit (L3).
             if let Some(s) = self.stewards().first() {
-                self.gov.scores.apply(s, ScoreEvent::CensorshipInactivity);
+                self.penalise(s, ScoreEvent::CensorshipInactivity);
             }
             self.gov.recovery = true;
             self.mint(provider, key, me, now, &mut out)?;
         }
+        self.propose_removals(provider, key, me, now, &mut out)?;
         Ok(out)
     }
 

@@ -53,6 +53,7 @@ impl GroupConversation {
             deferred: state.deferred,
             future: Vec::new(),
             attested: false,
+            removals_due: Vec::new(),
             left: state.left,
         })
     }
