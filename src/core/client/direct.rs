@@ -8,11 +8,7 @@ impl Client {
     /// must already hold the peer's bundle and key packages (the driver looks
     /// them up first). Fails with `UnknownAccount` when it does not.
     pub fn start_direct(&mut self, account: &str, now_ms: u64) -> Result<(String, Effects)> {
-        let result = self.start_direct_inner(account, now_ms);
-        if result.is_err() {
-            self.rollback_mls();
-        }
-        result
+        self.guarded(|c| c.start_direct_inner(account, now_ms))
     }
 
     pub(super) fn start_direct_inner(&mut self, account: &str, now_ms: u64) -> Result<(String, Effects)> {
@@ -77,14 +73,11 @@ impl Client {
 
     pub(super) fn send_direct(
         &mut self,
-        conversation: &str,
+        id: &ConversationId,
         content: &[u8],
         now_ms: u64,
     ) -> Result<(String, Effects)> {
-        let id = ConversationId::parse(conversation)?;
-        if self.groups.contains_key(&id) {
-            return self.send_group(&id, content, now_ms);
-        }
+        let id = id.clone();
         let sender_id = self.credential.identity_id();
         let convo = self
             .conversations

@@ -34,15 +34,6 @@ pub(super) fn group_info(g: &GroupConversation) -> ConversationInfo {
 }
 
 impl Client {
-    /// Runs `f`, and on failure puts openmls's storage back as it was.
-    fn guarded<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
-        let r = f(self);
-        if r.is_err() {
-            self.rollback_mls();
-        }
-        r
-    }
-
     /// The key packages of every installation of `account` the directory holds.
     fn account_key_packages(&mut self, account: &AccountId) -> Result<Vec<KeyPackage>> {
         let devices = self

@@ -297,11 +297,14 @@ impl Client {
     /// Encrypts and sends `content` to a conversation. The message is stored in
     /// the history and the envelope in the outbox, in the same effects.
     pub fn send(&mut self, conversation: &str, content: &[u8], now_ms: u64) -> Result<(String, Effects)> {
-        let result = self.send_direct(conversation, content, now_ms);
-        if result.is_err() {
-            self.rollback_mls();
-        }
-        result
+        self.guarded(|c| {
+            let id = ConversationId::parse(conversation)?;
+            if c.groups.contains_key(&id) {
+                c.send_group(&id, content, now_ms)
+            } else {
+                c.send_direct(&id, content, now_ms)
+            }
+        })
     }
 
     /// The history entry of a message this installation sends.

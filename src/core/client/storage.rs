@@ -5,6 +5,15 @@
 use super::*;
 
 impl Client {
+    /// Runs `f`, and on failure puts openmls's storage back as it was.
+    pub(super) fn guarded<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        let r = f(self);
+        if r.is_err() {
+            self.rollback_mls();
+        }
+        r
+    }
+
     pub(super) fn account_record(&self) -> Result<AccountRecord> {
         Ok(AccountRecord {
             account_seed: self.account.seed().to_vec(),
