@@ -166,3 +166,49 @@ export async function groupLoop(logos, n, messages) {
   for (const c of chats) await c.close();
   return { n, createMs, joinedMs, p50Ms: pct(50), p95Ms: pct(95), publishesPerMessage: perMessagePublishes };
 }
+
+/**
+ * A group over the local dev node (js-waku light clients, lightpush → filter, store for the
+ * directory and catch-up): `n` accounts spread over `nodes` light nodes; the creator sends
+ * `messages` messages of 1 KiB, and the delivery ratio is what every other member received
+ * (within `waitMs` after the last send) over what it should have.
+ */
+export async function devnodeGroupLoop(logos, startDevNode, { n, messages, nodes, waitMs }) {
+  const dev = await startDevNode({ port: 0 });
+  const url = dev.multiaddrs[0];
+  const lights = [];
+  for (let i = 0; i < nodes; i++) lights.push(await logos.connect("local", { url }));
+  const chats = [];
+  for (let i = 0; i < n; i++) chats.push(await lights[i % nodes].chat({ name: `g${i}`, store: "memory" }));
+  const [creator, ...rest] = chats;
+  const joined = Promise.all(rest.map((c) => new Promise((r) => { const off = c.on("conversation", (info) => info.kind === "group" && (off(), r())); })));
+  const t0 = now();
+  const group = await creator.createGroup({ name: "delivery", members: rest.map((c) => c.accountId) });
+  await joined;
+  const joinedMs = now() - t0;
+  const got = new Map();
+  const sentAt = new Map();
+  const latencies = [];
+  for (const c of rest) {
+    c.on("message", (m) => {
+      if (m.conversationId !== group.id) return;
+      got.set(m.id, (got.get(m.id) ?? 0) + 1);
+      if (sentAt.has(m.id)) latencies.push(now() - sentAt.get(m.id));
+    });
+  }
+  for (let i = 0; i < messages; i++) {
+    const t = now();
+    const { messageId } = await group.send(`${i}:` + "x".repeat(1024));
+    sentAt.set(messageId, t);
+  }
+  const expected = messages * rest.length;
+  const end = now() + waitMs;
+  const delivered = () => [...got.values()].reduce((a, b) => a + b, 0);
+  while (delivered() < expected && now() < end) await new Promise((r) => setTimeout(r, 100));
+  latencies.sort((a, b) => a - b);
+  const pct = (p) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))];
+  for (const c of chats) await c.close();
+  for (const l of lights) await l.close();
+  await dev.stop();
+  return { members: n, messages, expected, delivered: delivered(), ratio: delivered() / expected, joinedMs, p50Ms: pct(50), p95Ms: pct(95) };
+}

@@ -13,7 +13,7 @@ import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { apiLoop, coreLoop, devnodeLoop, groupLoop, storageLoop } from "./loops.mjs";
+import { apiLoop, coreLoop, devnodeGroupLoop, devnodeLoop, groupLoop, storageLoop } from "./loops.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const args = process.argv.slice(2);
@@ -52,6 +52,8 @@ const groupsNative = execFileSync("cargo", ["bench", "--bench", "groups", "--", 
 const node = { core: await coreLoop(glue, N), api: await apiLoop(logos, N) };
 const { startDevNode } = await import(join(root, "pkg", "devnode", "index.js"));
 const delivery = { node: await devnodeLoop(logos, startDevNode, N), relay: await devnodeLoop(logos, startDevNode, N, "core") };
+// A 201-member group over the dev node: 201 accounts on 4 light nodes in this one process.
+delivery.group = await devnodeGroupLoop(logos, startDevNode, quick ? { n: 3, messages: 3, nodes: 2, waitMs: 10_000 } : { n: 201, messages: 10, nodes: 4, waitMs: 60_000 });
 const groupsNode = [];
 for (const n of quick ? [3] : [10, 50]) groupsNode.push(await groupLoop(logos, n, quick ? 5 : 50));
 const storageShape = quick ? { conversations: 3, perConversation: 60 } : { conversations: 100, perConversation: 100 };
@@ -83,7 +85,12 @@ async function chromiumRun() {
     await page.waitForFunction(() => window.__result !== undefined, null, { timeout: 600_000 });
     const r = await page.evaluate(() => window.__result);
     if (r.error) throw new Error(r.error);
-    return r;
+    // Cold start: a new page load restores the profile the storage loop left in IndexedDB.
+    await page.goto(`http://127.0.0.1:${server.address().port}/bench/cold.html?name=${encodeURIComponent(r.profile)}`);
+    await page.waitForFunction(() => window.__result !== undefined, null, { timeout: 600_000 });
+    const cold = await page.evaluate(() => window.__result);
+    if (cold.error) throw new Error(cold.error);
+    return { ...r, cold };
   } finally {
     await browser.close();
     server.close();
@@ -96,14 +103,14 @@ const results = {
   date: new Date().toISOString(),
   quick,
   machine: { cpus: cpus().length, cpu: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30), node: process.version, platform: process.platform },
-  package: { ...pkg, instantiateMsChromium: chrome.instantiateMs },
+  package: { ...pkg, instantiateMsChromium: chrome.instantiateMs, coldStartMsChromium: chrome.cold.coldStartMs },
   direct: { native, node, chromium: { core: chrome.core, api: chrome.api } },
   storage: { node: nodeStorage, chromium: chrome.storage },
   delivery,
   groups: { native: groupsNative, node: groupsNode },
 };
-console.log(`\n### package\n\n| .wasm raw | .wasm gzip | JS glue | instantiate (Node) | instantiate (Chromium) |\n|---|---|---|---|---|`);
-console.log(`| ${f(pkg.wasmRaw / 1024)} KiB | ${f(pkg.wasmGzip / 1024)} KiB | ${f(pkg.glueRaw / 1024)} KiB | ${f(instantiateMs)} ms | ${f(chrome.instantiateMs)} ms |`);
+console.log(`\n### package\n\n| .wasm raw | .wasm gzip | JS glue | instantiate (Node) | instantiate (Chromium) | cold start (Chromium: page load → profile of ${storageShape.conversations} conversations restored) |\n|---|---|---|---|---|---|`);
+console.log(`| ${f(pkg.wasmRaw / 1024)} KiB | ${f(pkg.wasmGzip / 1024)} KiB | ${f(pkg.glueRaw / 1024)} KiB | ${f(instantiateMs)} ms | ${f(chrome.instantiateMs)} ms | ${f(chrome.cold.coldStartMs)} ms |`);
 console.log(`\n### 1:1 (DirectV1, X-Wing), 1 KiB messages, ${N} per run\n`);
 console.log("| where | encrypt+decrypt msgs/s | wasm/native time | create account | startDirect | API round trip msgs/s | API p50 | API p95 |\n|---|---|---|---|---|---|---|---|");
 const ratio = (ms) => (native.perMessageMs && ms ? `${f(ms / native.perMessageMs, 2)}×` : "–");
@@ -115,6 +122,12 @@ console.log(`\n### delivery over the local dev node, ${N} messages of 1 KiB, Nod
 console.log("| sender | messages/s (one at a time) | send → receive p50 | p95 |\n|---|---|---|---|");
 for (const [who, r] of [["edge (lightpush)", delivery.node], ["core (relay)", delivery.relay]]) {
   console.log(`| ${who} | ${f(r.perSecond, 0)} | ${f(r.p50Ms, 2)} ms | ${f(r.p95Ms, 2)} ms |`);
+}
+{
+  const g = delivery.group;
+  console.log(`\n### a ${g.members}-member group over the local dev node (${g.messages} messages of 1 KiB from one member; all members in one Node process)\n`);
+  console.log("| delivered / expected | ratio | all joined | send → receive p50 | p95 |\n|---|---|---|---|---|");
+  console.log(`| ${g.delivered} / ${g.expected} | ${f(g.ratio, 3)} | ${f(g.joinedMs / 1000, 1)} s | ${f(g.p50Ms)} ms | ${f(g.p95Ms)} ms |`);
 }
 const kib = (b) => `${f(b / 1024)} KiB${b > 150 * 1024 ? " (over 150 KiB)" : ""}`;
 console.log(`\n### groups, native: MLS cost per operation (the creator adds 50 per commit; one member joins, one is removed)\n`);
