@@ -1,6 +1,7 @@
 //! Group metadata, extension 0xFF01 (PROTOCOL.md §2.8): `version u16 BE (= 1) ‖
 //! name opaque<V> ‖ desc opaque<V>`, where `<V>` is MLS's QUIC-style varint length.
 
+use super::mls::{put_vec, take_vec};
 use crate::core::error::{CoreError, Result};
 
 /// The only version defined.
@@ -15,35 +16,6 @@ pub struct Metadata {
     pub name: String,
     /// The description.
     pub description: String,
-}
-
-fn put_vec(out: &mut Vec<u8>, b: &[u8]) {
-    let n = b.len();
-    if n < 64 {
-        out.push(n as u8);
-    } else if n < 16_384 {
-        out.extend_from_slice(&(0x4000u16 | n as u16).to_be_bytes());
-    } else {
-        out.extend_from_slice(&(0x8000_0000u32 | n as u32).to_be_bytes());
-    }
-    out.extend_from_slice(b);
-}
-
-fn take_vec<'a>(b: &mut &'a [u8]) -> Result<&'a [u8]> {
-    let bad = || CoreError::decode("group metadata", "truncated");
-    let first = *b.first().ok_or_else(bad)?;
-    let (len, head) = match first >> 6 {
-        0 => (usize::from(first), 1),
-        1 => (usize::from(u16::from_be_bytes([first & 0x3f, *b.get(1).ok_or_else(bad)?])), 2),
-        2 => {
-            let s = b.get(..4).ok_or_else(bad)?;
-            (u32::from_be_bytes([s[0] & 0x3f, s[1], s[2], s[3]]) as usize, 4)
-        }
-        _ => return Err(CoreError::decode("group metadata", "bad varint")),
-    };
-    let body = b.get(head..head + len).ok_or_else(bad)?;
-    *b = &b[head + len..];
-    Ok(body)
 }
 
 impl Metadata {

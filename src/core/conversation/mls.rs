@@ -4,7 +4,7 @@
 //! configs, so that a key package built here is accepted by libchat and the
 //! reverse. Owns no state.
 
-use openmls::prelude::tls_codec::Deserialize as _;
+use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
 use openmls::prelude::*;
 use openmls_traits::signatures::{Signer, SignerError};
 use openmls_traits::types::SignatureScheme;
@@ -143,4 +143,63 @@ pub fn sender_credential(group: &MlsGroup, sender: &Sender) -> Result<Option<Del
     let member =
         group.members().find(|m| m.index == *idx).ok_or(CoreError::Verify("sender is not a member"))?;
     member_credential(&member.credential, member.signature_key.as_slice()).map(Some)
+}
+
+/// An MLSMessage(Welcome) cut down to one joiner's `EncryptedGroupSecrets` (the entry
+/// whose `new_member` is `kp_ref`): still a valid Welcome for that joiner, and it no longer
+/// lists the other joiners' key package references. Works on the TLS bytes, since openmls
+/// builds Welcomes only inside a commit: `version ‖ wire_format ‖ cipher_suite ‖
+/// secrets<V> ‖ encrypted_group_info<V>` (RFC 9420 §12.4.3.1).
+pub fn welcome_for(welcome: &[u8], kp_ref: &[u8]) -> Result<Vec<u8>> {
+    let bad = |why: &'static str| CoreError::decode("welcome", why);
+    let msg = MlsMessageIn::tls_deserialize_exact(welcome).map_err(|e| CoreError::decode("welcome", e))?;
+    let MlsMessageBodyIn::Welcome(w) = msg.extract() else { return Err(bad("not a Welcome")) };
+    let entry = w
+        .secrets()
+        .iter()
+        .find(|s| s.new_member().as_slice() == kp_ref)
+        .ok_or(bad("no entry for this joiner"))?
+        .tls_serialize_detached()
+        .map_err(CoreError::mls)?;
+    // 2 bytes version, 2 wire format, 2 cipher suite, then the secrets vector.
+    let head = welcome.get(..6).ok_or(bad("truncated"))?;
+    let mut rest = welcome.get(6..).ok_or(bad("truncated"))?;
+    take_vec(&mut rest)?;
+    let mut out = head.to_vec();
+    put_vec(&mut out, &entry);
+    out.extend_from_slice(rest);
+    MlsMessageIn::tls_deserialize_exact(&out).map_err(|e| CoreError::decode("welcome", e))?;
+    Ok(out)
+}
+
+/// Appends an MLS variable-length vector: a 1-, 2- or 4-byte QUIC-style varint length,
+/// then the bytes (RFC 9420 §2.1.2).
+pub fn put_vec(out: &mut Vec<u8>, b: &[u8]) {
+    let n = b.len();
+    if n < 64 {
+        out.push(n as u8);
+    } else if n < 16_384 {
+        out.extend_from_slice(&(0x4000u16 | n as u16).to_be_bytes());
+    } else {
+        out.extend_from_slice(&(0x8000_0000u32 | n as u32).to_be_bytes());
+    }
+    out.extend_from_slice(b);
+}
+
+/// Reads an MLS variable-length vector from the front of `b` and advances past it.
+pub fn take_vec<'a>(b: &mut &'a [u8]) -> Result<&'a [u8]> {
+    let bad = || CoreError::decode("tls vector", "truncated");
+    let first = *b.first().ok_or_else(bad)?;
+    let (len, head) = match first >> 6 {
+        0 => (usize::from(first), 1),
+        1 => (usize::from(u16::from_be_bytes([first & 0x3f, *b.get(1).ok_or_else(bad)?])), 2),
+        2 => {
+            let s = b.get(..4).ok_or_else(bad)?;
+            (u32::from_be_bytes([s[0] & 0x3f, s[1], s[2], s[3]]) as usize, 4)
+        }
+        _ => return Err(CoreError::decode("tls vector", "bad varint")),
+    };
+    let body = b.get(head..head + len).ok_or_else(bad)?;
+    *b = &b[head + len..];
+    Ok(body)
 }

@@ -227,6 +227,22 @@ fn no_group_traffic_byte_names_a_member() {
             }
         }
     }
+    // Each joiner's Welcome holds only its own entry: the full Welcome would list every
+    // joiner's key package reference, which the public directory ties to installations.
+    use openmls::prelude::tls_codec::Deserialize as _;
+    use prost::Message as _;
+    let mut welcomes = 0;
+    for m in &net.history[start..] {
+        let Ok(env) = crate::core::wire::EnvelopeV1::decode(m.payload.as_slice()) else { continue };
+        let Ok(frame) = crate::core::wire::InboxV2Frame::decode(env.payload.as_slice()) else { continue };
+        let Some(crate::core::wire::inbox_v2_frame::Payload::GroupV2(mw)) = frame.payload else { continue };
+        let mw = crate::core::wire::MemberWelcome::decode(mw.as_slice()).unwrap();
+        let msg = openmls::prelude::MlsMessageIn::tls_deserialize_exact(&mw.welcome_bytes).unwrap();
+        let openmls::prelude::MlsMessageBodyIn::Welcome(w) = msg.extract() else { panic!("a Welcome") };
+        assert_eq!(w.secrets().len(), 1, "a Welcome names one joiner");
+        welcomes += 1;
+    }
+    assert_eq!(welcomes, 3, "b and c at creation, d when added");
     // The delivery address is the random group id's, not a function of the members.
     assert_ne!(net.nodes[a].client.group_topic_address(&g), net.nodes[a].client.account_id().to_hex());
 }

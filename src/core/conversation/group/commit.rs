@@ -35,7 +35,8 @@ pub(super) struct Candidate {
 pub(super) struct OwnCandidate {
     pub(super) commit: Vec<u8>,
     pub(super) welcome: Option<Vec<u8>>,
-    pub(super) joiners: Vec<InstallationId>,
+    /// Each joining installation with its key package's reference (its entry in the Welcome).
+    pub(super) joiners: Vec<(InstallationId, Vec<u8>)>,
     pub(super) ids: Vec<u32>,
     pub(super) actions: usize,
 }
@@ -248,14 +249,15 @@ impl GroupConversation {
         removes: Vec<LeafNodeIndex>,
         metadata: Option<&Metadata>,
     ) -> Result<OwnCandidate> {
-        let joiners: Vec<InstallationId> = key_packages
-            .iter()
-            .filter_map(|kp| {
-                mls::member_credential(kp.leaf_node().credential(), kp.leaf_node().signature_key().as_slice())
-                    .ok()
-            })
-            .map(|c| c.installation)
-            .collect();
+        let mut joiners = Vec::new();
+        for kp in &key_packages {
+            let leaf = kp.leaf_node();
+            let Ok(c) = mls::member_credential(leaf.credential(), leaf.signature_key().as_slice()) else {
+                continue;
+            };
+            let kp_ref = kp.hash_ref(provider.crypto()).map_err(CoreError::mls)?;
+            joiners.push((c.installation, kp_ref.as_slice().to_vec()));
+        }
         let mut builder = self
             .group
             .commit_builder()
@@ -293,13 +295,17 @@ impl GroupConversation {
         let Some(welcome) = &own.welcome else { return Ok(()) };
         let sync = GroupAppFrame { body: Some(Body::Sync(self.gov.sync())) }.encode_to_vec();
         let sync = self.group.create_message(provider, key, &sync).map_err(CoreError::mls)?;
-        let mw = MemberWelcome {
-            welcome_bytes: welcome.clone(),
-            conversation_sync_bytes: sync.tls_serialize_detached().map_err(CoreError::mls)?,
-            joiner_identities: Vec::new(),
+        let sync = sync.tls_serialize_detached().map_err(CoreError::mls)?;
+        // Each joiner gets a Welcome with its own entry only: the full one lists every
+        // joiner's key package reference, which names them to anyone who reads the inbox (PRIV1).
+        for (joiner, kp_ref) in &own.joiners {
+            let mw = MemberWelcome {
+                welcome_bytes: mls::welcome_for(welcome, kp_ref)?,
+                conversation_sync_bytes: sync.clone(),
+                joiner_identities: Vec::new(),
+            };
+            out.welcomes.push((joiner.clone(), mw.encode_to_vec()));
         }
-        .encode_to_vec();
-        out.welcomes.extend(own.joiners.iter().map(|j| (j.clone(), mw.clone())));
         Ok(())
     }
 

@@ -13,7 +13,8 @@ impl GroupConversation {
             deferred: self.deferred.clone(),
             own_commit: own.commit,
             own_welcome: own.welcome.unwrap_or_default(),
-            own_joiners: own.joiners.iter().map(|j| j.as_bytes().to_vec()).collect(),
+            own_joiners: own.joiners.iter().map(|(j, _)| j.as_bytes().to_vec()).collect(),
+            own_joiner_refs: own.joiners.iter().map(|(_, r)| r.clone()).collect(),
             own_ids: own.ids,
             own_actions: own.actions as u32,
             left: self.left,
@@ -36,7 +37,10 @@ impl GroupConversation {
             joiners: state
                 .own_joiners
                 .iter()
-                .filter_map(|j| <[u8; 32]>::try_from(j.as_slice()).ok().map(InstallationId::from_bytes))
+                .zip(state.own_joiner_refs)
+                .filter_map(|(j, r)| {
+                    <[u8; 32]>::try_from(j.as_slice()).ok().map(|j| (InstallationId::from_bytes(j), r))
+                })
                 .collect(),
             ids: state.own_ids,
             actions: state.own_actions as usize,
@@ -86,4 +90,7 @@ pub struct GroupStateRecord {
     /// No longer a member.
     #[prost(bool, tag = "8")]
     pub left: bool,
+    /// Its joiners' key package references, in the order of `own_joiners`.
+    #[prost(bytes = "vec", repeated, tag = "9")]
+    pub own_joiner_refs: Vec<Vec<u8>>,
 }
