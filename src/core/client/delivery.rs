@@ -1,0 +1,135 @@
+//! The inbound path: routing an envelope by its hint (our inbox, a direct chat, a group),
+//! reassembling segments, and storing and reporting a chat payload (PROTOCOL.md §2.5, §5.5).
+
+use super::*;
+
+impl Client {
+    pub(super) fn route(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        sent_at_ms: u64,
+        now_ms: u64,
+    ) -> Result<Option<Effects>> {
+        let env = match decode::<EnvelopeV1>("envelope", payload) {
+            Ok(env) if self.addressed_to_us(&env) => env,
+            // A segment of a payload over the size limit (§5.5): an envelope once whole.
+            other => match segment::parse(payload) {
+                Some(seg) => return self.handle_segment(topic, seg, sent_at_ms, now_ms),
+                // Undecodable bytes on our topics are reported; others' envelopes dropped.
+                None => {
+                    other?;
+                    return Ok(None);
+                }
+            },
+        };
+        if env.conversation_hint == self.installation.id().inbox_conversation_id() {
+            return self.handle_invite(&env.payload, now_ms);
+        }
+        let Ok(id) = ConversationId::parse(&env.conversation_hint) else { return Ok(None) };
+        if self.groups.contains_key(&id) {
+            return self.handle_group_v2(&id, &env.payload, sent_at_ms, now_ms).map(Some);
+        }
+        if !self.conversations.contains_key(&id) {
+            return Ok(None);
+        }
+        self.handle_group_message(&id, &env.payload, sent_at_ms, now_ms).map(Some)
+    }
+
+    pub(super) fn addressed_to_us(&self, env: &EnvelopeV1) -> bool {
+        env.conversation_hint == self.installation.id().inbox_conversation_id()
+            || ConversationId::parse(&env.conversation_hint).is_ok_and(|id| self.knows(&id))
+    }
+
+    /// Buffers a segment; once its set is whole, handles the payload as if it had come in
+    /// one piece (de-duplicated by its own digest). Incomplete sets are not remembered, so
+    /// a restart can assemble them again from the store.
+    pub(super) fn handle_segment(
+        &mut self,
+        topic: &str,
+        seg: crate::core::wire::SegmentMessage,
+        sent_at_ms: u64,
+        now_ms: u64,
+    ) -> Result<Option<Effects>> {
+        let Some(whole) = self.reassembler.push(seg) else { return Ok(None) };
+        let digest = fx_digest(topic, &whole);
+        if self.seen.contains_key(&digest) {
+            return Ok(Some(Effects::default()));
+        }
+        let Some(mut fx) = self.route(topic, &whole, sent_at_ms, now_ms)? else { return Ok(None) };
+        self.remember(&digest, &mut fx)?;
+        Ok(Some(fx))
+    }
+
+    /// Stores and reports one chat payload of a direct or group conversation from an
+    /// authenticated member; its account shows once the directory confirms it.
+    pub(super) fn deliver_chat(
+        &mut self,
+        id: &ConversationId,
+        sender: &DelegateCredential,
+        reliable: ReliablePayload,
+        sent_at_ms: u64,
+        now_ms: u64,
+    ) -> Result<Effects> {
+        let own = self.account.id();
+        if reliable.channel_id != id.as_str() {
+            return Err(CoreError::Verify("payload names another conversation"));
+        }
+        let mut fx = Effects::default();
+        let Some((channel, _)) = self.channel_meta(id) else {
+            return Err(CoreError::UnknownConversation(id.as_str().to_owned()));
+        };
+        if channel.has_seen(&reliable.message_id) {
+            return Ok(fx);
+        }
+        let report = channel.receive(&reliable);
+        let by = SenderInfo { account_id: None, installation_id: sender.installation.to_hex() };
+        for m in report.acked {
+            fx.events.push(Event::Ack {
+                conversation_id: id.as_str().to_owned(),
+                message_id: m.as_str().to_owned(),
+                by: by.clone(),
+            });
+        }
+        for (m, hint) in report.missing {
+            fx.events.push(Event::Missing {
+                conversation_id: id.as_str().to_owned(),
+                message_id: m.as_str().to_owned(),
+                sender_id: (!hint.is_empty()).then_some(hint),
+            });
+        }
+        let content_type = content_type(&reliable.content);
+        let mut message = ChatMessage {
+            id: MessageId(reliable.message_id).as_str().to_owned(),
+            conversation_id: id.as_str().to_owned(),
+            sender: by,
+            content: reliable.content,
+            content_type: content_type.to_owned(),
+            sent_at: sent_at_ms as f64,
+            received_at: now_ms as f64,
+            outgoing: sender.account.as_ref() == Some(&own),
+        };
+        let confirmed =
+            sender.account.as_ref().is_some_and(|a| self.directory.confirms(a, &sender.installation));
+        if confirmed {
+            message.sender.account_id = sender.account.as_ref().map(AccountId::to_hex);
+        }
+        let seq = self.store_message(&message, &mut fx)?;
+        match sender.account.clone() {
+            Some(account) if !confirmed => {
+                if !self.pending.iter().any(|p| p.account == account) {
+                    fx.lookups.push(account.to_hex());
+                }
+                self.pending.push(Pending {
+                    account,
+                    message,
+                    installation: sender.installation.clone(),
+                    seq,
+                });
+            }
+            _ => fx.events.push(Event::Message(message)),
+        }
+        self.put_conversation(id, &mut fx)?;
+        Ok(fx)
+    }
+}
