@@ -6,7 +6,7 @@
  * protocols a js-waku light node needs (PROTOCOL.md §5.2–§5.3):
  * - lightpush v3: validates, stores and fans out; 413 over 150 KiB, 421 for another cluster;
  * - filter v2: subscribe / ping / unsubscribe / unsubscribe-all, pushes on a new stream
- *   per message (aborted after the write: mplex has no half-close of the read side);
+ *   per message, one at a time per subscriber, retried when a stream fails;
  * - store v3: by content topics and time, or by hashes, both directions, paged from the
  *   cursor hash the client sends (js-waku ignores the response cursor), newest pages in
  *   ascending order, an empty page at the end;
@@ -126,15 +126,30 @@ export async function startDevNode(options: DevNodeOptions = {}): Promise<DevNod
     return !!m && Number(m[1]) === clusterId && Number(m[2]) < shardCount;
   };
 
-  async function push(peer: string, pubsubTopic: string, message: proto_message.WakuMessage) {
-    const sub = subscriptions.get(peer);
-    if (!sub || sub.connection.status !== "open") return;
-    try {
-      const s = await sub.connection.newStream(FilterCodecs.PUSH);
-      await pipe([proto_filter_v2.MessagePush.encode({ pubsubTopic, wakuMessage: message })], (src) => lp.encode(src), s.sink);
-      s.abort(new Error("push done"));
-    } catch {
-      /* the subscriber went away; it re-subscribes after reconnecting */
+  // One push at a time per subscriber, in order: concurrent push streams (a burst of
+  // segments) overran the muxer and pushes were lost.
+  const pushChains = new Map<string, Promise<void>>();
+  function push(peer: string, pubsubTopic: string, message: proto_message.WakuMessage): void {
+    const next = (pushChains.get(peer) ?? Promise.resolve()).then(() => pushOnce(peer, pubsubTopic, message));
+    pushChains.set(peer, next);
+    void next.finally(() => pushChains.get(peer) === next && pushChains.delete(peer));
+  }
+
+  async function pushOnce(peer: string, pubsubTopic: string, message: proto_message.WakuMessage) {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const sub = subscriptions.get(peer);
+      if (!sub || sub.connection.status !== "open") return;
+      try {
+        const s = await sub.connection.newStream(FilterCodecs.PUSH);
+        await pipe([proto_filter_v2.MessagePush.encode({ pubsubTopic, wakuMessage: message })], (src) => lp.encode(src), s.sink);
+        // Aborted after the write: mplex has no half-close of the read side.
+        s.abort(new Error("push done"));
+        return;
+      } catch {
+        // The stream failed (the subscriber went away, or is overloaded): try again shortly;
+        // a subscriber that is gone re-subscribes after reconnecting.
+        await new Promise((r) => setTimeout(r, 100));
+      }
     }
   }
 
@@ -147,7 +162,7 @@ export async function startDevNode(options: DevNodeOptions = {}): Promise<DevNod
     store.push(stored);
     byHash.set(hashHex, stored);
     for (const [peer, sub] of subscriptions) {
-      if (sub.topics.get(pubsubTopic)?.has(message.contentTopic)) void push(peer, pubsubTopic, message);
+      if (sub.topics.get(pubsubTopic)?.has(message.contentTopic)) push(peer, pubsubTopic, message);
     }
     // No relay peer on the shard is normal (only light nodes connected).
     if (toRelay) relay.publish(pubsubTopic, proto_message.WakuMessage.encode(message)).catch(() => undefined);
