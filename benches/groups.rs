@@ -4,10 +4,13 @@
 //! One-shot timings (criterion would repeat a 10,000-member create for minutes); prints
 //! one JSON object per line for `bench/run.mjs`. `--quick` stops at N = 100.
 //!
-//! Measured: create (the creator adds everyone, 50 per commit), add-50 (the last of those
-//! commits), join (a member of the last batch processes the Welcome), remove (one member,
-//! a commit with an UpdatePath), and a 1 KiB application message (encrypt, decrypt), with
-//! the byte sizes of the Welcome, the commits and the message against the 150 KiB limit.
+//! Measured: create (the creator adds everyone, 50 per commit, add-only commits without an
+//! UpdatePath as de-MLS stewards make them), add-50 (the last of those commits), join (a
+//! member of the last batch processes its own Welcome, cut down to its one entry, with the
+//! ratchet tree that travels apart), remove (one member, a commit with an UpdatePath), and
+//! a 1 KiB application message (encrypt, decrypt), with the byte sizes of the per-joiner
+//! Welcome, the tree (published once per commit), the commits and the message against
+//! the 150 KiB limit.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Instant;
@@ -52,7 +55,7 @@ fn run(suite: Ciphersuite, label: &str, n: usize) {
     let kps: Vec<KeyPackage> = (1..n).map(|_| key_package(&others, suite)).collect();
     let config = MlsGroupCreateConfig::builder()
         .ciphersuite(suite)
-        .use_ratchet_tree_extension(true)
+        .use_ratchet_tree_extension(false)
         .capabilities(capabilities(suite))
         .build();
     let t = Instant::now();
@@ -64,24 +67,29 @@ fn run(suite: Ciphersuite, label: &str, n: usize) {
         mls::credential_with_key(&cred),
     )
     .unwrap();
-    let (mut add50_ms, mut welcome, mut commit_len) = (0.0, None, 0);
+    let (mut add50_ms, mut welcome, mut commit_len, mut tree) = (0.0, Vec::new(), 0, Vec::new());
     for batch in kps.chunks(mls::MAX_ADDS_PER_COMMIT) {
         let tb = Instant::now();
-        let (commit, w, _) = group.add_members(&creator, &key, batch).unwrap();
+        let (commit, w, _) = group.add_members_without_update(&creator, &key, batch).unwrap();
         group.merge_pending_commit(&creator).unwrap();
+        // What the steward sends: the tree once, and each joiner its own Welcome entry.
+        tree = group.export_ratchet_tree().tls_serialize_detached().unwrap();
+        let last = batch.last().unwrap().hash_ref(creator.crypto()).unwrap();
+        welcome = mls::welcome_for(&w.tls_serialize_detached().unwrap(), last.as_slice()).unwrap();
         add50_ms = ms(tb);
         commit_len = commit.tls_serialize_detached().unwrap().len();
-        welcome = Some(w.tls_serialize_detached().unwrap());
     }
     let create_ms = ms(t);
-    let welcome = welcome.unwrap_or_default();
 
     let t = Instant::now();
     let msg = MlsMessageIn::tls_deserialize_exact(&welcome).unwrap();
     let MlsMessageBodyIn::Welcome(w) = msg.extract() else { panic!("a Welcome") };
-    let join_config = MlsGroupJoinConfig::builder().use_ratchet_tree_extension(true).build();
-    let mut joiner =
-        StagedWelcome::new_from_welcome(&others, &join_config, w, None).unwrap().into_group(&others).unwrap();
+    let join_config = MlsGroupJoinConfig::builder().use_ratchet_tree_extension(false).build();
+    let ratchet_tree = RatchetTreeIn::tls_deserialize_exact(&tree).unwrap();
+    let mut joiner = StagedWelcome::new_from_welcome(&others, &join_config, w, Some(ratchet_tree))
+        .unwrap()
+        .into_group(&others)
+        .unwrap();
     let join_ms = ms(t);
 
     let content = vec![b'x'; 1024];
@@ -101,8 +109,9 @@ fn run(suite: Ciphersuite, label: &str, n: usize) {
     let remove_len = remove.tls_serialize_detached().unwrap().len();
 
     println!(
-        "{{\"suite\":\"{label}\",\"n\":{n},\"createMs\":{create_ms:.1},\"add50Ms\":{add50_ms:.2},\"joinMs\":{join_ms:.2},\"removeMs\":{remove_ms:.2},\"sendMs\":{send_ms:.3},\"receiveMs\":{receive_ms:.3},\"welcomeBytes\":{},\"addCommitBytes\":{commit_len},\"removeCommitBytes\":{remove_len},\"messageBytes\":{},\"limitBytes\":{LIMIT}}}",
+        "{{\"suite\":\"{label}\",\"n\":{n},\"createMs\":{create_ms:.1},\"add50Ms\":{add50_ms:.2},\"joinMs\":{join_ms:.2},\"removeMs\":{remove_ms:.2},\"sendMs\":{send_ms:.3},\"receiveMs\":{receive_ms:.3},\"welcomeBytes\":{},\"treeBytes\":{},\"addCommitBytes\":{commit_len},\"removeCommitBytes\":{remove_len},\"messageBytes\":{},\"limitBytes\":{LIMIT}}}",
         welcome.len(),
+        tree.len(),
         out.len()
     );
 }
@@ -115,6 +124,7 @@ fn main() {
         run(Ciphersuite::MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519, "X25519", n);
     }
     if !quick {
+        run(mls::CIPHERSUITE, "X-Wing", 10_000);
         run(Ciphersuite::MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519, "X25519", 10_000);
     }
 }

@@ -2,6 +2,7 @@
 //! reassembling segments, and storing and reporting a chat payload (PROTOCOL.md §2.5, §5.5).
 
 use super::*;
+use crate::core::conversation::group::tree;
 
 impl Client {
     pub(super) fn route(
@@ -26,7 +27,16 @@ impl Client {
         if env.conversation_hint == self.installation.id().inbox_conversation_id() {
             return self.handle_invite(&env.payload, now_ms);
         }
+        if let Some(id) = env.conversation_hint.strip_suffix(tree::TREE_HINT_SUFFIX) {
+            let Ok(id) = ConversationId::parse(id) else { return Ok(None) };
+            return self.handle_tree(&id, &env.payload, now_ms);
+        }
         let Ok(id) = ConversationId::parse(&env.conversation_hint) else { return Ok(None) };
+        if !self.groups.contains_key(&id) && self.joins.awaits(&id) {
+            // Traffic of a group we are joining: kept until its tree is here.
+            self.joins.hold(&id, topic, payload, sent_at_ms);
+            return Ok(None);
+        }
         if self.groups.contains_key(&id) {
             return self.handle_group_v2(&id, &env.payload, sent_at_ms, now_ms).map(Some);
         }
@@ -37,8 +47,10 @@ impl Client {
     }
 
     pub(super) fn addressed_to_us(&self, env: &EnvelopeV1) -> bool {
+        let hint = &env.conversation_hint;
+        let hint = hint.strip_suffix(tree::TREE_HINT_SUFFIX).unwrap_or(hint);
         env.conversation_hint == self.installation.id().inbox_conversation_id()
-            || ConversationId::parse(&env.conversation_hint).is_ok_and(|id| self.knows(&id))
+            || ConversationId::parse(hint).is_ok_and(|id| self.knows(&id) || self.joins.awaits(&id))
     }
 
     /// Buffers a segment; once its set is whole, handles the payload as if it had come in

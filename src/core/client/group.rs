@@ -9,14 +9,14 @@ use prost::Message as _;
 
 use super::{fx_digest, group_envelope, Client};
 use crate::core::address::{AccountId, ConversationId, InstallationId};
-use crate::core::conversation::group::member_id;
+use crate::core::conversation::group::{member_id, tree};
 use crate::core::conversation::{ConversationMeta, GroupConversation, GroupOutput, Metadata};
 use crate::core::demls::Config;
 use crate::core::effects::{ConversationInfo, Effects, Event, MemberInfo};
 use crate::core::error::{CoreError, Result};
 use crate::core::wire::{
     decode, encrypted_payload, group_proposal::Request, inbox_v2_frame, AddAccount, EncryptedPayload,
-    EnvelopeV1, GroupMetadata, GroupProposal, InboxV2Frame, MemberWelcome, RemoveAccount,
+    EnvelopeV1, GroupMetadata, GroupProposal, InboxV2Frame, RemoveAccount,
 };
 
 /// How a group appears in the conversation list.
@@ -319,34 +319,6 @@ impl Client {
         Ok(fx)
     }
 
-    pub(super) fn join_group(&mut self, welcome: &[u8], now_ms: u64) -> Result<Option<Effects>> {
-        let Ok(mw) = MemberWelcome::decode(welcome) else { return Ok(None) };
-        let mut g = match GroupConversation::join(&self.provider, &mw) {
-            Ok(g) => g,
-            Err(CoreError::Mls(why)) if why.contains("GroupAlreadyExists") => {
-                return Ok(Some(Effects::default()))
-            }
-            // A Welcome of a losing candidate (or for someone else): not for us to act on.
-            Err(CoreError::Mls(why)) if why.contains("NoMatchingKeyPackage") => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let id = g.id().clone();
-        if self.groups.contains_key(&id) {
-            return Ok(Some(Effects::default()));
-        }
-        g.meta.created_at = now_ms;
-        let mut fx = Effects {
-            subscribe: vec![id.topic().as_str().to_owned()],
-            events: vec![Event::Conversation(group_info(&g))],
-            ..Effects::default()
-        };
-        fx.events.push(Event::Members { conversation_id: id.as_str().to_owned(), members: members_of(&g) });
-        self.groups.insert(id.clone(), g);
-        self.put_conversation(&id, &mut fx)?;
-        fx.wake_at = self.next_wake(now_ms);
-        Ok(Some(fx))
-    }
-
     /// Runs every group's timers due at `now` (the driver calls it at `wake_at`).
     pub fn tick(&mut self, now_ms: u64) -> Effects {
         let ids: Vec<ConversationId> = self.groups.keys().cloned().collect();
@@ -389,6 +361,13 @@ impl Client {
             self.remember(&fx_digest(&topic, &env), fx)?;
             self.enqueue(fx, topic.clone(), env)?;
         }
+        let tree_hint = format!("{}{}", id.as_str(), tree::TREE_HINT_SUFFIX);
+        for frame in out.trees {
+            let env =
+                EnvelopeV1 { conversation_hint: tree_hint.clone(), salt: 0, payload: frame }.encode_to_vec();
+            self.remember(&fx_digest(&topic, &env), fx)?;
+            self.enqueue(fx, topic.clone(), env)?;
+        }
         for (joiner, welcome) in out.welcomes {
             self.send_welcome(&joiner, welcome, fx)?;
         }
@@ -414,7 +393,7 @@ impl Client {
     }
 }
 
-fn members_of(g: &GroupConversation) -> Vec<MemberInfo> {
+pub(super) fn members_of(g: &GroupConversation) -> Vec<MemberInfo> {
     let stewards = g.stewards();
     let steward_accounts: Vec<AccountId> = g
         .credentials()

@@ -33,6 +33,7 @@ use super::store::{
 mod delivery;
 mod direct;
 mod group;
+mod joining;
 mod storage;
 
 use super::wire::{
@@ -75,6 +76,8 @@ pub struct Client {
     outbox: BTreeMap<u64, OutboxRecord>,
     next_outbox: u64,
     reassembler: Reassembler,
+    /// Welcomes waiting for their ratchet tree, and what their group topic brought meanwhile.
+    joins: joining::Joins,
 }
 
 impl std::fmt::Debug for Client {
@@ -159,6 +162,7 @@ impl Client {
             outbox: BTreeMap::new(),
             next_outbox: 1,
             reassembler: Reassembler::default(),
+            joins: joining::Joins::default(),
         })
     }
 
@@ -349,6 +353,10 @@ impl Client {
             Ok(Some(mut fx)) => {
                 if let Err(e) = self.remember(&digest, &mut fx) {
                     fx.events.push(Event::Error { code: e.code().as_str(), message: e.to_string() });
+                }
+                // A join brings back what the group topic carried while its tree was awaited.
+                for (topic, payload, sent_at) in self.joins.take_replay() {
+                    fx.extend(self.receive(&topic, &payload, sent_at, now_ms));
                 }
                 fx
             }

@@ -96,6 +96,10 @@ impl Client {
         }
         for v in by_store.remove(&Store::Conversations).unwrap_or_default() {
             let rec: ConversationRecord = decode_record("conversation", &v)?;
+            if rec.kind == super::joining::PENDING_KIND {
+                client.restore_join(&rec, &mut fx);
+                continue;
+            }
             if rec.kind == "group" {
                 let group = GroupConversation::restore(&client.provider, rec, now_ms)?;
                 if !group.left {

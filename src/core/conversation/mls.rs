@@ -83,11 +83,12 @@ pub fn create_config() -> MlsGroupCreateConfig {
 }
 
 /// The config a group is created with: as [`create_config`], with its group-context
-/// extensions (the metadata, 0xFF01).
+/// extensions (the metadata, 0xFF01), and without the ratchet tree in Welcomes: a
+/// group's tree travels once per commit, sealed (`group::tree`).
 pub fn create_group_config(extensions: Extensions<GroupContext>) -> MlsGroupCreateConfig {
     MlsGroupCreateConfig::builder()
         .ciphersuite(CIPHERSUITE)
-        .use_ratchet_tree_extension(true)
+        .use_ratchet_tree_extension(false)
         .capabilities(capabilities())
         .max_past_epochs(MAX_PAST_EPOCHS)
         .with_group_context_extensions(extensions)
@@ -97,6 +98,11 @@ pub fn create_group_config(extensions: Extensions<GroupContext>) -> MlsGroupCrea
 /// The config a conversation is joined with.
 pub fn join_config() -> MlsGroupJoinConfig {
     MlsGroupJoinConfig::builder().use_ratchet_tree_extension(true).max_past_epochs(MAX_PAST_EPOCHS).build()
+}
+
+/// The config a group is joined with: its Welcomes leave the tree out, as the creator's do.
+pub fn group_join_config() -> MlsGroupJoinConfig {
+    MlsGroupJoinConfig::builder().use_ratchet_tree_extension(false).max_past_epochs(MAX_PAST_EPOCHS).build()
 }
 
 /// The delegate credential of an MLS member or sender, checked against its leaf key.
@@ -145,31 +151,41 @@ pub fn sender_credential(group: &MlsGroup, sender: &Sender) -> Result<Option<Del
     member_credential(&member.credential, member.signature_key.as_slice()).map(Some)
 }
 
-/// An MLSMessage(Welcome) cut down to one joiner's `EncryptedGroupSecrets` (the entry
-/// whose `new_member` is `kp_ref`): still a valid Welcome for that joiner, and it no longer
-/// lists the other joiners' key package references. Works on the TLS bytes, since openmls
-/// builds Welcomes only inside a commit: `version ‖ wire_format ‖ cipher_suite ‖
-/// secrets<V> ‖ encrypted_group_info<V>` (RFC 9420 §12.4.3.1).
-pub fn welcome_for(welcome: &[u8], kp_ref: &[u8]) -> Result<Vec<u8>> {
+/// An MLSMessage(Welcome) cut down to each joiner's own `EncryptedGroupSecrets` (the
+/// entry whose `new_member` is that joiner's `kp_ref`), in the order of `kp_refs`: each is
+/// still a valid Welcome for its joiner, and no longer lists the other joiners' key
+/// package references. Works on the TLS bytes, since openmls builds Welcomes only inside
+/// a commit: `version ‖ wire_format ‖ cipher_suite ‖ secrets<V> ‖ encrypted_group_info<V>`
+/// (RFC 9420 §12.4.3.1). The Welcome is parsed once, whatever the number of joiners.
+pub fn welcomes_for(welcome: &[u8], kp_refs: &[&[u8]]) -> Result<Vec<Vec<u8>>> {
     let bad = |why: &'static str| CoreError::decode("welcome", why);
     let msg = MlsMessageIn::tls_deserialize_exact(welcome).map_err(|e| CoreError::decode("welcome", e))?;
     let MlsMessageBodyIn::Welcome(w) = msg.extract() else { return Err(bad("not a Welcome")) };
-    let entry = w
-        .secrets()
-        .iter()
-        .find(|s| s.new_member().as_slice() == kp_ref)
-        .ok_or(bad("no entry for this joiner"))?
-        .tls_serialize_detached()
-        .map_err(CoreError::mls)?;
+    let entries: std::collections::HashMap<Vec<u8>, &EncryptedGroupSecrets> =
+        w.secrets().iter().map(|s| (s.new_member().as_slice().to_vec(), s)).collect();
     // 2 bytes version, 2 wire format, 2 cipher suite, then the secrets vector.
     let head = welcome.get(..6).ok_or(bad("truncated"))?;
     let mut rest = welcome.get(6..).ok_or(bad("truncated"))?;
     take_vec(&mut rest)?;
-    let mut out = head.to_vec();
-    put_vec(&mut out, &entry);
-    out.extend_from_slice(rest);
-    MlsMessageIn::tls_deserialize_exact(&out).map_err(|e| CoreError::decode("welcome", e))?;
+    let mut out = Vec::with_capacity(kp_refs.len());
+    for kp_ref in kp_refs {
+        let entry = entries
+            .get(*kp_ref)
+            .ok_or(bad("no entry for this joiner"))?
+            .tls_serialize_detached()
+            .map_err(CoreError::mls)?;
+        let mut one = head.to_vec();
+        put_vec(&mut one, &entry);
+        one.extend_from_slice(rest);
+        MlsMessageIn::tls_deserialize_exact(&one).map_err(|e| CoreError::decode("welcome", e))?;
+        out.push(one);
+    }
     Ok(out)
+}
+
+/// [`welcomes_for`] for one joiner.
+pub fn welcome_for(welcome: &[u8], kp_ref: &[u8]) -> Result<Vec<u8>> {
+    welcomes_for(welcome, &[kp_ref])?.pop().ok_or(CoreError::decode("welcome", "no entry for this joiner"))
 }
 
 /// Appends an MLS variable-length vector: a 1-, 2- or 4-byte QUIC-style varint length,

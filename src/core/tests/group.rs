@@ -1,5 +1,7 @@
 //! de-MLS group scenarios on the simulated network with a virtual clock.
 
+use std::collections::BTreeSet;
+
 use super::sim::Net;
 use crate::core::demls::Config;
 use crate::core::Event;
@@ -140,9 +142,10 @@ fn two_stewards_commit_concurrently_and_every_member_picks_the_same_commit() {
     net.add(c, &g, &[d]);
     net.advance(WINDOW);
     net.assert_converged(&g, &[a, b, c, d]);
-    // 1 proposal, 2 votes, 2 candidates (one per steward), then the winner's sync is in the Welcome.
+    // 1 proposal, 2 votes, 2 candidates (one per steward), then the winner's sealed tree
+    // (its sync is in the Welcome).
     let commits = net.published_on.get(&topic).copied().unwrap_or(0) - before;
-    assert_eq!(commits, 5, "both stewards minted a candidate");
+    assert_eq!(commits, 6, "both stewards minted a candidate");
     for (i, n) in [a, b, c, d].into_iter().enumerate() {
         net.send(n, &g, &format!("from {i}"));
     }
@@ -190,6 +193,103 @@ fn exactly_one_transport_publish_per_group_message_at_2_and_50_members() {
         assert!(net.texts(nodes[0]).iter().any(|t| t.1 == "one message"));
         assert!(net.texts(nodes[n - 1]).iter().any(|t| t.1 == "one message") || n == 2);
     }
+}
+
+/// What a large-group run measured (printed as JSON for `npm run bench`).
+struct BigGroup {
+    n: usize,
+    create_ms: f64,
+    created_bytes: usize,
+    largest_welcome: usize,
+    joins_ms: f64,
+    online: usize,
+    send_ms: f64,
+    publishes: usize,
+}
+
+/// A group of `n` X-Wing members created by one founder in the simulated network, with
+/// only `online` joiners running (besides the founder): 999 or 9,999 simulated joins in
+/// one process would take minutes to hours, and the others are members all the same. What
+/// P1 counts, the sender's publishes, does not depend on how many members run.
+fn big_group(n: usize, online: usize) -> BigGroup {
+    let mut net = Net::default();
+    let nodes: Vec<usize> = (0..n).map(|i| net.join(10_000 + i as u64)).collect();
+    let up: Vec<usize> = nodes[n - online..].to_vec();
+    for node in &nodes[1..] {
+        net.set_online(*node, up.contains(node));
+    }
+    net.lookup(nodes[0]);
+    let accounts: Vec<String> = nodes[1..].iter().map(|m| net.account(*m)).collect();
+    let start = net.history.len();
+    net.now += 1;
+    let t = std::time::Instant::now();
+    let (g, fx) = net.nodes[nodes[0]].client.create_group("huge", "", &accounts, None, net.now).unwrap();
+    let create_ms = t.elapsed().as_secs_f64() * 1e3;
+    net.apply(nodes[0], fx);
+    let t = std::time::Instant::now();
+    net.run();
+    let joins_ms = t.elapsed().as_secs_f64() * 1e3;
+    assert_eq!(net.member_accounts(nodes[0], &g).len(), n);
+    let inboxes: BTreeSet<String> = nodes
+        .iter()
+        .map(|i| net.nodes[*i].client.installation_id().inbox_topic().as_str().to_owned())
+        .collect();
+    let created = &net.history[start..];
+    let created_bytes = created.iter().map(|m| m.payload.len()).sum();
+    let largest_welcome =
+        created.iter().filter(|m| inboxes.contains(&m.topic)).map(|m| m.payload.len()).max().unwrap_or(0);
+    for i in &up {
+        assert_eq!(net.epoch(*i, &g), net.epoch(nodes[0], &g), "node {i} joined");
+    }
+    let sender = up[0];
+    let before = net.publishes;
+    let t = std::time::Instant::now();
+    net.send(sender, &g, "to everyone");
+    let send_ms = t.elapsed().as_secs_f64() * 1e3;
+    let publishes = net.publishes - before;
+    net.run();
+    assert_eq!(net.publishes - before, publishes, "receiving publishes nothing");
+    for i in std::iter::once(nodes[0]).chain(up.iter().copied()).filter(|i| *i != sender) {
+        assert!(net.texts(i).iter().any(|t| t.1 == "to everyone"), "node {i} read it");
+    }
+    BigGroup { n, create_ms, created_bytes, largest_welcome, joins_ms, online, send_ms, publishes }
+}
+
+impl BigGroup {
+    fn json(&self) -> String {
+        format!(
+            "{{\"engine\":\"X-Wing\",\"n\":{},\"createMs\":{:.0},\"createdBytes\":{},\"welcomeBytes\":{},\"onlineJoiners\":{},\"joinEachMs\":{:.1},\"sendMs\":{:.2},\"publishesPerMessage\":{}}}",
+            self.n,
+            self.create_ms,
+            self.created_bytes,
+            self.largest_welcome,
+            self.online,
+            self.joins_ms / self.online as f64,
+            self.send_ms,
+            self.publishes
+        )
+    }
+}
+
+/// P1 at N = 1,000: one publish for a message, whatever the size; creation publishes the
+/// tree once (about 3 MB in all, where a tree in every Welcome would be 1.6 GB).
+#[test]
+fn exactly_one_transport_publish_per_group_message_at_1000_members() {
+    let r = big_group(1000, 10);
+    assert_eq!(r.publishes, 1, "N = 1000: one publish");
+    assert!(r.largest_welcome < 8 * 1024, "a Welcome without the tree: {} bytes", r.largest_welcome);
+    assert!(r.created_bytes < 16 << 20, "creating 1,000 members publishes {} bytes", r.created_bytes);
+    println!("{}", r.json());
+}
+
+/// The engine at N = 10,000 (X-Wing). Minutes long, so `npm run bench` runs it
+/// (`cargo test --lib -- --ignored --nocapture`) and reports its figures.
+#[test]
+#[ignore = "minutes long: run by npm run bench"]
+fn a_10000_member_group_is_created_and_chats_in_one_publish_per_message() {
+    let r = big_group(10_000, 5);
+    assert_eq!(r.publishes, 1, "N = 10000: one publish");
+    println!("{}", r.json());
 }
 
 #[test]
@@ -245,6 +345,56 @@ fn no_group_traffic_byte_names_a_member() {
     assert_eq!(welcomes, 3, "b and c at creation, d when added");
     // The delivery address is the random group id's, not a function of the members.
     assert_ne!(net.nodes[a].client.group_topic_address(&g), net.nodes[a].client.account_id().to_hex());
+}
+
+#[test]
+fn a_joiner_holds_its_welcome_until_the_sealed_tree_comes_even_across_a_restart() {
+    let mut net = Net::default();
+    let [a, b, c, d] = [net.join(71), net.join(72), net.join(73), net.join(74)];
+    net.set_online(c, false);
+    net.set_online(d, false);
+    let start = net.history.len();
+    let g = net.create_group(a, "later", &[b, c, d], None);
+    net.send(b, &g, "sent before the joiners had the tree");
+    net.run();
+    let topic = format!("/logos-chat/1/{}/proto", net.nodes[a].client.group_topic_address(&g));
+    let of = |net: &Net, t: &str| -> Vec<super::sim::Msg> {
+        net.history[start..].iter().filter(|m| m.topic == t).cloned().collect()
+    };
+    let group_traffic = of(&net, &topic);
+    // Each joiner reads only its inbox: the Welcome is held, and the group topic followed.
+    for n in [c, d] {
+        let inbox = net.nodes[n].client.installation_id().inbox_topic().as_str().to_owned();
+        for m in of(&net, &inbox) {
+            net.now += 1;
+            let fx = net.nodes[n].client.receive(&m.topic, &m.payload, m.sent_at, net.now);
+            assert!(fx.subscribe.contains(&topic), "node {n} follows the group topic for its tree");
+            assert!(fx.events.is_empty(), "nothing to report yet");
+            net.persist(n, &fx);
+        }
+        assert!(!net.nodes[n].client.has_conversation(&g));
+    }
+    // c restarts while it waits: the held Welcome is on its disk, and the tree in the store.
+    net.set_online(c, true);
+    net.restart(c);
+    net.run();
+    assert!(net.texts(c).iter().any(|t| t.1 == "sent before the joiners had the tree"));
+    // d gets b's message before the tree: it is kept and read once d has joined.
+    let chat = group_traffic.last().unwrap().clone();
+    let fx = net.nodes[d].client.receive(&chat.topic, &chat.payload, chat.sent_at, net.now);
+    assert!(fx.events.is_empty(), "held, not an error");
+    for m in &group_traffic {
+        net.now += 1;
+        let fx = net.nodes[d].client.receive(&m.topic, &m.payload, m.sent_at, net.now);
+        net.apply(d, fx);
+    }
+    assert_eq!(net.texts(d).iter().filter(|t| t.1 == "sent before the joiners had the tree").count(), 1);
+    net.set_online(d, true);
+    net.run();
+    net.send(d, &g, "joined");
+    net.run();
+    assert!(net.texts(c).iter().any(|t| t.1 == "joined"));
+    net.assert_converged(&g, &[a, b, c, d]);
 }
 
 #[test]
@@ -305,8 +455,21 @@ fn a_20_member_group_split_7_13_for_two_epochs_heals_into_one_epoch() {
 fn a_100_member_x_wing_group_joins_and_commits_through_segments() {
     let mut net = Net::default();
     let nodes: Vec<usize> = (0..100).map(|i| net.join(400 + i)).collect();
+    let start = net.history.len();
     let g = net.create_group(nodes[0], "big", &nodes[1..], None);
     net.assert_converged(&g, &nodes);
+    // The tree travels once per commit, not in each of the 99 Welcomes (about 150 KB each).
+    let inboxes: Vec<String> = nodes
+        .iter()
+        .map(|n| net.nodes[*n].client.installation_id().inbox_topic().as_str().to_owned())
+        .collect();
+    let created = &net.history[start..];
+    let welcomes: Vec<usize> =
+        created.iter().filter(|m| inboxes.contains(&m.topic)).map(|m| m.payload.len()).collect();
+    assert_eq!(welcomes.len(), 99);
+    assert!(welcomes.iter().all(|w| *w < 8 * 1024), "a Welcome without the tree: {welcomes:?}");
+    let total: usize = created.iter().map(|m| m.payload.len()).sum();
+    assert!(total < 1_000_000, "creation publishes {total} bytes");
     let before = net.publishes;
     net.remove(nodes[1], &g, &[nodes[99]]);
     net.advance(WINDOW);

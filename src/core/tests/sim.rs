@@ -154,7 +154,7 @@ impl Net {
         }
     }
 
-    fn persist(&mut self, i: usize, fx: &Effects) {
+    pub fn persist(&mut self, i: usize, fx: &Effects) {
         let disk = &mut self.nodes[i].disk;
         for op in &fx.store {
             let k = (op.store.to_owned(), op.key.clone());

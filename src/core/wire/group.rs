@@ -163,6 +163,35 @@ pub struct MemberWelcome {
     /// Always empty: a plaintext list of joiners would name members (PRIV1).
     #[prost(bytes = "vec", repeated, tag = "3")]
     pub joiner_identities: Vec<Vec<u8>>,
+    /// The `TreeTicket`, HPKE-sealed to the joiner's key package init key (TLS
+    /// `HPKECiphertext`); empty when the Welcome carries the ratchet tree itself.
+    #[prost(bytes = "vec", tag = "4")]
+    pub tree_ticket: Vec<u8>,
+}
+
+/// What a joiner needs to find and open the ratchet tree its Welcome leaves out.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TreeTicket {
+    /// The MLS group id.
+    #[prost(bytes = "vec", tag = "1")]
+    pub group_id: Vec<u8>,
+    /// The 32-byte XChaCha20-Poly1305 key the tree is sealed under.
+    #[prost(bytes = "vec", tag = "2")]
+    pub key: Vec<u8>,
+    /// BLAKE2b-256 of the `GroupTree` frame.
+    #[prost(bytes = "vec", tag = "3")]
+    pub digest: Vec<u8>,
+}
+
+/// A ratchet tree sealed once for every joiner of a commit, published on the group topic.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct GroupTree {
+    /// XChaCha20-Poly1305 nonce (24 bytes).
+    #[prost(bytes = "vec", tag = "1")]
+    pub nonce: Vec<u8>,
+    /// The TLS `RatchetTree`, sealed, with its tag.
+    #[prost(bytes = "vec", tag = "2")]
+    pub ciphertext: Vec<u8>,
 }
 
 impl GroupAppFrame {

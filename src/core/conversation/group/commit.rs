@@ -31,12 +31,20 @@ pub(super) struct Candidate {
     pub(super) staged: Box<StagedCommit>,
 }
 
+#[derive(Debug, Clone)]
+pub(super) struct Joiner {
+    pub(super) installation: InstallationId,
+    pub(super) kp_ref: Vec<u8>,
+    pub(super) init_key: Vec<u8>,
+}
+
 #[derive(Debug, Clone, Default)]
 pub(super) struct OwnCandidate {
     pub(super) commit: Vec<u8>,
     pub(super) welcome: Option<Vec<u8>>,
-    /// Each joining installation with its key package's reference (its entry in the Welcome).
-    pub(super) joiners: Vec<(InstallationId, Vec<u8>)>,
+    /// Each joining installation with its key package's reference (its entry in the
+    /// Welcome) and init key (what its tree ticket is sealed to).
+    pub(super) joiners: Vec<Joiner>,
     pub(super) ids: Vec<u32>,
     pub(super) actions: usize,
 }
@@ -256,7 +264,11 @@ impl GroupConversation {
                 continue;
             };
             let kp_ref = kp.hash_ref(provider.crypto()).map_err(CoreError::mls)?;
-            joiners.push((c.installation, kp_ref.as_slice().to_vec()));
+            joiners.push(Joiner {
+                installation: c.installation,
+                kp_ref: kp_ref.as_slice().to_vec(),
+                init_key: kp.hpke_init_key().as_slice().to_vec(),
+            });
         }
         let mut builder = self
             .group
@@ -296,16 +308,23 @@ impl GroupConversation {
         let sync = GroupAppFrame { body: Some(Body::Sync(self.gov.sync())) }.encode_to_vec();
         let sync = self.group.create_message(provider, key, &sync).map_err(CoreError::mls)?;
         let sync = sync.tls_serialize_detached().map_err(CoreError::mls)?;
+        // The ratchet tree goes out once, sealed, and each joiner gets a ticket to it (`tree`).
+        let tree = tree::seal_tree(provider, &self.group)?;
         // Each joiner gets a Welcome with its own entry only: the full one lists every
         // joiner's key package reference, which names them to anyone who reads the inbox (PRIV1).
-        for (joiner, kp_ref) in &own.joiners {
+        let refs: Vec<&[u8]> = own.joiners.iter().map(|j| j.kp_ref.as_slice()).collect();
+        let cut = mls::welcomes_for(welcome, &refs)?;
+        for (j, welcome_bytes) in own.joiners.iter().zip(cut) {
+            let tree_ticket = tree::seal_ticket(provider, &self.group, &tree, &j.init_key)?;
             let mw = MemberWelcome {
-                welcome_bytes: mls::welcome_for(welcome, kp_ref)?,
+                welcome_bytes,
                 conversation_sync_bytes: sync.clone(),
                 joiner_identities: Vec::new(),
+                tree_ticket,
             };
-            out.welcomes.push((joiner.clone(), mw.encode_to_vec()));
+            out.welcomes.push((j.installation.clone(), mw.encode_to_vec()));
         }
+        out.trees.push(tree.frame);
         Ok(())
     }
 

@@ -37,6 +37,8 @@ pub struct GroupOutput {
     pub publish: Vec<Vec<u8>>,
     /// An encoded `MemberWelcome` for each joining installation.
     pub welcomes: Vec<(InstallationId, Vec<u8>)>,
+    /// Sealed ratchet trees (`GroupTree`) for the group topic, one per commit with joiners.
+    pub trees: Vec<Vec<u8>>,
     /// A chat message from an authenticated member.
     pub chat: Option<(DelegateCredential, ReliablePayload)>,
     /// Chat messages of later epochs that a catch-up could read only now.
@@ -53,6 +55,7 @@ mod commit;
 mod proposal;
 mod record;
 mod removal;
+pub mod tree;
 
 use commit::{Candidate, OwnCandidate};
 pub use record::GroupStateRecord;
@@ -112,9 +115,13 @@ const MAX_FUTURE: usize = 4096;
 const MAX_ADDS: usize = mls::MAX_ADDS_PER_COMMIT;
 
 impl GroupConversation {
-    /// Creates a group holding us and the installations of `key_packages`, added in
-    /// commits of at most 50 (merged at once: nobody else can commit yet). Each batch's
-    /// joiners get a Welcome with the sync.
+    /// Creates a group holding us and the installations of `key_packages`, added in one
+    /// commit (merged at once: nobody else can commit yet, and nobody has to process it,
+    /// since everyone in it joins from a Welcome). The joiners get a Welcome with the sync
+    /// and a ticket to the one sealed tree. The 50-per-commit rule of de-MLS stewards
+    /// (§3.6) bounds what members must validate; at creation there are none, and batches
+    /// would make the first joiners process every later batch and the founder publish a
+    /// tree per batch (1,000 members: 20 commits and 20 trees, about 30 MB, against 3 MB).
     pub fn create(
         provider: &Provider,
         key: &InstallationKey,
@@ -134,9 +141,9 @@ impl GroupConversation {
         .map_err(CoreError::mls)?;
         let mut convo = GroupConversation::fresh(group, Governance::new(config));
         let mut out = GroupOutput { members_changed: true, ..GroupOutput::default() };
-        convo.gov.founding_epoch = key_packages.len().div_ceil(MAX_ADDS) as u64;
-        for batch in key_packages.chunks(MAX_ADDS) {
-            let own = convo.build_commit(provider, key, batch.to_vec(), Vec::new(), None)?;
+        if !key_packages.is_empty() {
+            convo.gov.founding_epoch = 1;
+            let own = convo.build_commit(provider, key, key_packages, Vec::new(), None)?;
             convo.group.merge_pending_commit(provider).map_err(CoreError::mls)?;
             out.publish.push(own.commit.clone());
             convo.send_welcomes(provider, key, &own, &mut out)?;
@@ -164,13 +171,13 @@ impl GroupConversation {
 
     /// Joins from a `MemberWelcome`: the MLS Welcome, then the sync inside it (the
     /// configuration and scores; defaults if it is missing or does not check out).
-    pub fn join(provider: &Provider, welcome: &MemberWelcome) -> Result<Self> {
+    pub fn join(provider: &Provider, welcome: &MemberWelcome, tree: Option<RatchetTreeIn>) -> Result<Self> {
         let msg = MlsMessageIn::tls_deserialize_exact(&welcome.welcome_bytes)
             .map_err(|e| CoreError::decode("welcome", e))?;
         let MlsMessageBodyIn::Welcome(w) = msg.extract() else {
             return Err(CoreError::decode("welcome", "not a Welcome"));
         };
-        let staged = StagedWelcome::new_from_welcome(provider, &mls::join_config(), w, None)
+        let staged = StagedWelcome::new_from_welcome(provider, &mls::group_join_config(), w, tree)
             .map_err(CoreError::mls)?;
         let group = staged.into_group(provider).map_err(CoreError::mls)?;
         let mut convo = GroupConversation::fresh(group, Governance::default());

@@ -13,8 +13,9 @@ impl GroupConversation {
             deferred: self.deferred.clone(),
             own_commit: own.commit,
             own_welcome: own.welcome.unwrap_or_default(),
-            own_joiners: own.joiners.iter().map(|(j, _)| j.as_bytes().to_vec()).collect(),
-            own_joiner_refs: own.joiners.iter().map(|(_, r)| r.clone()).collect(),
+            own_joiners: own.joiners.iter().map(|j| j.installation.as_bytes().to_vec()).collect(),
+            own_joiner_refs: own.joiners.iter().map(|j| j.kp_ref.clone()).collect(),
+            own_joiner_init_keys: own.joiners.iter().map(|j| j.init_key.clone()).collect(),
             own_ids: own.ids,
             own_actions: own.actions as u32,
             left: self.left,
@@ -38,8 +39,13 @@ impl GroupConversation {
                 .own_joiners
                 .iter()
                 .zip(state.own_joiner_refs)
-                .filter_map(|(j, r)| {
-                    <[u8; 32]>::try_from(j.as_slice()).ok().map(|j| (InstallationId::from_bytes(j), r))
+                .zip(state.own_joiner_init_keys.into_iter().chain(std::iter::repeat(Vec::new())))
+                .filter_map(|((j, kp_ref), init_key)| {
+                    <[u8; 32]>::try_from(j.as_slice()).ok().map(|j| commit::Joiner {
+                        installation: InstallationId::from_bytes(j),
+                        kp_ref,
+                        init_key,
+                    })
                 })
                 .collect(),
             ids: state.own_ids,
@@ -93,4 +99,7 @@ pub struct GroupStateRecord {
     /// Its joiners' key package references, in the order of `own_joiners`.
     #[prost(bytes = "vec", repeated, tag = "9")]
     pub own_joiner_refs: Vec<Vec<u8>>,
+    /// Their key packages' init keys, in the same order.
+    #[prost(bytes = "vec", repeated, tag = "10")]
+    pub own_joiner_init_keys: Vec<Vec<u8>>,
 }

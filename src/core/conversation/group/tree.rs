@@ -1,0 +1,169 @@
+//! The ratchet tree, sent once per commit instead of inside every joiner's Welcome.
+//!
+//! A Welcome that carries the tree is about as large as the tree (1.5 MB at 1,000
+//! X-Wing members), and each joiner gets a Welcome of its own (PRIV1), so a batch of 50
+//! joiners at that size cost 80 MB and a 1,000-member creation 1.6 GB. Instead the
+//! committer seals the tree once under a fresh key and publishes it on the group topic
+//! (a `GroupTree`, segmented like anything over 100 KiB). Each joiner's `MemberWelcome`
+//! carries a `TreeTicket` (group id, tree key, digest of the sealed tree) HPKE-sealed to
+//! the init key of the key package it is added with, so only that joiner can open it and
+//! the inbox shows nobody which group it joins. The joiner opens the ticket, follows the
+//! group topic and joins when the tree arrives; openmls checks the tree against the tree
+//! hash in the signed GroupInfo, so a wrong tree cannot be slipped in.
+
+use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
+use openmls::prelude::*;
+use openmls_libcrux_crypto::Provider;
+use openmls_traits::crypto::OpenMlsCrypto;
+use openmls_traits::random::OpenMlsRand;
+use openmls_traits::storage::StorageProvider as _;
+use openmls_traits::types::HpkeCiphertext;
+use openmls_traits::OpenMlsProvider;
+use prost::Message as _;
+use zeroize::Zeroizing;
+
+use crate::core::address::blake2b;
+use crate::core::error::{CoreError, Result};
+use crate::core::wire::{GroupTree, MemberWelcome, TreeTicket};
+
+/// HPKE `info` of a sealed ticket.
+const TICKET_INFO: &[u8] = b"logos-chat group tree ticket v1";
+/// Associated data of the sealed tree.
+const TREE_AAD: &[u8] = b"logos-chat group tree v1";
+const NONCE_LEN: usize = 24;
+const TAG_LEN: usize = 16;
+
+/// The suffix of the conversation hint a `GroupTree` envelope carries.
+pub const TREE_HINT_SUFFIX: &str = "/tree";
+
+/// A tree sealed for one commit's joiners: the frame to publish and what each ticket names.
+pub struct SealedTree {
+    /// The encoded `GroupTree`.
+    pub frame: Vec<u8>,
+    key: Zeroizing<[u8; 32]>,
+    digest: [u8; 32],
+}
+
+impl std::fmt::Debug for SealedTree {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedTree").field("bytes", &self.frame.len()).finish_non_exhaustive()
+    }
+}
+
+/// The digest a ticket names its tree by.
+pub fn digest(frame: &[u8]) -> [u8; 32] {
+    blake2b::<32>(&[b"logos-chat group tree|", frame])
+}
+
+/// Seals the group's current ratchet tree under a fresh key.
+pub fn seal_tree(provider: &Provider, group: &MlsGroup) -> Result<SealedTree> {
+    let tree = Zeroizing::new(group.export_ratchet_tree().tls_serialize_detached().map_err(CoreError::mls)?);
+    let key: Zeroizing<[u8; 32]> =
+        Zeroizing::new(provider.rand().random_array().map_err(|_| CoreError::mls("no randomness"))?);
+    let nonce: [u8; NONCE_LEN] =
+        provider.rand().random_array().map_err(|_| CoreError::mls("no randomness"))?;
+    let mut ciphertext = vec![0u8; tree.len() + TAG_LEN];
+    libcrux_chacha20poly1305::xchacha20_poly1305::encrypt(&key, &tree, &mut ciphertext, TREE_AAD, &nonce)
+        .map_err(|_| CoreError::mls("ratchet tree too large to seal"))?;
+    let frame = GroupTree { nonce: nonce.to_vec(), ciphertext }.encode_to_vec();
+    Ok(SealedTree { digest: digest(&frame), frame, key })
+}
+
+/// A ticket for one joiner, sealed to `init_key` (its key package's HPKE init key).
+pub fn seal_ticket(
+    provider: &Provider,
+    group: &MlsGroup,
+    tree: &SealedTree,
+    init_key: &[u8],
+) -> Result<Vec<u8>> {
+    let ticket = Zeroizing::new(
+        TreeTicket {
+            group_id: group.group_id().as_slice().to_vec(),
+            key: tree.key.to_vec(),
+            digest: tree.digest.to_vec(),
+        }
+        .encode_to_vec(),
+    );
+    let sealed = provider
+        .crypto()
+        .hpke_seal(group.ciphersuite().hpke_config(), init_key, TICKET_INFO, &[], &ticket)
+        .map_err(CoreError::mls)?;
+    sealed.tls_serialize_detached().map_err(CoreError::mls)
+}
+
+/// An opened ticket: where the tree is and how to open it.
+pub struct Ticket {
+    /// The group id.
+    pub group_id: Vec<u8>,
+    /// The digest of the `GroupTree` frame.
+    pub digest: [u8; 32],
+    key: Zeroizing<[u8; 32]>,
+}
+
+impl std::fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ticket").field("group_id", &hex::encode(&self.group_id)).finish_non_exhaustive()
+    }
+}
+
+/// Opens the ticket of a `MemberWelcome` with the init key of the key package its Welcome
+/// is for (looked up in the provider's storage, where openmls keeps the bundle).
+pub fn open_ticket(provider: &Provider, mw: &MemberWelcome) -> Result<Ticket> {
+    let msg = MlsMessageIn::tls_deserialize_exact(&mw.welcome_bytes)
+        .map_err(|e| CoreError::decode("welcome", e))?;
+    let MlsMessageBodyIn::Welcome(w) = msg.extract() else {
+        return Err(CoreError::decode("welcome", "not a Welcome"));
+    };
+    let sealed = HpkeCiphertext::tls_deserialize_exact(&mw.tree_ticket)
+        .map_err(|e| CoreError::decode("tree ticket", e))?;
+    for secrets in w.secrets() {
+        let kp_ref = secrets.new_member();
+        let bundle: Option<KeyPackageBundle> =
+            provider.storage().key_package(&kp_ref).map_err(CoreError::mls)?;
+        let Some(bundle) = bundle else { continue };
+        let opened = provider
+            .crypto()
+            .hpke_open(
+                bundle.key_package().ciphersuite().hpke_config(),
+                &sealed,
+                bundle.init_private_key(),
+                TICKET_INFO,
+                &[],
+            )
+            .map(Zeroizing::new)
+            .map_err(|_| CoreError::Verify("tree ticket does not open"))?;
+        let t = TreeTicket::decode(opened.as_slice()).map_err(|e| CoreError::decode("tree ticket", e))?;
+        let key = <[u8; 32]>::try_from(t.key.as_slice())
+            .map_err(|_| CoreError::decode("tree ticket", "key is not 32 bytes"))?;
+        let digest = <[u8; 32]>::try_from(t.digest.as_slice())
+            .map_err(|_| CoreError::decode("tree ticket", "digest is not 32 bytes"))?;
+        let mut t = t;
+        zeroize::Zeroize::zeroize(&mut t.key);
+        return Ok(Ticket { group_id: t.group_id, digest, key: Zeroizing::new(key) });
+    }
+    // Not for a key package of ours (the Welcome of someone else, or of a reset device).
+    Err(CoreError::mls("NoMatchingKeyPackage"))
+}
+
+/// Opens a `GroupTree` frame whose digest the ticket names.
+pub fn open_tree(frame: &[u8], ticket: &Ticket) -> Result<RatchetTreeIn> {
+    if digest(frame) != ticket.digest {
+        return Err(CoreError::Verify("not the tree the ticket names"));
+    }
+    let t = GroupTree::decode(frame).map_err(|e| CoreError::decode("group tree", e))?;
+    let nonce = <[u8; NONCE_LEN]>::try_from(t.nonce.as_slice())
+        .map_err(|_| CoreError::decode("group tree", "nonce is not 24 bytes"))?;
+    if t.ciphertext.len() < TAG_LEN {
+        return Err(CoreError::decode("group tree", "truncated"));
+    }
+    let mut tree = Zeroizing::new(vec![0u8; t.ciphertext.len() - TAG_LEN]);
+    libcrux_chacha20poly1305::xchacha20_poly1305::decrypt(
+        &ticket.key,
+        &mut tree,
+        &t.ciphertext,
+        TREE_AAD,
+        &nonce,
+    )
+    .map_err(|_| CoreError::Verify("group tree does not open"))?;
+    RatchetTreeIn::tls_deserialize_exact(tree.as_slice()).map_err(|e| CoreError::decode("ratchet tree", e))
+}
