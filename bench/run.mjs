@@ -53,6 +53,18 @@ const groupsNative = execFileSync("cargo", ["bench", "--bench", "groups", "--", 
   .filter((l) => l.startsWith("{"))
   .map((l) => JSON.parse(l));
 
+// ── groups, native: our engine (Client) at 1,000 and 10,000 members in the simulated network ──
+// The core's test build (dependencies at opt-level 2, as `npm test` builds them); only a
+// sample of joiners runs, see src/core/tests/group.rs.
+const engineTests = ["core::tests::group::exactly_one_transport_publish_per_group_message_at_1000_members", "core::tests::group::a_10000_member_group_is_created_and_chats_in_one_publish_per_message"];
+const groupsEngine = quick
+  ? []
+  : execFileSync("cargo", ["test", "--lib", "--", "--include-ignored", "--nocapture", "--test-threads", "1", "--exact", ...engineTests], { cwd: root, stdio: ["ignore", "pipe", "inherit"], maxBuffer: 64 << 20 })
+      .toString()
+      .split("\n")
+      .filter((l) => l.startsWith('{"engine"'))
+      .map((l) => JSON.parse(l));
+
 // ── wasm in Node ──
 const node = { core: await coreLoop(glue, N), api: await apiLoop(logos, N) };
 const { startDevNode } = await import(join(root, "pkg", "devnode", "index.js"));
@@ -114,7 +126,7 @@ const results = {
   direct: { native, node, chromium: { core: chrome.core, api: chrome.api } },
   storage: { node: nodeStorage, chromium: chrome.storage },
   delivery,
-  groups: { native: groupsNative, node: groupsNode, chromium: chrome.groups },
+  groups: { native: groupsNative, engine: groupsEngine, node: groupsNode, chromium: chrome.groups },
 };
 console.log(`\n### package\n\n| .wasm raw | .wasm gzip | JS glue | instantiate (Node) | instantiate (Chromium) | cold start (Chromium: page load → profile of ${storageShape.conversations} conversations restored) |\n|---|---|---|---|---|---|`);
 console.log(`| ${f(pkg.wasmRaw / 1024)} KiB | ${f(pkg.wasmGzip / 1024)} KiB | ${f(pkg.glueRaw / 1024)} KiB | ${f(instantiateMs)} ms | ${f(chrome.instantiateMs)} ms | ${f(chrome.cold.coldStartMs)} ms |`);
@@ -142,12 +154,17 @@ console.log("| suite | N | create | add-50 | join | remove | send 1 KiB | receiv
 for (const g of groupsNative) {
   console.log(`| ${g.suite} | ${g.n} | ${f(g.createMs)} ms | ${f(g.add50Ms)} ms | ${f(g.joinMs)} ms | ${f(g.removeMs)} ms | ${f(g.sendMs, 3)} ms | ${f(g.receiveMs, 3)} ms | ${kib(g.welcomeBytes)} | ${kib(g.treeBytes)} | ${kib(g.addCommitBytes)} | ${kib(g.removeCommitBytes)} |`);
 }
+if (groupsEngine.length) {
+  console.log(`\n### groups, native: the whole engine (X-Wing, de-MLS, simulated network; the founder creates, a sample of joiners runs)\n`);
+  console.log("| N | createGroup (founder) | bytes published by the creation | largest Welcome | joiners run | join each (Welcome → tree → joined) | send | publishes per message (P1) |\n|---|---|---|---|---|---|---|---|");
+  for (const g of groupsEngine) console.log(`| ${g.n} | ${f(g.createMs / 1000, 2)} s | ${f(g.createdBytes / 2 ** 20, 1)} MiB | ${kib(g.welcomeBytes)} | ${g.onlineJoiners} | ${f(g.joinEachMs)} ms | ${f(g.sendMs, 2)} ms | ${g.publishesPerMessage} |`);
+}
 console.log(`\n### groups through the API, wasm, memory hub (X-Wing, de-MLS; every member in the one process)\n`);
 console.log("| where | N | createGroup | all joined | message to all p50 | p95 | publishes per message (P1) |\n|---|---|---|---|---|---|---|");
 for (const [where, list] of [["Node", groupsNode], ["Chromium", chrome.groups]]) {
   for (const g of list) console.log(`| ${where} | ${g.n} | ${f(g.createMs)} ms | ${f(g.joinedMs)} ms | ${f(g.p50Ms, 2)} ms | ${f(g.p95Ms, 2)} ms | ${g.publishesPerMessage} |`);
 }
-if ([...groupsNode, ...chrome.groups].some((g) => g.publishesPerMessage !== 1)) throw new Error("P1: a group message took more than one publish");
+if ([...groupsEngine, ...groupsNode, ...chrome.groups].some((g) => g.publishesPerMessage !== 1)) throw new Error("P1: a group message took more than one publish");
 console.log(`\n### storage: ${nodeStorage.conversations} conversations, ${nodeStorage.messages} messages (encrypted at rest)\n`);
 console.log("| where | per-message write (send + commit) | open + restore | page 50 (newest) | page 50 (older) |\n|---|---|---|---|---|");
 for (const [where, r] of [["Node, file store", nodeStorage], ["Chromium, IndexedDB", chrome.storage]]) {

@@ -21,6 +21,6 @@ pub mod vote;
 pub use config::Config;
 pub use score::{ScoreEvent, Scores};
 pub use select::CandidateKey;
-pub use state::{Governance, GovernanceRecord};
+pub use state::{Governance, GovernanceRecord, MAX_REELECTIONS};
 pub use steward::steward_list;
 pub use vote::{Ballot, Decision};

@@ -44,12 +44,18 @@ pub struct Governance {
     pub decided: Vec<u32>,
     /// Local peer scores.
     pub scores: Scores,
-    /// Any member may commit (no steward produced a commit in time).
+    /// Any member may commit (no steward produced a commit in time, even re-elected).
     pub recovery: bool,
+    /// Re-elections in this epoch (L2): the steward list is drawn again with this
+    /// `retry_round` when no listed steward committed in time.
+    pub retry_round: u32,
     /// The epoch the founder's creation commits end at: before it, the founder adds the
     /// initial members 50 per commit with no vote (they were named at creation).
     pub founding_epoch: u64,
 }
+
+/// Re-elections in one epoch before recovery mode (de-MLS 4.1: 2).
+pub const MAX_REELECTIONS: u32 = 2;
 
 /// How many decided ids are remembered.
 const DECIDED_CAP: usize = 1024;
@@ -135,9 +141,12 @@ impl Governance {
         self.approved.first().map(|a| a.at + self.config.commit_batch_window)
     }
 
-    /// When recovery mode starts if no candidate came: window, freeze and retry window.
+    /// When the next liveness step is due if no candidate came: the window, the freeze,
+    /// and a retry window per step; a re-election (L2) while rounds are left, then
+    /// recovery mode (L3).
     pub fn recovery_due(&self) -> Option<u64> {
-        self.commit_due().map(|t| t + self.config.freeze_duration + self.config.retry_window)
+        let retries = u64::from(self.retry_round) + 1;
+        self.commit_due().map(|t| t + self.config.freeze_duration + self.config.retry_window * retries)
     }
 
     /// The earliest timer: a proposal's timeout, the commit window or recovery.
@@ -150,6 +159,7 @@ impl Governance {
     pub fn committed(&mut self, ids: &[u32]) {
         self.approved.retain(|a| !ids.contains(&a.proposal.proposal_id));
         self.recovery = false;
+        self.retry_round = 0;
     }
 
     /// What a joiner receives.
@@ -187,6 +197,7 @@ impl Governance {
             approved_at: self.approved.iter().map(|a| a.at).collect(),
             decided: self.decided.clone(),
             recovery: self.recovery,
+            retry_round: self.retry_round,
         }
     }
 
@@ -209,6 +220,7 @@ impl Governance {
         }
         g.decided = rec.decided;
         g.recovery = rec.recovery;
+        g.retry_round = rec.retry_round;
         Ok(g)
     }
 }
@@ -234,6 +246,9 @@ pub struct GovernanceRecord {
     /// Recovery mode.
     #[prost(bool, tag = "6")]
     pub recovery: bool,
+    /// Re-elections in this epoch.
+    #[prost(uint32, tag = "7")]
+    pub retry_round: u32,
 }
 
 /// A persisted open proposal.

@@ -133,6 +133,36 @@ fn the_epoch_steward_goes_silent_and_the_backup_commits() {
 }
 
 #[test]
+fn when_no_listed_steward_commits_a_re_election_in_the_same_epoch_picks_one_who_does() {
+    let mut net = Net::default();
+    let nodes: Vec<usize> = (0..5).map(|i| net.join(80 + i)).collect();
+    let newcomer = net.join(90);
+    let config = Config { stewards: 1, ..Config::default() };
+    let g = net.create_group(nodes[0], "l2", &nodes[1..], Some(config));
+    let steward = net.nodes[nodes[0]].client.group_stewards(&g).unwrap()[0].clone();
+    let silent = net.index_of(&steward);
+    net.set_online(silent, false);
+    let proposer = nodes.iter().copied().find(|n| *n != silent).unwrap();
+    let topic = format!("/logos-chat/1/{}/proto", net.nodes[proposer].client.group_topic_address(&g));
+    let before = net.published_on.get(&topic).copied().unwrap_or(0);
+    net.add(proposer, &g, &[newcomer]);
+    // The window, the freeze and one retry window per re-election (two at most), then a freeze.
+    net.advance(WINDOW + 2 * 5_000 + 30_000);
+    let mut all = nodes.clone();
+    all.push(newcomer);
+    let online: Vec<usize> = all.iter().copied().filter(|n| *n != silent).collect();
+    net.assert_agree(&g, &online, &all);
+    // 1 proposal, 3 votes, then one candidate (a re-elected steward's) and its sealed tree;
+    // recovery mode would have had all four members mint one.
+    let published = net.published_on.get(&topic).copied().unwrap_or(0) - before;
+    assert_eq!(published, 6, "one re-elected steward committed");
+    assert!(net.nodes[proposer].client.group_score(&g, &steward) < 100, "the silent steward is penalised");
+    net.set_online(silent, true);
+    net.run();
+    net.assert_converged(&g, &all);
+}
+
+#[test]
 fn two_stewards_commit_concurrently_and_every_member_picks_the_same_commit() {
     let mut net = Net::default();
     let [a, b, c, d] = [net.join(21), net.join(22), net.join(23), net.join(24)];

@@ -219,14 +219,16 @@ impl GroupConversation {
     ) -> Result<()> {
         let stewards = self.stewards();
         let id = member_id(&committer);
-        if !self.gov.recovery && !stewards.contains(&id) {
+        if !self.gov.recovery && !self.steward_of_some_round(&id) {
             self.penalise(&id, ScoreEvent::MisbehavingCommit);
             out.rejected.push("a commit from a member who is not a steward of this epoch".into());
             return Ok(());
         }
         let effect = self.effect_of(&staged);
         let actions = effect.as_ref().map_or(0, effect_size);
-        let key_ = CandidateKey::new(actions, stewards.first() == Some(&id), id.clone(), bytes);
+        // The epoch steward of round 0: what every member agrees on, whatever its round.
+        let epoch_steward = self.stewards_of_round(0).first() == Some(&id);
+        let key_ = CandidateKey::new(actions, epoch_steward, id.clone(), bytes);
         self.candidates.retain(|c| c.committer != id);
         self.candidates.push(Candidate { key: key_, committer: id, effect, staged });
         self.freeze_until.get_or_insert(now + self.gov.config.freeze_duration);
@@ -401,7 +403,7 @@ impl GroupConversation {
     ) -> Result<()> {
         self.freeze_until = None;
         let plan = self.plan(provider);
-        let stewards = self.stewards();
+        let round0 = self.stewards_of_round(0);
         let mut valid: Vec<(CandidateKey, Option<usize>)> = Vec::new();
         let attested = std::mem::take(&mut self.attested);
         let proposed = self.proposed_effect(provider);
@@ -425,7 +427,7 @@ impl GroupConversation {
             out.rejected.push("a commit whose proposals are not the approved ones".into());
         }
         if let Some(own) = &self.own {
-            let by_epoch_steward = stewards.first() == Some(&member_id(me));
+            let by_epoch_steward = round0.first() == Some(&member_id(me));
             valid.push((CandidateKey::new(own.actions, by_epoch_steward, member_id(me), &own.commit), None));
         }
         valid.sort_by(|a, b| a.0.cmp(&b.0));
@@ -436,7 +438,7 @@ impl GroupConversation {
         let candidates = std::mem::take(&mut self.candidates);
         let own = self.own.take();
         for (k, _) in valid.iter().skip(1) {
-            if stewards.contains(&k.steward) {
+            if self.steward_of_some_round(&k.steward) {
                 self.penalise(&k.steward, ScoreEvent::HonestCommitAttempt);
             }
         }

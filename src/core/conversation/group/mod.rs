@@ -20,7 +20,9 @@ use super::metadata::Metadata;
 use super::{mls, ConversationMeta};
 use crate::core::account::{DelegateCredential, InstallationKey};
 use crate::core::address::{AccountId, ConversationId, InstallationId};
-use crate::core::demls::{steward_list, CandidateKey, Config, Governance, GovernanceRecord, ScoreEvent};
+use crate::core::demls::{
+    steward_list, CandidateKey, Config, Governance, GovernanceRecord, ScoreEvent, MAX_REELECTIONS,
+};
 use crate::core::directory::parse_key_package;
 use crate::core::error::{CoreError, Result};
 use crate::core::sds::Channel;
@@ -117,7 +119,7 @@ const MAX_ADDS: usize = mls::MAX_ADDS_PER_COMMIT;
 impl GroupConversation {
     /// Creates a group holding us and the installations of `key_packages`, added in one
     /// commit (merged at once: nobody else can commit yet, and nobody has to process it,
-    /// since everyone in it joins from a Welcome). The joiners get a Welcome with the sync
+    /// since everyone in it joins from a Welcome, so it is not even sent). The joiners get a Welcome with the sync
     /// and a ticket to the one sealed tree. The 50-per-commit rule of de-MLS stewards
     /// (§3.6) bounds what members must validate; at creation there are none, and batches
     /// would make the first joiners process every later batch and the founder publish a
@@ -143,9 +145,11 @@ impl GroupConversation {
         let mut out = GroupOutput { members_changed: true, ..GroupOutput::default() };
         if !key_packages.is_empty() {
             convo.gov.founding_epoch = 1;
+            // The commit itself is not published: everyone it adds joins from a Welcome,
+            // so it has no receiver (and at 10,000 X-Wing members it is 28 MB, past the
+            // 256 segments of LIP-243).
             let own = convo.build_commit(provider, key, key_packages, Vec::new(), None)?;
             convo.group.merge_pending_commit(provider).map_err(CoreError::mls)?;
-            out.publish.push(own.commit.clone());
             convo.send_welcomes(provider, key, &own, &mut out)?;
         }
         Ok((convo, out))
@@ -249,9 +253,28 @@ impl GroupConversation {
         self.credentials().iter().map(member_id).collect()
     }
 
-    /// This epoch's steward list (member ids), the epoch steward first.
+    /// This epoch's steward list (member ids) after its re-elections, the epoch steward first.
     pub fn stewards(&self) -> Vec<Vec<u8>> {
-        steward_list(self.epoch(), 0, self.id.as_str(), &self.member_ids(), self.gov.config.stewards as usize)
+        self.stewards_of_round(self.gov.retry_round)
+    }
+
+    /// The steward list of one election round of this epoch.
+    pub(super) fn stewards_of_round(&self, round: u32) -> Vec<Vec<u8>> {
+        steward_list(
+            self.epoch(),
+            round,
+            self.id.as_str(),
+            &self.member_ids(),
+            self.gov.config.stewards as usize,
+        )
+    }
+
+    /// Whether `id` is a steward of any election round of this epoch. A candidate is
+    /// accepted from any of them: members' clocks differ, so some may not have reached
+    /// the round whose steward committed, and a valid commit of the approved work is
+    /// harmless whoever of them makes it.
+    pub(super) fn steward_of_some_round(&self, id: &[u8]) -> bool {
+        (0..=MAX_REELECTIONS).any(|r| self.stewards_of_round(r).iter().any(|s| s == id))
     }
 
     /// The accounts of this epoch's stewards.
@@ -427,11 +450,16 @@ impl GroupConversation {
         }
         let idle = self.own.is_none() && self.candidates.is_empty();
         if idle && !self.gov.recovery && self.gov.recovery_due().is_some_and(|t| now >= t) {
-            // No steward committed in time: penalise the epoch steward and let anyone commit (L3).
+            // No steward committed in time: penalise the epoch steward, then draw the list
+            // again (L2) while re-elections are left, else let anyone commit (L3).
             if let Some(s) = self.stewards().first() {
                 self.penalise(s, ScoreEvent::CensorshipInactivity);
             }
-            self.gov.recovery = true;
+            if self.gov.retry_round < MAX_REELECTIONS {
+                self.gov.retry_round += 1;
+            } else {
+                self.gov.recovery = true;
+            }
             self.mint(provider, key, me, now, &mut out)?;
         }
         self.propose_removals(provider, key, me, now, &mut out)?;
