@@ -4,10 +4,11 @@
 //! One-shot timings (criterion would repeat a 10,000-member create for minutes); prints
 //! one JSON object per line for `bench/run.mjs`. `--quick` stops at N = 100.
 //!
-//! Measured: create (the creator adds everyone, 50 per commit, add-only commits without an
-//! UpdatePath as de-MLS stewards make them), add-50 (the last of those commits), join (a
-//! member of the last batch processes its own Welcome, cut down to its one entry, with the
-//! ratchet tree that travels apart), remove (one member, a commit with an UpdatePath), and
+//! Measured: create (the founder adds N − 1 in one commit, as the engine does), add-50
+//! (a steward's add-only commit of 50 more, without an UpdatePath, as de-MLS stewards make
+//! them, with the Welcomes cut per joiner and the tree exported once), join (one of those
+//! 50 processes its own Welcome with the ratchet tree that travels apart), remove (one
+//! member, a commit with an UpdatePath), and
 //! a 1 KiB application message (encrypt, decrypt), with the byte sizes of the per-joiner
 //! Welcome, the tree (published once per commit), the commits and the message against
 //! the 150 KiB limit.
@@ -17,9 +18,9 @@ use std::time::Instant;
 
 use logos_chat::core::account::{AccountKey, DelegateCredential, InstallationKey};
 use logos_chat::core::conversation::mls;
+use logos_chat::core::conversation::mls_store::Provider;
 use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
 use openmls::prelude::*;
-use openmls_libcrux_crypto::Provider;
 
 const LIMIT: usize = 150 * 1024;
 
@@ -53,11 +54,14 @@ fn run(suite: Ciphersuite, label: &str, n: usize) {
     let others = Provider::new().unwrap();
     let (key, cred) = installation();
     let kps: Vec<KeyPackage> = (1..n).map(|_| key_package(&others, suite)).collect();
+    let more: Vec<KeyPackage> = (0..mls::MAX_ADDS_PER_COMMIT).map(|_| key_package(&others, suite)).collect();
     let config = MlsGroupCreateConfig::builder()
         .ciphersuite(suite)
         .use_ratchet_tree_extension(false)
         .capabilities(capabilities(suite))
         .build();
+    // Create: the founder adds everyone in one commit, as the engine does (it does not
+    // publish that commit: everyone in it joins from a Welcome).
     let t = Instant::now();
     let mut group = MlsGroup::new_with_group_id(
         &creator,
@@ -67,19 +71,27 @@ fn run(suite: Ciphersuite, label: &str, n: usize) {
         mls::credential_with_key(&cred),
     )
     .unwrap();
-    let (mut add50_ms, mut welcome, mut commit_len, mut tree) = (0.0, Vec::new(), 0, Vec::new());
-    for batch in kps.chunks(mls::MAX_ADDS_PER_COMMIT) {
-        let tb = Instant::now();
-        let (commit, w, _) = group.add_members_without_update(&creator, &key, batch).unwrap();
+    if !kps.is_empty() {
+        let (_, w, _) = group.add_members_without_update(&creator, &key, &kps).unwrap();
         group.merge_pending_commit(&creator).unwrap();
-        // What the steward sends: the tree once, and each joiner its own Welcome entry.
-        tree = group.export_ratchet_tree().tls_serialize_detached().unwrap();
-        let last = batch.last().unwrap().hash_ref(creator.crypto()).unwrap();
-        welcome = mls::welcome_for(&w.tls_serialize_detached().unwrap(), last.as_slice()).unwrap();
-        add50_ms = ms(tb);
-        commit_len = commit.tls_serialize_detached().unwrap().len();
+        let refs: Vec<Vec<u8>> =
+            kps.iter().map(|k| k.hash_ref(creator.crypto()).unwrap().as_slice().to_vec()).collect();
+        let refs: Vec<&[u8]> = refs.iter().map(Vec::as_slice).collect();
+        mls::welcomes_for(&w.tls_serialize_detached().unwrap(), &refs).unwrap();
     }
     let create_ms = ms(t);
+    // Add-50 to the group of N: a steward's add-only commit (no UpdatePath), each joiner's
+    // own Welcome entry, and the tree once.
+    let t = Instant::now();
+    let (commit, w, _) = group.add_members_without_update(&creator, &key, &more).unwrap();
+    group.merge_pending_commit(&creator).unwrap();
+    let refs: Vec<Vec<u8>> =
+        more.iter().map(|k| k.hash_ref(creator.crypto()).unwrap().as_slice().to_vec()).collect();
+    let refs: Vec<&[u8]> = refs.iter().map(Vec::as_slice).collect();
+    let welcome = mls::welcomes_for(&w.tls_serialize_detached().unwrap(), &refs).unwrap().pop().unwrap();
+    let tree = group.export_ratchet_tree().tls_serialize_detached().unwrap();
+    let add50_ms = ms(t);
+    let commit_len = commit.tls_serialize_detached().unwrap().len();
 
     let t = Instant::now();
     let msg = MlsMessageIn::tls_deserialize_exact(&welcome).unwrap();

@@ -21,7 +21,7 @@ use super::address::blake2b;
 use super::error::{CoreError, Result};
 
 /// The schema this build writes. Older stores are migrated step by step ([`migrate`]).
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The object stores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -392,11 +392,13 @@ pub fn decode_record<M: prost::Message + Default>(what: &'static str, bytes: &[u
 pub type LoadedRecord = (String, Vec<u8>, Vec<u8>);
 
 /// Brings records written at an older schema to [`SCHEMA_VERSION`], one step at a
-/// time. Each step is a function with its own test; version 1 is the first schema,
-/// so there is no step yet. A store newer than this build is refused.
+/// time. Each step is a function with its own test. Version 2 encodes openmls's state
+/// with postcard instead of JSON (`conversation::mls_store`); a version-1 store opens,
+/// and its MLS entries migrate as they are read (the mls store's legacy mode), so there
+/// is no step to run here. A store newer than this build is refused.
 pub fn migrate(from: u32) -> Result<()> {
     match from {
-        SCHEMA_VERSION => Ok(()),
+        SCHEMA_VERSION | 1 => Ok(()),
         v if v > SCHEMA_VERSION => Err(CoreError::StoreCorrupt(format!(
             "store schema {v} is newer than this build ({SCHEMA_VERSION})"
         ))),

@@ -10,9 +10,9 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
+use crate::core::conversation::mls_store::Provider;
 use openmls::prelude::tls_codec::Serialize as _;
 use openmls::prelude::KeyPackage;
-use openmls_libcrux_crypto::Provider;
 use openmls_traits::OpenMlsProvider;
 use prost::Message as _;
 use rand_core::CryptoRngCore;

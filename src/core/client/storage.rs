@@ -70,6 +70,8 @@ impl Client {
         };
         let mut client =
             Self::assemble(rng, provider, store_key, account, installation, bundle, placeholder)?;
+        // Schema 1 kept openmls's entries in JSON: they migrate as openmls reads them.
+        client.provider.storage().set_legacy(meta.schema_version == 1);
         {
             let mut values = client.provider.storage().values.write().map_err(CoreError::mls)?;
             for v in by_store.remove(&Store::Mls).unwrap_or_default() {

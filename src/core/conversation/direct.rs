@@ -5,9 +5,9 @@
 //! decrypted application bytes with the authenticated sender, applies commits,
 //! and ignores past-epoch traffic. Never does I/O: the client routes bytes.
 
+use crate::core::conversation::mls_store::Provider;
 use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
 use openmls::prelude::*;
-use openmls_libcrux_crypto::Provider;
 use openmls_traits::OpenMlsProvider;
 
 use super::mls;

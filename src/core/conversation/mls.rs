@@ -183,11 +183,6 @@ pub fn welcomes_for(welcome: &[u8], kp_refs: &[&[u8]]) -> Result<Vec<Vec<u8>>> {
     Ok(out)
 }
 
-/// [`welcomes_for`] for one joiner.
-pub fn welcome_for(welcome: &[u8], kp_ref: &[u8]) -> Result<Vec<u8>> {
-    welcomes_for(welcome, &[kp_ref])?.pop().ok_or(CoreError::decode("welcome", "no entry for this joiner"))
-}
-
 /// Appends an MLS variable-length vector: a 1-, 2- or 4-byte QUIC-style varint length,
 /// then the bytes (RFC 9420 §2.1.2).
 pub fn put_vec(out: &mut Vec<u8>, b: &[u8]) {

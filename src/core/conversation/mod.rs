@@ -8,13 +8,14 @@ pub mod direct;
 pub mod group;
 pub mod metadata;
 pub mod mls;
+pub mod mls_store;
 
 pub use direct::{ConversationMeta, DirectConversation, Inbound};
 pub use group::{GroupConversation, GroupOutput};
 pub use metadata::Metadata;
 
+use crate::core::conversation::mls_store::Provider;
 use openmls::prelude::{GroupId, MlsGroup};
-use openmls_libcrux_crypto::Provider;
 use openmls_traits::OpenMlsProvider;
 
 use crate::core::address::ConversationId;

@@ -11,9 +11,9 @@
 
 use std::collections::BTreeSet;
 
+use crate::core::conversation::mls_store::Provider;
 use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
 use openmls::prelude::*;
-use openmls_libcrux_crypto::Provider;
 use prost::Message as _;
 
 use super::metadata::Metadata;

@@ -11,9 +11,9 @@
 //! group topic and joins when the tree arrives; openmls checks the tree against the tree
 //! hash in the signed GroupInfo, so a wrong tree cannot be slipped in.
 
+use crate::core::conversation::mls_store::Provider;
 use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
 use openmls::prelude::*;
-use openmls_libcrux_crypto::Provider;
 use openmls_traits::crypto::OpenMlsCrypto;
 use openmls_traits::random::OpenMlsRand;
 use openmls_traits::storage::StorageProvider as _;
