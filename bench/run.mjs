@@ -62,7 +62,8 @@ const groupsEngine = quick
   : execFileSync("cargo", ["test", "--lib", "--", "--include-ignored", "--nocapture", "--test-threads", "1", "--exact", ...engineTests], { cwd: root, stdio: ["ignore", "pipe", "inherit"], maxBuffer: 64 << 20 })
       .toString()
       .split("\n")
-      .filter((l) => l.startsWith('{"engine"'))
+      .map((l) => l.match(/\{"engine".*\}/)?.[0])
+      .filter(Boolean)
       .map((l) => JSON.parse(l));
 
 // ── wasm in Node ──

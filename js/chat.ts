@@ -14,6 +14,11 @@ type Listener<T> = (value: T) => void;
 const encoder = new TextEncoder();
 import { glue } from "./wasm.js";
 
+
+/** Tries of a directory read the core asked for, before it is told without one (about 30 s). */
+const LOOKUP_RETRIES = 6;
+/** How far back a repair reads a conversation's topic from the store. */
+const REPAIR_WINDOW_MS = 10 * 60_000;
 export class ChatImpl implements Chat, ConversationDriver {
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
@@ -132,10 +137,7 @@ export class ChatImpl implements Chat, ConversationDriver {
       }
     }
     if (sent.length) await this.adapter.commit(sent, { durable: false });
-    for (const account of fx.lookups) {
-      await this.lookup();
-      await this.apply(this.client.lookupComplete(account) as CoreEffects);
-    }
+    for (const account of fx.lookups) await this.lookupFor(account);
     if (fx.wakeAt !== undefined) this.arm(fx.wakeAt);
     for (const ev of fx.events) {
       switch (ev.type) {
@@ -154,8 +156,11 @@ export class ChatImpl implements Chat, ConversationDriver {
         case "error":
           this.emit("error", toLogosError(ev));
           break;
+        case "missing":
+          this.repair(ev.conversationId);
+          break;
         default:
-          break; // ack / missing: their public events land with the reliability issue
+          break; // ack: its public event lands with the reliability issue
       }
     }
   }
@@ -214,6 +219,48 @@ export class ChatImpl implements Chat, ConversationDriver {
   }
 
   private directorySince: Date | undefined;
+  private repairing = new Set<string>();
+
+  /**
+   * Causal history names a message of this conversation that never arrived (lost on the
+   * way, as a filter push can be): read the conversation's topic from the store again,
+   * once a second at most; what was already handled is skipped by the core.
+   */
+  private repair(conversationId: string): void {
+    if (this.repairing.has(conversationId)) return;
+    this.repairing.add(conversationId);
+    setTimeout(() => {
+      this.repairing.delete(conversationId);
+      if (this.closed) return;
+      this.run(async () => {
+        const topic = glue.WasmClient.conversationTopic(conversationId) as string;
+        const since = new Date(Date.now() - REPAIR_WINDOW_MS);
+        for await (const m of this.transport.query({ contentTopics: [topic], since })) await this.handle(m);
+      }).catch(() => undefined);
+    }, 1000);
+  }
+
+  /**
+   * A lookup the core asked for (a sender to confirm): the directory is read, then the
+   * core told. A failed read (a busy store) is retried with back-off; after the last try
+   * the core is told anyway, and releases what it held without the unconfirmed account,
+   * so a message is never kept back for good.
+   */
+  private async lookupFor(account: string, attempt = 0): Promise<void> {
+    try {
+      await this.lookup();
+    } catch (e) {
+      if (attempt < LOOKUP_RETRIES) {
+        const delay = Math.min(16_000, 500 * 2 ** attempt);
+        setTimeout(() => {
+          if (!this.closed) this.run(() => this.lookupFor(account, attempt + 1)).catch(() => undefined);
+        }, delay);
+        return;
+      }
+      this.emit("error", toLogosError(e, "TRANSPORT_UNAVAILABLE"));
+    }
+    await this.apply(this.client.lookupComplete(account) as CoreEffects);
+  }
 
   /**
    * Reads the directory topics' history into the core: everything the first time, then

@@ -177,6 +177,12 @@ impl WasmClient {
         to_js(&self.inner.conversations())
     }
 
+    /// The content topic a conversation is delivered on.
+    #[wasm_bindgen(js_name = conversationTopic)]
+    pub fn conversation_topic(id: &str) -> Result<String, JsValue> {
+        crate::core::address::ConversationId::parse(id).map(|c| c.topic().as_str().to_owned()).map_err(err)
+    }
+
     /// Since when (ms) a topic's history is needed after a restart, if not all of it.
     #[wasm_bindgen(js_name = catchUpSince)]
     pub fn catch_up_since(&self, topic: &str) -> Option<f64> {

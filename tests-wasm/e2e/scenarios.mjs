@@ -140,6 +140,48 @@ export async function bringYourOwnTransport(logos) {
   return { published };
 }
 
+/**
+ * A push lost on the way (the message is in the store, the subscriber never saw it): the
+ * next message's causal history names it, and the receiver reads it back from the store.
+ */
+export async function aLostPushIsRepairedFromTheStore(logos) {
+  const hub = logos.createMemoryHub();
+  const inner = hub.transport();
+  let drop = false;
+  let dropped = 0;
+  const lossy = {
+    maxMessageSize: inner.maxMessageSize,
+    publish: (topic, payload) => inner.publish(topic, payload),
+    subscribe: (topics, cb) =>
+      inner.subscribe(topics, (m) => {
+        if (drop && dropped === 0) {
+          dropped++;
+          return;
+        }
+        cb(m);
+      }),
+    query: (q) => inner.query(q),
+    close: () => inner.close(),
+  };
+  const a = await (await logos.connect("memory", { hub })).chat({ name: "repair-a", store: "memory" });
+  const b = await (await logos.connect(lossy)).chat({ name: "repair-b", store: "memory" });
+  const dm = await a.startDirect(b.accountId);
+  await waitFor(b, "conversation");
+  const texts = [];
+  b.on("message", (m) => texts.push(m.text));
+  drop = true;
+  await dm.send("lost on the way");
+  const second = waitFor(b, "message", (m) => m.text === "lost on the way", 10_000);
+  await dm.send("names the lost one");
+  await second;
+  assert(dropped === 1 && texts.includes("names the lost one"), `texts ${texts}`);
+  const history = (await (await b.conversation(dm.id)).history({ limit: 10 })).map((m) => m.text);
+  assert(history.includes("lost on the way") && history.includes("names the lost one"), `history ${history}`);
+  await a.close();
+  await b.close();
+  return { dropped };
+}
+
 /** A transport that fails its first publishes: the outbox retries without app code. */
 export async function outboxRetriesTransientFailures(logos) {
   const hub = logos.createMemoryHub();
@@ -232,4 +274,4 @@ export async function groupLifecycle(logos) {
   return { members: left.length };
 }
 
-export const all = { groupLifecycle, twoAccountsChatBothWays, startDirectRejectsBadAccounts, messagingApi, bringYourOwnTransport, outboxRetriesTransientFailures };
+export const all = { groupLifecycle, twoAccountsChatBothWays, startDirectRejectsBadAccounts, messagingApi, bringYourOwnTransport, outboxRetriesTransientFailures, aLostPushIsRepairedFromTheStore };
