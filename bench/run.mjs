@@ -150,7 +150,7 @@ for (const [who, r] of [["edge (lightpush)", delivery.node], ["core (relay)", de
   console.log(`| ${g.delivered} / ${g.expected} | ${f(g.ratio, 3)} | ${f(g.joinedMs / 1000, 1)} s | ${f(g.p50Ms)} ms | ${f(g.p95Ms)} ms |`);
 }
 const kib = (b) => `${f(b / 1024)} KiB${b > 150 * 1024 ? " (over 150 KiB)" : ""}`;
-console.log(`\n### groups, native: MLS cost per operation (the creator adds 50 per commit; one member joins, one is removed; a joiner's Welcome is its own entry, the tree travels once per commit)\n`);
+console.log(`\n### groups, native: MLS cost per operation (the founder creates with N − 1 in one commit; add-50 is a steward's commit of 50 more; one of them joins, one member is removed; a joiner's Welcome is its own entry, the tree travels once per commit)\n`);
 console.log("| suite | N | create | add-50 | join | remove | send 1 KiB | receive | Welcome (per joiner) | tree (once) | add commit | remove commit |\n|---|---|---|---|---|---|---|---|---|---|---|---|");
 for (const g of groupsNative) {
   console.log(`| ${g.suite} | ${g.n} | ${f(g.createMs)} ms | ${f(g.add50Ms)} ms | ${f(g.joinMs)} ms | ${f(g.removeMs)} ms | ${f(g.sendMs, 3)} ms | ${f(g.receiveMs, 3)} ms | ${kib(g.welcomeBytes)} | ${kib(g.treeBytes)} | ${kib(g.addCommitBytes)} | ${kib(g.removeCommitBytes)} |`);
