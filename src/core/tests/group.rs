@@ -163,6 +163,32 @@ fn when_no_listed_steward_commits_a_re_election_in_the_same_epoch_picks_one_who_
 }
 
 #[test]
+fn a_member_restarted_during_a_freeze_keeps_the_candidate_it_had_and_selects_it() {
+    let mut net = Net::default();
+    let [a, b, c, d, e] = [net.join(111), net.join(112), net.join(113), net.join(114), net.join(115)];
+    let config = Config { stewards: 2, ..Config::default() };
+    let g = net.create_group(a, "freeze", &[b, c, d], Some(config));
+    let stewards: Vec<usize> =
+        net.nodes[a].client.group_stewards(&g).unwrap().iter().map(|s| net.index_of(s)).collect();
+    // The epoch steward is away: the backup's candidate alone opens a 30 s freeze.
+    net.set_online(stewards[0], false);
+    let others: Vec<usize> = [a, b, c, d].into_iter().filter(|n| !stewards.contains(n)).collect();
+    let (proposer, member) = (others[0], others[1]);
+    net.add(proposer, &g, &[e]);
+    net.advance(60_000 + 1_000);
+    assert_eq!(net.epoch(member, &g), Some(1), "the freeze is open");
+    // A restart now: the candidate's commit cannot be processed again (its key
+    // generation is spent), so only the persisted candidate lets the member follow.
+    net.restart(member);
+    net.advance(30_000 + 1_000);
+    assert_eq!(net.epoch(member, &g), net.epoch(stewards[1], &g), "the member selected the candidate");
+    assert_eq!(net.epoch(member, &g), Some(2));
+    net.set_online(stewards[0], true);
+    net.advance(WINDOW);
+    net.assert_converged(&g, &[a, b, c, d, e]);
+}
+
+#[test]
 fn two_stewards_commit_concurrently_and_every_member_picks_the_same_commit() {
     let mut net = Net::default();
     let [a, b, c, d] = [net.join(21), net.join(22), net.join(23), net.join(24)];

@@ -183,6 +183,11 @@ impl GroupConversation {
 
     /// What a staged commit does, or `None` if it does something no vote can ask for.
     pub(super) fn effect_of(&self, staged: &StagedCommit) -> Option<Effect> {
+        Self::effect_in(&self.group, staged)
+    }
+
+    /// What `staged` does to `group`, in accounts (`None`: not a governance commit).
+    pub(super) fn effect_in(group: &MlsGroup, staged: &StagedCommit) -> Option<Effect> {
         if staged.update_proposals().next().is_some() || staged.psk_proposals().next().is_some() {
             return None;
         }
@@ -192,12 +197,12 @@ impl GroupConversation {
         }
         for r in staged.remove_proposals() {
             let idx = r.remove_proposal().removed();
-            let m = self.group.members().find(|m| m.index == idx)?;
+            let m = group.members().find(|m| m.index == idx)?;
             e.removes.insert(leaf_credential(&m)?.account?);
         }
         let next =
             staged.group_context().extensions().unknown(mls::GROUP_METADATA_EXTENSION).map(|x| x.0.clone());
-        let now = self.group.extensions().unknown(mls::GROUP_METADATA_EXTENSION).map(|x| x.0.clone());
+        let now = group.extensions().unknown(mls::GROUP_METADATA_EXTENSION).map(|x| x.0.clone());
         if next != now {
             e.metadata = Some(Metadata::decode(&next?).ok()?);
         }

@@ -16,6 +16,7 @@ impl GroupConversation {
             own_joiners: own.joiners.iter().map(|j| j.installation.as_bytes().to_vec()).collect(),
             own_joiner_refs: own.joiners.iter().map(|j| j.kp_ref.clone()).collect(),
             own_joiner_init_keys: own.joiners.iter().map(|j| j.init_key.clone()).collect(),
+            candidates: self.candidates.iter().filter_map(Candidate::record).collect(),
             own_ids: own.ids,
             own_actions: own.actions as u32,
             left: self.left,
@@ -26,8 +27,9 @@ impl GroupConversation {
         }
     }
 
-    /// Rebuilds a group from its record and the MLS state in the provider. Peers'
-    /// candidates of an open freeze are not kept; ours is, and the freeze starts again.
+    /// Rebuilds a group from its record and the MLS state in the provider. Our candidate
+    /// and peers' candidates of an open freeze are kept (a peer's commit cannot be
+    /// processed twice: its key generation is spent), and the freeze starts again.
     pub fn restore(provider: &Provider, mut rec: ConversationRecord, now: u64) -> Result<Self> {
         let (id, group, channel, meta) = restore_base(provider, &mut rec)?;
         let state: GroupStateRecord = decode_record("group state", &rec.group_state)?;
@@ -51,14 +53,17 @@ impl GroupConversation {
             ids: state.own_ids,
             actions: state.own_actions as usize,
         });
+        let candidates: Vec<Candidate> =
+            state.candidates.iter().filter_map(|c| Candidate::restore(&group, c)).collect();
+        let frozen = own.is_some() || !candidates.is_empty();
         Ok(GroupConversation {
             id,
-            freeze_until: own.as_ref().map(|_| now + gov.config.freeze_duration),
+            freeze_until: frozen.then_some(now + gov.config.freeze_duration),
             group,
             channel,
             meta,
             gov,
-            candidates: Vec::new(),
+            candidates,
             own,
             deferred: state.deferred,
             future: Vec::new(),
@@ -102,4 +107,51 @@ pub struct GroupStateRecord {
     /// Their key packages' init keys, in the same order.
     #[prost(bytes = "vec", repeated, tag = "10")]
     pub own_joiner_init_keys: Vec<Vec<u8>>,
+    /// Peers' candidates of the open freeze.
+    #[prost(message, repeated, tag = "11")]
+    pub candidates: Vec<CandidateRecord>,
+}
+
+/// A peer's commit candidate, staged: what selection needs after a restart.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CandidateRecord {
+    /// The committer's member id.
+    #[prost(bytes = "vec", tag = "1")]
+    pub committer: Vec<u8>,
+    /// How many governance actions it carries.
+    #[prost(uint32, tag = "2")]
+    pub actions: u32,
+    /// Committed by the epoch steward (of round 0).
+    #[prost(bool, tag = "3")]
+    pub by_epoch_steward: bool,
+    /// SHA-256 of the commit message.
+    #[prost(bytes = "vec", tag = "4")]
+    pub commit_hash: Vec<u8>,
+    /// openmls's `StagedCommit`, postcard (as the MLS store keeps openmls's own).
+    #[prost(bytes = "vec", tag = "5")]
+    pub staged: Vec<u8>,
+}
+
+impl Candidate {
+    fn record(&self) -> Option<CandidateRecord> {
+        Some(CandidateRecord {
+            committer: self.committer.clone(),
+            actions: self.key.actions as u32,
+            by_epoch_steward: self.key.by_epoch_steward,
+            commit_hash: self.key.commit_hash.to_vec(),
+            staged: postcard::to_allocvec(self.staged.as_ref()).ok()?,
+        })
+    }
+
+    fn restore(group: &MlsGroup, rec: &CandidateRecord) -> Option<Self> {
+        let staged: StagedCommit = postcard::from_bytes(&rec.staged).ok()?;
+        let key = CandidateKey {
+            actions: rec.actions as usize,
+            by_epoch_steward: rec.by_epoch_steward,
+            steward: rec.committer.clone(),
+            commit_hash: <[u8; 32]>::try_from(rec.commit_hash.as_slice()).ok()?,
+        };
+        let effect = GroupConversation::effect_in(group, &staged);
+        Some(Candidate { key, committer: rec.committer.clone(), effect, staged: Box::new(staged) })
+    }
 }
