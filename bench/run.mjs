@@ -55,8 +55,8 @@ const groupsNative = execFileSync("cargo", ["bench", "--bench", "groups", "--", 
 
 // ── groups, native: our engine (Client) at 1,000 and 10,000 members in the simulated network ──
 // The core's test build (dependencies at opt-level 2, as `npm test` builds them); only a
-// sample of joiners runs, see src/core/tests/group.rs.
-const engineTests = ["core::tests::group::exactly_one_transport_publish_per_group_message_at_1000_members", "core::tests::group::a_10000_member_group_is_created_and_chats_in_one_publish_per_message"];
+// sample of joiners runs, see src/core/tests/big_group.rs.
+const engineTests = ["core::tests::big_group::exactly_one_transport_publish_per_group_message_at_1000_members", "core::tests::big_group::a_10000_member_group_is_created_and_chats_in_one_publish_per_message"];
 const groupsEngine = quick
   ? []
   : execFileSync("cargo", ["test", "--lib", "--", "--include-ignored", "--nocapture", "--test-threads", "1", "--exact", ...engineTests], { cwd: root, stdio: ["ignore", "pipe", "inherit"], maxBuffer: 64 << 20 })

@@ -1,5 +1,6 @@
 //! Multi-client scenarios on a simulated network with a store and a virtual clock.
 
+mod big_group;
 mod direct;
 mod group;
 mod persist;
