@@ -288,8 +288,14 @@ fn no_group_traffic_byte_names_a_member() {
     // joiner's key package reference, which the public directory ties to installations.
     use openmls::prelude::tls_codec::Deserialize as _;
     use prost::Message as _;
+    // Only inbox traffic is read as frames: a group message's ciphertext can happen to parse
+    // as an envelope, and that would not be a Welcome.
+    let inboxes: Vec<String> = [b, c, d]
+        .iter()
+        .map(|&n| net.nodes[n].client.installation_id().inbox_topic().as_str().to_owned())
+        .collect();
     let mut welcomes = 0;
-    for m in &net.history[start..] {
+    for m in net.history[start..].iter().filter(|m| inboxes.contains(&m.topic)) {
         let Ok(env) = crate::core::wire::EnvelopeV1::decode(m.payload.as_slice()) else { continue };
         let Ok(frame) = crate::core::wire::InboxV2Frame::decode(env.payload.as_slice()) else { continue };
         let Some(crate::core::wire::inbox_v2_frame::Payload::GroupV2(mw)) = frame.payload else { continue };
