@@ -25,7 +25,17 @@ const f = (n, d = 1) => (typeof n === "number" ? n.toFixed(d) : "–");
 // Compile the Rust benches first, so that the run's own time (reported, and under 2
 // minutes for --quick on the 2-core CI machine) does not count the build.
 execFileSync("cargo", ["bench", "--no-run", "--bench", "core", "--bench", "groups"], { cwd: root, stdio: ["ignore", "ignore", "inherit"] });
+// The group profile compiled to wasm (tests-wasm/bench.rs, release profile as shipped).
+execFileSync("cargo", ["build", "--tests", "--release", "--target", "wasm32-unknown-unknown", "--test", "wasm-bench"], { cwd: root, stdio: ["ignore", "ignore", "inherit"] });
 const runStart = performance.now();
+// Seconds per section, reported with the results (which parts a full run spends its time on).
+const sections = {};
+let lapAt = runStart;
+const lap = (name) => {
+  const t = performance.now();
+  sections[name] = (t - lapAt) / 1000;
+  lapAt = t;
+};
 
 // ── package ──
 const t0 = performance.now();
@@ -35,6 +45,7 @@ const instantiateMs = performance.now() - t0;
 const glue = await import(join(root, "pkg", "wasm", "logos_chat.js"));
 const wasm = readFileSync(join(root, "pkg", "wasm", "logos_chat_bg.wasm"));
 const pkg = { wasmRaw: wasm.length, wasmGzip: gzipSync(wasm, { level: 9 }).length, glueRaw: readFileSync(join(root, "pkg", "wasm", "logos_chat.js")).length, instantiateMsNode: instantiateMs };
+lap("package");
 
 // ── native (criterion) ──
 const crit = quick ? ["--warm-up-time", "0.2", "--measurement-time", "0.5"] : ["--warm-up-time", "1", "--measurement-time", "5"];
@@ -45,6 +56,7 @@ const estimate = (name) => {
 };
 const native = { perMessageMs: estimate("send_receive_1KiB"), createAccountMs: estimate("create_account"), startDirectMs: estimate("start_direct") };
 native.perSecond = native.perMessageMs ? 1000 / native.perMessageMs : undefined;
+lap("1:1 native (criterion)");
 
 // ── groups, native: MLS cost per operation under our profile (benches/groups.rs) ──
 const groupsNative = execFileSync("cargo", ["bench", "--bench", "groups", "--", ...(quick ? ["--quick"] : [])], { cwd: root, stdio: ["ignore", "pipe", "inherit"] })
@@ -52,6 +64,15 @@ const groupsNative = execFileSync("cargo", ["bench", "--bench", "groups", "--", 
   .split("\n")
   .filter((l) => l.startsWith("{"))
   .map((l) => JSON.parse(l));
+lap("groups native");
+
+// ── groups, wasm in Node: the same profile, the shipped release profile ──
+const groupsWasm = execFileSync("wasm-pack", ["test", "--node", "--release", "--", "--test", "wasm-bench", "--", "--nocapture", quick ? "groups_quick" : "groups_full"], { cwd: root, stdio: ["ignore", "pipe", "inherit"], maxBuffer: 16 << 20 })
+  .toString()
+  .split("\n")
+  .filter((l) => l.startsWith('{"suite"'))
+  .map((l) => JSON.parse(l));
+lap("groups wasm in Node");
 
 // ── groups, native: our engine (Client) at 1,000 and 10,000 members in the simulated network ──
 // The core's test build (dependencies at opt-level 2, as `npm test` builds them); only a
@@ -65,19 +86,25 @@ const groupsEngine = quick
       .map((l) => l.match(/\{"engine".*\}/)?.[0])
       .filter(Boolean)
       .map((l) => JSON.parse(l));
+lap("groups engine");
 
 // ── wasm in Node ──
 const node = { core: await coreLoop(glue, N), api: await apiLoop(logos, N) };
+lap("1:1 Node");
 const { startDevNode } = await import(join(root, "pkg", "devnode", "index.js"));
 const delivery = { node: await devnodeLoop(logos, startDevNode, N), relay: await devnodeLoop(logos, startDevNode, N, "core") };
+lap("delivery");
 // A 201-member group over the dev node: 201 accounts on 4 light nodes in this one process.
 delivery.group = await devnodeGroupLoop(logos, startDevNode, quick ? { n: 3, messages: 3, nodes: 2, waitMs: 10_000 } : { n: 201, messages: 10, nodes: 4, waitMs: 60_000 });
+lap("group over the dev node");
 const groupsNode = [];
 for (const n of quick ? [3] : [10, 50, 100]) groupsNode.push(await groupLoop(logos, n, quick ? 5 : 50));
+lap("groups API Node");
 const storageShape = quick ? { conversations: 3, perConversation: 60 } : { conversations: 100, perConversation: 100 };
 const storeDir = mkdtempSync(join(tmpdir(), "logos-chat-bench-"));
 const nodeStorage = await storageLoop(logos, { ...storageShape, store: { path: storeDir }, name: "bench" });
 rmSync(storeDir, { recursive: true, force: true });
+lap("storage Node");
 
 // ── wasm in headless Chromium ──
 async function chromiumRun() {
@@ -115,6 +142,7 @@ async function chromiumRun() {
   }
 }
 const chrome = await chromiumRun();
+lap("Chromium");
 
 // ── report ──
 const runSeconds = (performance.now() - runStart) / 1000;
@@ -122,12 +150,13 @@ const results = {
   date: new Date().toISOString(),
   quick,
   runSeconds,
+  sections,
   machine: { cpus: cpus().length, cpu: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30), node: process.version, platform: process.platform },
   package: { ...pkg, instantiateMsChromium: chrome.instantiateMs, coldStartMsChromium: chrome.cold.coldStartMs },
   direct: { native, node, chromium: { core: chrome.core, api: chrome.api } },
   storage: { node: nodeStorage, chromium: chrome.storage },
   delivery,
-  groups: { native: groupsNative, engine: groupsEngine, node: groupsNode, chromium: chrome.groups },
+  groups: { native: groupsNative, wasmNode: groupsWasm, engine: groupsEngine, node: groupsNode, chromium: chrome.groups },
 };
 console.log(`\n### package\n\n| .wasm raw | .wasm gzip | JS glue | instantiate (Node) | instantiate (Chromium) | cold start (Chromium: page load → profile of ${storageShape.conversations} conversations restored) |\n|---|---|---|---|---|---|`);
 console.log(`| ${f(pkg.wasmRaw / 1024)} KiB | ${f(pkg.wasmGzip / 1024)} KiB | ${f(pkg.glueRaw / 1024)} KiB | ${f(instantiateMs)} ms | ${f(chrome.instantiateMs)} ms | ${f(chrome.cold.coldStartMs)} ms |`);
@@ -155,6 +184,19 @@ console.log("| suite | N | create | add-50 | join | remove | send 1 KiB | receiv
 for (const g of groupsNative) {
   console.log(`| ${g.suite} | ${g.n} | ${f(g.createMs)} ms | ${f(g.add50Ms)} ms | ${f(g.joinMs)} ms | ${f(g.removeMs)} ms | ${f(g.sendMs, 3)} ms | ${f(g.receiveMs, 3)} ms | ${kib(g.welcomeBytes)} | ${kib(g.treeBytes)} | ${kib(g.addCommitBytes)} | ${kib(g.removeCommitBytes)} |`);
 }
+{
+  const base = new Map(groupsNative.map((g) => [`${g.suite}/${g.n}`, g]));
+  const x = (g, k) => {
+    const b = base.get(`${g.suite}/${g.n}`)?.[k];
+    return b && g[k] ? ` (${f(g[k] / b)}×)` : "";
+  };
+  console.log(`\n### groups, wasm in Node: the same profile compiled to wasm32 (release profile, as the package ships; in brackets: wasm time / native time)\n`);
+  console.log("| suite | N | create | add-50 | join | remove | send 1 KiB | receive |\n|---|---|---|---|---|---|---|---|");
+  for (const g of groupsWasm) {
+    console.log(`| ${g.suite} | ${g.n} | ${f(g.createMs)} ms${x(g, "createMs")} | ${f(g.add50Ms)} ms${x(g, "add50Ms")} | ${f(g.joinMs)} ms${x(g, "joinMs")} | ${f(g.removeMs)} ms${x(g, "removeMs")} | ${f(g.sendMs, 3)} ms${x(g, "sendMs")} | ${f(g.receiveMs, 3)} ms${x(g, "receiveMs")} |`);
+  }
+  if (!groupsWasm.length) throw new Error("the wasm group bench printed nothing");
+}
 if (groupsEngine.length) {
   console.log(`\n### groups, native: the whole engine (X-Wing, de-MLS, simulated network; the founder creates, a sample of joiners runs)\n`);
   console.log("| N | createGroup (founder) | bytes published by the creation | largest Welcome | joiners run | join each (Welcome → tree → joined) | send | publishes per message (P1) |\n|---|---|---|---|---|---|---|---|");
@@ -173,6 +215,7 @@ for (const [where, r] of [["Node, file store", nodeStorage], ["Chromium, Indexed
 }
 writeFileSync(join(root, "bench", "results.json"), JSON.stringify(results, null, 2) + "\n");
 console.log(`\nthe run took ${f(runSeconds)} s after the build${quick ? " (--quick: the CI smoke, meant to stay under 120 s)" : ""}`);
+console.log(`(${Object.entries(sections).map(([k, v]) => `${k} ${f(v, 0)} s`).join(", ")})`);
 console.log("written: bench/results.json");
 // js-waku leaves timers behind after stop(): end here.
 if (!compare) process.exit(0);
