@@ -189,10 +189,12 @@ export async function devnodeGroupLoop(logos, startDevNode, { n, messages, nodes
   const got = new Map();
   const sentAt = new Map();
   const latencies = [];
+  const perIndex = new Map();
   for (const c of rest) {
     c.on("message", (m) => {
       if (m.conversationId !== group.id) return;
       got.set(m.id, (got.get(m.id) ?? 0) + 1);
+      perIndex.set(m.text.split(":")[0], (perIndex.get(m.text.split(":")[0]) ?? 0) + 1);
       if (sentAt.has(m.id)) latencies.push(now() - sentAt.get(m.id));
     });
   }
@@ -210,5 +212,7 @@ export async function devnodeGroupLoop(logos, startDevNode, { n, messages, nodes
   for (const c of chats) await c.close();
   for (const l of lights) await l.close();
   await dev.stop();
-  return { members: n, messages, expected, delivered: delivered(), ratio: delivered() / expected, joinedMs, p50Ms: pct(50), p95Ms: pct(95) };
+  // Deliveries short of the member count, per message in send order (where losses fall).
+  const missedPerMessage = Array.from({ length: messages }, (_, i) => rest.length - (perIndex.get(String(i)) ?? 0));
+  return { members: n, messages, expected, delivered: delivered(), ratio: delivered() / expected, joinedMs, p50Ms: pct(50), p95Ms: pct(95), missedPerMessage };
 }

@@ -175,8 +175,8 @@ for (const [who, r] of [["edge (lightpush)", delivery.node], ["core (relay)", de
 {
   const g = delivery.group;
   console.log(`\n### a ${g.members}-member group over the local dev node (${g.messages} messages of 1 KiB from one member; all members in one Node process)\n`);
-  console.log("| delivered / expected | ratio | all joined | send → receive p50 | p95 |\n|---|---|---|---|---|");
-  console.log(`| ${g.delivered} / ${g.expected} | ${f(g.ratio, 3)} | ${f(g.joinedMs / 1000, 1)} s | ${f(g.p50Ms)} ms | ${f(g.p95Ms)} ms |`);
+  console.log("| delivered / expected | ratio | all joined | send → receive p50 | p95 | members missing each message (in send order) |\n|---|---|---|---|---|---|");
+  console.log(`| ${g.delivered} / ${g.expected} | ${f(g.ratio, 3)} | ${f(g.joinedMs / 1000, 1)} s | ${f(g.p50Ms)} ms | ${f(g.p95Ms)} ms | ${g.missedPerMessage.join(" ")} |`);
 }
 const kib = (b) => `${f(b / 1024)} KiB${b > 150 * 1024 ? " (over 150 KiB)" : ""}`;
 console.log(`\n### groups, native: MLS cost per operation (the founder creates with N − 1 in one commit; add-50 is a steward's commit of 50 more; one of them joins, one member is removed; a joiner's Welcome is its own entry, the tree travels once per commit)\n`);

@@ -13,6 +13,7 @@ import type { Chat, ChatMessage, ChatOptions, Conversation, ConversationInfo, De
 type Listener<T> = (value: T) => void;
 const encoder = new TextEncoder();
 import { glue } from "./wasm.js";
+import { backoff, Repairs } from "./repair.js";
 
 
 /** Tries of a directory read the core asked for, before it is told without one (about 30 s). */
@@ -157,7 +158,7 @@ export class ChatImpl implements Chat, ConversationDriver {
           this.emit("error", toLogosError(ev));
           break;
         case "missing":
-          this.repair(ev.conversationId);
+          this.repairs.missing(ev.conversationId, ev.messageId);
           break;
         default:
           break; // ack: its public event lands with the reliability issue
@@ -219,26 +220,16 @@ export class ChatImpl implements Chat, ConversationDriver {
   }
 
   private directorySince: Date | undefined;
-  private repairing = new Set<string>();
-
-  /**
-   * Causal history names a message of this conversation that never arrived (lost on the
-   * way, as a filter push can be): read the conversation's topic from the store again,
-   * once a second at most; what was already handled is skipped by the core.
-   */
-  private repair(conversationId: string): void {
-    if (this.repairing.has(conversationId)) return;
-    this.repairing.add(conversationId);
-    setTimeout(() => {
-      this.repairing.delete(conversationId);
-      if (this.closed) return;
+  /** Lost messages read back from the store (`missing` events), until they come. */
+  private readonly repairs = new Repairs(
+    (conversationId) =>
       this.run(async () => {
         const topic = glue.WasmClient.conversationTopic(conversationId) as string;
         const since = new Date(Date.now() - REPAIR_WINDOW_MS);
         for await (const m of this.transport.query({ contentTopics: [topic], since })) await this.handle(m);
-      }).catch(() => undefined);
-    }, 1000);
-  }
+      }),
+    (conversationId, messageId) => this.client.hasMessage(conversationId, messageId),
+  );
 
   /**
    * A lookup the core asked for (a sender to confirm): the directory is read, then the
@@ -251,10 +242,9 @@ export class ChatImpl implements Chat, ConversationDriver {
       await this.lookup();
     } catch (e) {
       if (attempt < LOOKUP_RETRIES) {
-        const delay = Math.min(16_000, 500 * 2 ** attempt);
         setTimeout(() => {
           if (!this.closed) this.run(() => this.lookupFor(account, attempt + 1)).catch(() => undefined);
-        }, delay);
+        }, backoff(attempt));
         return;
       }
       this.emit("error", toLogosError(e, "TRANSPORT_UNAVAILABLE"));
@@ -502,6 +492,7 @@ export class ChatImpl implements Chat, ConversationDriver {
     this.closed = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    this.repairs.close();
     await Promise.all([...this.subscriptions.values()].map((s) => s.unsubscribe().catch(() => undefined)));
     this.subscriptions.clear();
     for (const hook of this.closeHooks.splice(0)) hook();

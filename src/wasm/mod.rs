@@ -195,6 +195,12 @@ impl WasmClient {
         self.inner.has_conversation(id)
     }
 
+    /// Whether a conversation has recently received or sent the message `messageId`.
+    #[wasm_bindgen(js_name = hasMessage)]
+    pub fn has_message(&self, conversation: &str, message_id: &str) -> bool {
+        self.inner.has_message(conversation, message_id)
+    }
+
     /// The `messages` key range before sequence `before` (exclusive): `{ from, to }`.
     #[wasm_bindgen(js_name = historyRange)]
     pub fn history_range(&self, conversation: &str, before: Option<f64>) -> Result<JsValue, JsValue> {

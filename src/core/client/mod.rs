@@ -299,6 +299,19 @@ impl Client {
         ConversationId::parse(id).is_ok_and(|id| self.knows(&id))
     }
 
+    /// Whether a conversation has recently received (or sent) a message: the driver stops
+    /// reading a missing message back from the store once it has come, even while it is
+    /// held for its sender's confirmation.
+    pub fn has_message(&self, conversation: &str, message_id: &str) -> bool {
+        let Ok(id) = ConversationId::parse(conversation) else { return false };
+        let channel = self
+            .conversations
+            .get(&id)
+            .map(|c| &c.channel)
+            .or_else(|| self.groups.get(&id).map(|g| &g.channel));
+        channel.is_some_and(|c| c.has_seen(message_id))
+    }
+
     /// Encrypts and sends `content` to a conversation. The message is stored in
     /// the history and the envelope in the outbox, in the same effects.
     pub fn send(&mut self, conversation: &str, content: &[u8], now_ms: u64) -> Result<(String, Effects)> {

@@ -209,3 +209,30 @@ fn history_replayed_past_the_seen_window_is_quietly_recognised() {
     net.run();
     assert_eq!(net.texts(bob).last().unwrap().1, "still fine");
 }
+
+#[test]
+fn a_lost_message_is_reported_missing_once_and_known_once_it_is_read_back() {
+    let (mut net, alice, bob, convo) = pair();
+    let first = net.send(alice, &convo, "lost on the way");
+    let lost = net.nodes[bob].queue.pop_back().unwrap();
+    net.send(alice, &convo, "names the lost one in its causal history");
+    net.send(alice, &convo, "names it again");
+    net.run();
+    let missing: Vec<&Event> = net.nodes[bob]
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::Missing { message_id, .. } if *message_id == first))
+        .collect();
+    assert_eq!(missing.len(), 1, "reported once, however many later messages name it");
+    assert!(!net.nodes[bob].client.has_message(&convo, &first), "the driver keeps reading the store for it");
+    // The driver's read of the store brings it back.
+    net.now += 1;
+    let fx = net.nodes[bob].client.receive(&lost.topic, &lost.payload, lost.sent_at, net.now);
+    net.apply(bob, fx);
+    assert!(net.nodes[bob].client.has_message(&convo, &first));
+    assert!(net.texts(bob).iter().any(|t| t.1 == "lost on the way"));
+    assert!(
+        !net.nodes[bob].client.has_message(&convo, "not-an-id")
+            && !net.nodes[bob].client.has_message("bad", &first)
+    );
+}
