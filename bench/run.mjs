@@ -25,6 +25,7 @@ const f = (n, d = 1) => (typeof n === "number" ? n.toFixed(d) : "–");
 // Compile the Rust benches first, so that the run's own time (reported, and under 2
 // minutes for --quick on the 2-core CI machine) does not count the build.
 execFileSync("cargo", ["bench", "--no-run", "--bench", "core", "--bench", "groups"], { cwd: root, stdio: ["ignore", "ignore", "inherit"] });
+if (!quick) execFileSync("cargo", ["test", "--profile", "bench", "--lib", "--no-run"], { cwd: root, stdio: ["ignore", "ignore", "inherit"] });
 // The group profile compiled to wasm (tests-wasm/bench.rs, release profile as shipped).
 execFileSync("cargo", ["build", "--tests", "--release", "--target", "wasm32-unknown-unknown", "--test", "wasm-bench"], { cwd: root, stdio: ["ignore", "ignore", "inherit"] });
 const runStart = performance.now();
@@ -75,12 +76,13 @@ const groupsWasm = execFileSync("wasm-pack", ["test", "--node", "--release", "--
 lap("groups wasm in Node");
 
 // ── groups, native: our engine (Client) at 1,000 and 10,000 members in the simulated network ──
-// The core's test build (dependencies at opt-level 2, as `npm test` builds them); only a
+// The core's tests in the bench profile (opt-level 3, the dependencies `cargo bench` built, so
+// only our crate compiles again, and faster than the test build would run); only a
 // sample of joiners runs, see src/core/tests/big_group.rs.
 const engineTests = ["core::tests::big_group::exactly_one_transport_publish_per_group_message_at_1000_members", "core::tests::big_group::a_10000_member_group_is_created_and_chats_in_one_publish_per_message"];
 const groupsEngine = quick
   ? []
-  : execFileSync("cargo", ["test", "--lib", "--", "--include-ignored", "--nocapture", "--test-threads", "1", "--exact", ...engineTests], { cwd: root, stdio: ["ignore", "pipe", "inherit"], maxBuffer: 64 << 20 })
+  : execFileSync("cargo", ["test", "--profile", "bench", "--lib", "--", "--include-ignored", "--nocapture", "--test-threads", "1", "--exact", ...engineTests], { cwd: root, stdio: ["ignore", "pipe", "inherit"], maxBuffer: 64 << 20 })
       .toString()
       .split("\n")
       .map((l) => l.match(/\{"engine".*\}/)?.[0])
