@@ -12,6 +12,7 @@ use crate::core::address::{AccountId, ConversationId, InstallationId};
 use crate::core::conversation::group::{member_id, tree};
 use crate::core::conversation::{ConversationMeta, GroupConversation, GroupOutput, Metadata};
 use crate::core::demls::Config;
+use crate::core::directory::account_submission;
 use crate::core::effects::{ConversationInfo, Effects, Event, MemberInfo};
 use crate::core::error::{CoreError, Result};
 use crate::core::wire::{
@@ -362,9 +363,10 @@ impl Client {
             self.enqueue(fx, topic.clone(), env)?;
         }
         let tree_hint = format!("{}{}", id.as_str(), tree::TREE_HINT_SUFFIX);
-        for frame in out.trees {
-            let env =
-                EnvelopeV1 { conversation_hint: tree_hint.clone(), salt: 0, payload: frame }.encode_to_vec();
+        for mut sealed in out.trees {
+            sealed.add_bundles(&self.provider, self.member_bundles(id))?;
+            let env = EnvelopeV1 { conversation_hint: tree_hint.clone(), salt: 0, payload: sealed.frame() }
+                .encode_to_vec();
             self.remember(&fx_digest(&topic, &env), fx)?;
             self.enqueue(fx, topic.clone(), env)?;
         }
@@ -384,6 +386,16 @@ impl Client {
         self.put_conversation(id, fx)?;
         fx.wake_at = self.next_wake(now_ms);
         Ok(())
+    }
+
+    /// The signed bundles this client holds of a group's member accounts (its own too),
+    /// encoded as directory records, for the joiners of a commit.
+    fn member_bundles(&self, id: &ConversationId) -> Vec<Vec<u8>> {
+        let Some(g) = self.groups.get(id) else { return Vec::new() };
+        g.members()
+            .into_iter()
+            .filter_map(|(account, _)| self.directory.bundle(&account).map(account_submission))
+            .collect()
     }
 
     fn send_welcome(&mut self, joiner: &InstallationId, welcome: Vec<u8>, fx: &mut Effects) -> Result<()> {

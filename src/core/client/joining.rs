@@ -6,12 +6,14 @@
 use std::collections::VecDeque;
 
 use openmls::prelude::RatchetTreeIn;
+use openmls_traits::OpenMlsProvider as _;
 use prost::Message as _;
 
 use super::group::group_info;
 use super::{Client, ConversationId, ConversationRecord, CoreError, Effects, Event, Result, Store};
 use crate::core::conversation::group::tree::{self, Ticket};
 use crate::core::conversation::GroupConversation;
+use crate::core::directory::ACCOUNT_TOPIC;
 use crate::core::store::encode;
 use crate::core::wire::MemberWelcome;
 
@@ -140,12 +142,16 @@ impl Client {
         if self.groups.contains_key(id) {
             return Ok(Some(Effects::default()));
         }
-        let digest = tree::digest(frame);
+        let digest = tree::digest(frame)?;
         let Some(join) = self.joins.waiting.iter().find(|j| j.id == *id && j.ticket.digest == digest) else {
             return Ok(None);
         };
-        let tree = tree::open_tree(frame, &join.ticket)?;
+        let (tree, bundles) = tree::open_tree(frame, &join.ticket)?;
         let welcome = join.welcome.clone();
+        // Members' bundles, verified like any directory record; one that fails is skipped.
+        for b in bundles {
+            let _ = self.directory.ingest(ACCOUNT_TOPIC, &b, self.provider.crypto());
+        }
         let Some(mut fx) = self.finish_join(&welcome, Some(tree), now_ms)? else { return Ok(None) };
         for j in self.joins.joined(id) {
             fx.store.push(self.cipher.delete(Store::Conversations, &pending_key(&j.ticket)));

@@ -465,3 +465,26 @@ fn a_steward_whose_score_falls_to_zero_is_voted_out_and_removed() {
     assert!(net.has_left(rogue, &g), "the rogue steward was removed");
     assert!(!net.nodes[target].client.has_conversation(&g));
 }
+
+#[test]
+fn joiners_confirm_every_member_from_the_bundles_sealed_with_the_tree() {
+    let mut net = Net::default();
+    let [a, b, c, d] = [net.join(91), net.join(92), net.join(93), net.join(94)];
+    let g = net.create_group(a, "confirmed", &[b, c], None);
+    net.add(a, &g, &[d]);
+    net.advance(WINDOW);
+    assert!(net.nodes[d].client.has_conversation(&g));
+    let reads: Vec<usize> = [b, c, d].iter().map(|&n| net.nodes[n].lookups).collect();
+    net.send(b, &g, "from b");
+    net.send(c, &g, "from c");
+    net.run();
+    let (acct_b, acct_c) = (Some(net.account(b)), Some(net.account(c)));
+    for (n, sender, text) in [(c, &acct_b, "from b"), (d, &acct_b, "from b"), (d, &acct_c, "from c")] {
+        assert!(
+            net.texts(n).iter().any(|t| &t.0 == sender && t.1 == text),
+            "node {n} shows {text:?} with its sender's account"
+        );
+    }
+    let after: Vec<usize> = [b, c, d].iter().map(|&n| net.nodes[n].lookups).collect();
+    assert_eq!(after, reads, "no directory read: each joiner's tree carried the members' bundles");
+}

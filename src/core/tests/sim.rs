@@ -36,6 +36,8 @@ pub struct Node {
     pub events: Vec<Event>,
     /// When the client asked to be ticked.
     pub wake: Option<u64>,
+    /// Directory reads the client asked for (`Effects::lookups`).
+    pub lookups: usize,
 }
 
 #[derive(Default)]
@@ -65,6 +67,7 @@ impl Net {
             queue: VecDeque::new(),
             events: vec![],
             wake: None,
+            lookups: 0,
         });
         let i = self.nodes.len() - 1;
         self.apply(i, fx);
@@ -106,6 +109,7 @@ impl Net {
             }
         }
         for a in fx.lookups {
+            self.nodes[i].lookups += 1;
             self.lookup(i);
             let fx = self.nodes[i].client.lookup_complete(&a);
             self.apply(i, fx);

@@ -192,6 +192,21 @@ pub struct GroupTree {
     /// The TLS `RatchetTree`, sealed, with its tag.
     #[prost(bytes = "vec", tag = "2")]
     pub ciphertext: Vec<u8>,
+    /// XChaCha20-Poly1305 nonce of `bundles` (24 bytes; empty when there are none).
+    #[prost(bytes = "vec", tag = "3")]
+    pub bundles_nonce: Vec<u8>,
+    /// `GroupBundles` sealed under the tree's key, with its tag; outside the ticket's digest.
+    #[prost(bytes = "vec", tag = "4")]
+    pub bundles: Vec<u8>,
+}
+
+/// The signed account bundles of a group's members, sealed with its tree: a joiner
+/// confirms members' installations from them instead of reading the directory.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct GroupBundles {
+    /// Encoded `AccountSubmissionV1`s, each signed by its account key.
+    #[prost(bytes = "vec", repeated, tag = "1")]
+    pub submissions: Vec<Vec<u8>>,
 }
 
 impl GroupAppFrame {

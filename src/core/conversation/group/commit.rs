@@ -331,7 +331,7 @@ impl GroupConversation {
             };
             out.welcomes.push((j.installation.clone(), mw.encode_to_vec()));
         }
-        out.trees.push(tree.frame);
+        out.trees.push(tree);
         Ok(())
     }
 

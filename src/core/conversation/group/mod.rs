@@ -40,7 +40,7 @@ pub struct GroupOutput {
     /// An encoded `MemberWelcome` for each joining installation.
     pub welcomes: Vec<(InstallationId, Vec<u8>)>,
     /// Sealed ratchet trees (`GroupTree`) for the group topic, one per commit with joiners.
-    pub trees: Vec<Vec<u8>>,
+    pub trees: Vec<tree::SealedTree>,
     /// A chat message from an authenticated member.
     pub chat: Option<(DelegateCredential, ReliablePayload)>,
     /// Chat messages of later epochs that a catch-up could read only now.

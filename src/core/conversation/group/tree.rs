@@ -10,6 +10,12 @@
 //! the inbox shows nobody which group it joins. The joiner opens the ticket, follows the
 //! group topic and joins when the tree arrives; openmls checks the tree against the tree
 //! hash in the signed GroupInfo, so a wrong tree cannot be slipped in.
+//!
+//! Next to the tree, under the same key, the committer seals the members' signed account
+//! bundles it holds (`GroupBundles`): a joiner confirms who each member's installations
+//! belong to from them, instead of reading the whole directory (each bundle is verified
+//! against its account key as a directory record is). They are outside the digest the
+//! tickets name, so the client adds them to a tree the group code sealed.
 
 use crate::core::conversation::mls_store::Provider;
 use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
@@ -24,12 +30,14 @@ use zeroize::Zeroizing;
 
 use crate::core::address::blake2b;
 use crate::core::error::{CoreError, Result};
-use crate::core::wire::{GroupTree, MemberWelcome, TreeTicket};
+use crate::core::wire::{GroupBundles, GroupTree, MemberWelcome, TreeTicket};
 
 /// HPKE `info` of a sealed ticket.
 const TICKET_INFO: &[u8] = b"logos-chat group tree ticket v1";
 /// Associated data of the sealed tree.
 const TREE_AAD: &[u8] = b"logos-chat group tree v1";
+/// Associated data of the members' bundles sealed with a tree.
+const BUNDLES_AAD: &[u8] = b"logos-chat group tree bundles v1";
 const NONCE_LEN: usize = 24;
 const TAG_LEN: usize = 16;
 
@@ -38,21 +46,76 @@ pub const TREE_HINT_SUFFIX: &str = "/tree";
 
 /// A tree sealed for one commit's joiners: the frame to publish and what each ticket names.
 pub struct SealedTree {
-    /// The encoded `GroupTree`.
-    pub frame: Vec<u8>,
+    tree: GroupTree,
     key: Zeroizing<[u8; 32]>,
     digest: [u8; 32],
 }
 
 impl std::fmt::Debug for SealedTree {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SealedTree").field("bytes", &self.frame.len()).finish_non_exhaustive()
+        f.debug_struct("SealedTree").field("bytes", &self.tree.ciphertext.len()).finish_non_exhaustive()
     }
 }
 
-/// The digest a ticket names its tree by.
-pub fn digest(frame: &[u8]) -> [u8; 32] {
-    blake2b::<32>(&[b"logos-chat group tree|", frame])
+impl SealedTree {
+    /// Seals the members' bundles (encoded `AccountSubmissionV1`s) next to the tree.
+    pub fn add_bundles(&mut self, provider: &Provider, submissions: Vec<Vec<u8>>) -> Result<()> {
+        if submissions.is_empty() {
+            return Ok(());
+        }
+        let plain = Zeroizing::new(GroupBundles { submissions }.encode_to_vec());
+        let nonce: [u8; NONCE_LEN] =
+            provider.rand().random_array().map_err(|_| CoreError::mls("no randomness"))?;
+        let mut sealed = vec![0u8; plain.len() + TAG_LEN];
+        libcrux_chacha20poly1305::xchacha20_poly1305::encrypt(
+            &self.key,
+            &plain,
+            &mut sealed,
+            BUNDLES_AAD,
+            &nonce,
+        )
+        .map_err(|_| CoreError::mls("member bundles too large to seal"))?;
+        self.tree.bundles_nonce = nonce.to_vec();
+        self.tree.bundles = sealed;
+        Ok(())
+    }
+
+    /// The encoded `GroupTree` to publish.
+    pub fn frame(&self) -> Vec<u8> {
+        self.tree.encode_to_vec()
+    }
+}
+
+/// The digest a ticket names its tree by: of the sealed tree alone (nonce and ciphertext),
+/// whatever else the frame carries.
+fn digest_of(tree: &GroupTree) -> [u8; 32] {
+    let core =
+        GroupTree { nonce: tree.nonce.clone(), ciphertext: tree.ciphertext.clone(), ..GroupTree::default() };
+    blake2b::<32>(&[b"logos-chat group tree|", &core.encode_to_vec()])
+}
+
+/// The digest a ticket names the tree of this `GroupTree` frame by.
+pub fn digest(frame: &[u8]) -> Result<[u8; 32]> {
+    GroupTree::decode(frame).map(|t| digest_of(&t)).map_err(|e| CoreError::decode("group tree", e))
+}
+
+/// Opens `sealed` (ciphertext and tag) with XChaCha20-Poly1305.
+fn open(
+    key: &[u8; 32],
+    nonce: &[u8],
+    sealed: &[u8],
+    aad: &[u8],
+    what: &'static str,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let nonce =
+        <[u8; NONCE_LEN]>::try_from(nonce).map_err(|_| CoreError::decode(what, "nonce is not 24 bytes"))?;
+    if sealed.len() < TAG_LEN {
+        return Err(CoreError::decode(what, "truncated"));
+    }
+    let mut plain = Zeroizing::new(vec![0u8; sealed.len() - TAG_LEN]);
+    libcrux_chacha20poly1305::xchacha20_poly1305::decrypt(key, &mut plain, sealed, aad, &nonce)
+        .map_err(|_| CoreError::Verify("group tree does not open"))?;
+    Ok(plain)
 }
 
 /// Seals the group's current ratchet tree under a fresh key.
@@ -65,8 +128,8 @@ pub fn seal_tree(provider: &Provider, group: &MlsGroup) -> Result<SealedTree> {
     let mut ciphertext = vec![0u8; tree.len() + TAG_LEN];
     libcrux_chacha20poly1305::xchacha20_poly1305::encrypt(&key, &tree, &mut ciphertext, TREE_AAD, &nonce)
         .map_err(|_| CoreError::mls("ratchet tree too large to seal"))?;
-    let frame = GroupTree { nonce: nonce.to_vec(), ciphertext }.encode_to_vec();
-    Ok(SealedTree { digest: digest(&frame), frame, key })
+    let tree = GroupTree { nonce: nonce.to_vec(), ciphertext, ..GroupTree::default() };
+    Ok(SealedTree { digest: digest_of(&tree), tree, key })
 }
 
 /// A ticket for one joiner, sealed to `init_key` (its key package's HPKE init key).
@@ -145,25 +208,36 @@ pub fn open_ticket(provider: &Provider, mw: &MemberWelcome) -> Result<Ticket> {
     Err(CoreError::mls("NoMatchingKeyPackage"))
 }
 
-/// Opens a `GroupTree` frame whose digest the ticket names.
-pub fn open_tree(frame: &[u8], ticket: &Ticket) -> Result<RatchetTreeIn> {
-    if digest(frame) != ticket.digest {
+/// Opens a `GroupTree` frame whose digest the ticket names: the ratchet tree, and the
+/// members' bundles sealed with it (encoded `AccountSubmissionV1`s, not yet verified).
+pub fn open_tree(frame: &[u8], ticket: &Ticket) -> Result<(RatchetTreeIn, Vec<Vec<u8>>)> {
+    let t = GroupTree::decode(frame).map_err(|e| CoreError::decode("group tree", e))?;
+    if digest_of(&t) != ticket.digest {
         return Err(CoreError::Verify("not the tree the ticket names"));
     }
-    let t = GroupTree::decode(frame).map_err(|e| CoreError::decode("group tree", e))?;
-    let nonce = <[u8; NONCE_LEN]>::try_from(t.nonce.as_slice())
-        .map_err(|_| CoreError::decode("group tree", "nonce is not 24 bytes"))?;
-    if t.ciphertext.len() < TAG_LEN {
-        return Err(CoreError::decode("group tree", "truncated"));
+    let tree = open(&ticket.key, &t.nonce, &t.ciphertext, TREE_AAD, "group tree")?;
+    let tree = RatchetTreeIn::tls_deserialize_exact(tree.as_slice())
+        .map_err(|e| CoreError::decode("ratchet tree", e))?;
+    let bundles = if t.bundles.is_empty() {
+        Vec::new()
+    } else {
+        let plain = open(&ticket.key, &t.bundles_nonce, &t.bundles, BUNDLES_AAD, "group bundles")?;
+        GroupBundles::decode(plain.as_slice()).map_err(|e| CoreError::decode("group bundles", e))?.submissions
+    };
+    Ok((tree, bundles))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundles_added_to_a_frame_leave_the_digest_its_tickets_name() {
+        let bare = GroupTree { nonce: vec![1; NONCE_LEN], ciphertext: vec![2; 64], ..GroupTree::default() };
+        let with = GroupTree { bundles_nonce: vec![3; NONCE_LEN], bundles: vec![4; 40], ..bare.clone() };
+        assert_eq!(digest(&bare.encode_to_vec()).unwrap(), digest(&with.encode_to_vec()).unwrap());
+        let other = GroupTree { ciphertext: vec![5; 64], ..bare.clone() };
+        assert_ne!(digest(&bare.encode_to_vec()).unwrap(), digest(&other.encode_to_vec()).unwrap());
+        assert!(digest(b"\xff\xff not a frame").is_err());
     }
-    let mut tree = Zeroizing::new(vec![0u8; t.ciphertext.len() - TAG_LEN]);
-    libcrux_chacha20poly1305::xchacha20_poly1305::decrypt(
-        &ticket.key,
-        &mut tree,
-        &t.ciphertext,
-        TREE_AAD,
-        &nonce,
-    )
-    .map_err(|_| CoreError::Verify("group tree does not open"))?;
-    RatchetTreeIn::tls_deserialize_exact(tree.as_slice()).map_err(|e| CoreError::decode("ratchet tree", e))
 }
