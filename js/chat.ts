@@ -14,6 +14,7 @@ type Listener<T> = (value: T) => void;
 const encoder = new TextEncoder();
 import { glue } from "./wasm.js";
 import { backoff, Repairs } from "./repair.js";
+import { DirectoryReader } from "./directory.js";
 
 
 /** Tries of a directory read the core asked for, before it is told without one (about 30 s). */
@@ -41,7 +42,9 @@ export class ChatImpl implements Chat, ConversationDriver {
     private readonly client: glue.WasmClient,
     private readonly transport: Transport,
     private readonly adapter: StorageAdapter,
-  ) {}
+  ) {
+    this.directory = new DirectoryReader(transport, client);
+  }
 
   /** Opens the profile's store: restores the account, or creates one, and announces it. */
   static async open(transport: Transport, options: ChatOptions): Promise<ChatImpl> {
@@ -219,7 +222,7 @@ export class ChatImpl implements Chat, ConversationDriver {
     });
   }
 
-  private directorySince: Date | undefined;
+  private readonly directory: DirectoryReader;
   /** Lost messages read back from the store (`missing` events), until they come. */
   private readonly repairs = new Repairs(
     (conversationId) =>
@@ -239,7 +242,7 @@ export class ChatImpl implements Chat, ConversationDriver {
    */
   private async lookupFor(account: string, attempt = 0): Promise<void> {
     try {
-      await this.lookup();
+      await this.directory.read();
     } catch (e) {
       if (attempt < LOOKUP_RETRIES) {
         setTimeout(() => {
@@ -252,29 +255,10 @@ export class ChatImpl implements Chat, ConversationDriver {
     await this.apply(this.client.lookupComplete(account) as CoreEffects);
   }
 
-  /**
-   * Reads the directory topics' history into the core: everything the first time, then
-   * what came since the last lookup (a minute of overlap for clock skew; the core skips
-   * records it has seen).
-   */
-  private async lookup(): Promise<void> {
-    const topics = glue.WasmClient.directoryTopics();
-    const started = new Date();
-    const q = this.directorySince ? { contentTopics: topics, since: this.directorySince } : { contentTopics: topics };
-    for await (const m of this.transport.query(q)) {
-      try {
-        this.client.ingestDirectory(m.contentTopic, m.payload);
-      } catch {
-        /* shared space: records that do not verify are ignored */
-      }
-    }
-    this.directorySince = new Date(started.getTime() - 60_000);
-  }
-
   startDirect(accountId: string): Promise<Conversation> {
     return this.run(async () => {
       check(typeof accountId === "string", "accountId must be a string");
-      await this.lookup();
+      await this.directory.read();
       let started: { conversationId: string; effects: CoreEffects };
       try {
         started = this.client.startDirect(accountId, Date.now()) as typeof started;
@@ -293,7 +277,7 @@ export class ChatImpl implements Chat, ConversationDriver {
       check(init.description === undefined || typeof init.description === "string", "description must be a string");
       check(Array.isArray(init.members) && init.members.every((m) => typeof m === "string"), "members must be an array of account ids");
       check(init.timing === undefined || (typeof init.timing === "object" && init.timing !== null), "timing must be an object");
-      await this.lookup();
+      await this.directory.read();
       let started: { conversationId: string; effects: CoreEffects };
       try {
         started = this.client.createGroup(init.name, init.description ?? "", init.members, init.timing, Date.now()) as typeof started;
@@ -308,7 +292,7 @@ export class ChatImpl implements Chat, ConversationDriver {
   /** Used by group handles: a proposal (add, remove, leave, metadata). */
   groupCall(id: string, call: "addMembers" | "removeMembers" | "leave" | "setMetadata", ...args: unknown[]): Promise<void> {
     return this.run(async () => {
-      if (call === "addMembers") await this.lookup();
+      if (call === "addMembers") await this.directory.read();
       let fx: CoreEffects;
       try {
         const now = Date.now();

@@ -142,11 +142,12 @@ impl Client {
         if self.groups.contains_key(id) {
             return Ok(Some(Effects::default()));
         }
-        let digest = tree::digest(frame)?;
+        let frame = tree::parse(frame)?;
+        let digest = tree::digest_of(&frame);
         let Some(join) = self.joins.waiting.iter().find(|j| j.id == *id && j.ticket.digest == digest) else {
             return Ok(None);
         };
-        let (tree, bundles) = tree::open_tree(frame, &join.ticket)?;
+        let (tree, bundles) = tree::open_tree(&frame, &join.ticket)?;
         let welcome = join.welcome.clone();
         // Members' bundles, verified like any directory record; one that fails is skipped.
         for b in bundles {
