@@ -13,14 +13,13 @@ import type { Chat, ChatMessage, ChatOptions, Conversation, ConversationInfo, De
 type Listener<T> = (value: T) => void;
 const encoder = new TextEncoder();
 import { glue } from "./wasm.js";
-import { backoff, Repairs } from "./repair.js";
 import { DirectoryReader } from "./directory.js";
 
-
-/** Tries of a directory read the core asked for, before it is told without one (about 30 s). */
-const LOOKUP_RETRIES = 6;
-/** How far back a repair reads a conversation's topic from the store. */
-const REPAIR_WINDOW_MS = 10 * 60_000;
+/** Events held for the app until it listens, while the first catch-up runs (bounded). */
+const BACKLOG_CAP = 10_000;
+/** Back-off of a subscription the transport refused (offline): 1 s doubling, 30 s at most. */
+const resubscribeDelay = (attempt: number): number => Math.min(30_000, 1000 * 2 ** attempt);
+type Sender = { accountId?: string; installationId: string };
 export class ChatImpl implements Chat, ConversationDriver {
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
@@ -29,8 +28,20 @@ export class ChatImpl implements Chat, ConversationDriver {
     message: new Set<Listener<ChatMessage>>(),
     conversation: new Set<Listener<ConversationInfo>>(),
     members: new Set<Listener<{ conversationId: string; members: Member[] }>>(),
+    missing: new Set<Listener<{ conversationId: string; messageId: string; sender?: Sender }>>(),
+    ack: new Set<Listener<{ conversationId: string; messageId: string; by: Sender }>>(),
+    lost: new Set<Listener<{ conversationId: string; messageId: string; sender?: Sender }>>(),
+    synced: new Set<Listener<{ conversationId?: string }>>(),
     error: new Set<Listener<LogosChatError>>(),
   };
+  /**
+   * Until the first catch-up is done, events for which the app has no listener yet wait
+   * here: what arrived while the account was closed reaches `on("message")` and
+   * `messages()` once the app listens, even though it is read during `chat()`.
+   */
+  private backlog: Map<string, unknown[]> | undefined = new Map();
+  /** Topics whose catch-up read waits until `chat()` has resolved. */
+  private catchUps: string[] | undefined = [];
   /** The latest info of each conversation (a group handle's name and description). */
   private readonly infos = new Map<string, ConversationInfo>();
   private readonly closeHooks: (() => void)[] = [];
@@ -85,6 +96,8 @@ export class ChatImpl implements Chat, ConversationDriver {
         await chat.apply(startup);
         if (!fresh) await chat.apply(client.announce(Date.now()) as CoreEffects);
       });
+      // The backlog is read once the app holds the chat (after `chat()` resolves).
+      setTimeout(() => void chat.start(), 0);
       return chat;
     } catch (e) {
       if (opened) await adapter.close().catch(() => undefined);
@@ -142,6 +155,7 @@ export class ChatImpl implements Chat, ConversationDriver {
     }
     if (sent.length) await this.adapter.commit(sent, { durable: false });
     for (const account of fx.lookups) await this.lookupFor(account);
+    for (const q of fx.queries ?? []) await this.query(q.contentTopic, q.sinceMs);
     if (fx.wakeAt !== undefined) this.arm(fx.wakeAt);
     for (const ev of fx.events) {
       switch (ev.type) {
@@ -161,10 +175,16 @@ export class ChatImpl implements Chat, ConversationDriver {
           this.emit("error", toLogosError(ev));
           break;
         case "missing":
-          this.repairs.missing(ev.conversationId, ev.messageId);
+          this.emit("missing", ev.sender ? { conversationId: ev.conversationId, messageId: ev.messageId, sender: ev.sender } : { conversationId: ev.conversationId, messageId: ev.messageId });
+          break;
+        case "lost":
+          this.emit("lost", ev.sender ? { conversationId: ev.conversationId, messageId: ev.messageId, sender: ev.sender } : { conversationId: ev.conversationId, messageId: ev.messageId });
+          break;
+        case "ack":
+          this.emit("ack", { conversationId: ev.conversationId, messageId: ev.messageId, by: ev.by });
           break;
         default:
-          break; // ack: its public event lands with the reliability issue
+          break;
       }
     }
   }
@@ -200,14 +220,54 @@ export class ChatImpl implements Chat, ConversationDriver {
     }, delay);
   }
 
-  /** Subscribes to a topic, then reads what the network stored on it. */
-  private async follow(topic: string): Promise<void> {
-    if (this.subscriptions.has(topic)) return;
-    const sub = await this.transport.subscribe([topic], (m) => this.deliver(m));
-    this.subscriptions.set(topic, sub);
-    const since = this.client.catchUpSince(topic);
-    const q = since === undefined ? { contentTopics: [topic] } : { contentTopics: [topic], since: new Date(since) };
-    for await (const m of this.transport.query(q)) await this.handle(m);
+  /**
+   * Subscribes to a topic, then reads what the network stored on it (during `chat()`,
+   * that read waits until the chat is handed to the app). A transport that refuses (the
+   * network is down) never fails the call: it is reported and tried again with back-off.
+   */
+  private async follow(topic: string, attempt = 0): Promise<void> {
+    if (this.subscriptions.has(topic) || this.closed) return;
+    try {
+      const sub = await this.transport.subscribe([topic], (m) => this.deliver(m));
+      this.subscriptions.set(topic, sub);
+    } catch (e) {
+      this.emit("error", toLogosError(e, "TRANSPORT_UNAVAILABLE"));
+      setTimeout(() => {
+        if (!this.closed) this.run(() => this.follow(topic, attempt + 1)).catch(() => undefined);
+      }, resubscribeDelay(attempt));
+      return;
+    }
+    if (this.catchUps) this.catchUps.push(topic);
+    else await this.query(topic, this.client.catchUpSince(topic));
+  }
+
+  /** Runs a store read the core asked for (or a catch-up) and tells the core how it went. */
+  private async query(topic: string, sinceMs: number | undefined): Promise<void> {
+    let ok = true;
+    try {
+      const q = sinceMs === undefined ? { contentTopics: [topic] } : { contentTopics: [topic], since: new Date(sinceMs) };
+      for await (const m of this.transport.query(q)) await this.handle(m);
+    } catch (e) {
+      ok = false;
+      if (e instanceof LogosChatError && e.code === "STORE_CORRUPT") throw e;
+    }
+    await this.apply(this.client.queryDone(topic, ok, Date.now()) as CoreEffects);
+  }
+
+  /** After `chat()` resolved: the catch-up of every followed topic, then `synced`. */
+  private async start(): Promise<void> {
+    if (this.closed) return;
+    await this.run(async () => {
+      const topics = this.catchUps ?? [];
+      this.catchUps = undefined;
+      for (const topic of topics) await this.query(topic, this.client.catchUpSince(topic));
+    }).catch((e) => {
+      if (!this.closed) this.emit("error", toLogosError(e));
+    });
+    if (this.closed) return;
+    this.emit("synced", {});
+    // Whatever is still unheard goes to the listeners that come later no more.
+    setTimeout(() => (this.backlog = undefined), 0);
   }
 
   private async handle(m: DeliveryMessage): Promise<void> {
@@ -223,34 +283,18 @@ export class ChatImpl implements Chat, ConversationDriver {
   }
 
   private readonly directory: DirectoryReader;
-  /** Lost messages read back from the store (`missing` events), until they come. */
-  private readonly repairs = new Repairs(
-    (conversationId) =>
-      this.run(async () => {
-        const topic = glue.WasmClient.conversationTopic(conversationId) as string;
-        const since = new Date(Date.now() - REPAIR_WINDOW_MS);
-        for await (const m of this.transport.query({ contentTopics: [topic], since })) await this.handle(m);
-      }),
-    (conversationId, messageId) => this.client.hasMessage(conversationId, messageId),
-  );
-
   /**
    * A lookup the core asked for (a sender to confirm): the directory is read, then the
-   * core told. A failed read (a busy store) is retried with back-off; after the last try
-   * the core is told anyway, and releases what it held without the unconfirmed account,
-   * so a message is never kept back for good.
+   * core told. A failed read (a busy store) is reported to the core, which asks again
+   * with back-off and, after its last try, releases what it held without the account.
    */
-  private async lookupFor(account: string, attempt = 0): Promise<void> {
+  private async lookupFor(account: string): Promise<void> {
     try {
       await this.directory.read();
     } catch (e) {
-      if (attempt < LOOKUP_RETRIES) {
-        setTimeout(() => {
-          if (!this.closed) this.run(() => this.lookupFor(account, attempt + 1)).catch(() => undefined);
-        }, backoff(attempt));
-        return;
-      }
       this.emit("error", toLogosError(e, "TRANSPORT_UNAVAILABLE"));
+      await this.apply(this.client.lookupFailed(account, Date.now()) as CoreEffects);
+      return;
     }
     await this.apply(this.client.lookupComplete(account) as CoreEffects);
   }
@@ -412,25 +456,53 @@ export class ChatImpl implements Chat, ConversationDriver {
   on(event: "message", cb: (m: ChatMessage) => void): () => void;
   on(event: "conversation", cb: (c: ConversationInfo) => void): () => void;
   on(event: "members", cb: (e: { conversationId: string; members: Member[] }) => void): () => void;
+  on(event: "missing", cb: (e: { conversationId: string; messageId: string; sender?: Sender }) => void): () => void;
+  on(event: "ack", cb: (e: { conversationId: string; messageId: string; by: Sender }) => void): () => void;
+  on(event: "lost", cb: (e: { conversationId: string; messageId: string; sender?: Sender }) => void): () => void;
+  on(event: "synced", cb: (e: { conversationId?: string }) => void): () => void;
   on(event: "error", cb: (e: LogosChatError) => void): () => void;
-  on(event: "message" | "conversation" | "members" | "error", cb: (v: never) => void): () => void {
-    check(event in this.listeners, `unknown event ${String(event)}`);
+  on(event: keyof ChatImpl["listeners"], cb: (v: never) => void): () => void {
+    check(typeof event === "string" && Object.prototype.hasOwnProperty.call(this.listeners, event), `unknown event ${String(event)}`);
     check(typeof cb === "function", "listener must be a function");
     const set = this.listeners[event] as Set<(v: never) => void>;
     set.add(cb);
+    const waiting = this.backlog?.get(event);
+    if (waiting) {
+      // What came before the app listened (the first catch-up): handed over in order.
+      this.backlog?.delete(event);
+      queueMicrotask(() => {
+        for (const v of waiting) this.call(event, cb as (v: unknown) => void, v);
+      });
+    }
     return () => set.delete(cb);
   }
 
   private emit<K extends keyof ChatImpl["listeners"]>(event: K, value: Parameters<ChatImpl["listeners"][K] extends Set<infer L> ? (L extends (v: infer V) => void ? (v: V) => void : never) : never>[0]): void {
-    for (const cb of this.listeners[event] as Set<(v: typeof value) => void>) {
-      try {
-        cb(value);
-      } catch (e) {
-        // An app listener's exception must not break the driver.
-        queueMicrotask(() => {
-          throw e;
-        });
+    const set = this.listeners[event] as Set<(v: typeof value) => void>;
+    if (set.size === 0 && this.backlog && event !== "error" && event !== "synced") {
+      let waiting = this.backlog.get(event);
+      if (!waiting) this.backlog.set(event, (waiting = []));
+      if (waiting.length < BACKLOG_CAP) waiting.push(value);
+      return;
+    }
+    for (const cb of set) this.call(event, cb as (v: unknown) => void, value);
+  }
+
+  /**
+   * Calls one app listener. A listener that throws must not break the driver or the
+   * other listeners: it is reported on `error` (LISTENER_FAILED), and a throwing `error`
+   * listener is reported on the console only.
+   */
+  private call(event: string, cb: (v: unknown) => void, value: unknown): void {
+    try {
+      cb(value);
+    } catch (e) {
+      if (event === "error") {
+        console.error("logos-chat: an error listener threw", e);
+        return;
       }
+      const err = new LogosChatError("LISTENER_FAILED", `a "${event}" listener threw: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+      for (const l of this.listeners.error) this.call("error", l as (v: unknown) => void, err);
     }
   }
 
@@ -476,7 +548,6 @@ export class ChatImpl implements Chat, ConversationDriver {
     this.closed = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
-    this.repairs.close();
     await Promise.all([...this.subscriptions.values()].map((s) => s.unsubscribe().catch(() => undefined)));
     this.subscriptions.clear();
     for (const hook of this.closeHooks.splice(0)) hook();

@@ -7,6 +7,7 @@ export interface CoreEffects {
   subscribe: string[];
   publish: { contentTopic: string; payload: Uint8Array; outboxId: number }[];
   lookups: string[];
+  queries: { contentTopic: string; sinceMs?: number; attempt: number }[];
   events: CoreEvent[];
   wakeAt?: number;
 }
@@ -19,7 +20,8 @@ export type CoreEvent =
   | ({ type: "message" } & CoreMessage)
   | ({ type: "conversation" } & CoreConversation)
   | { type: "ack"; conversationId: string; messageId: string; by: { accountId?: string; installationId: string } }
-  | { type: "missing"; conversationId: string; messageId: string; senderId?: string }
+  | { type: "missing"; conversationId: string; messageId: string; sender?: { accountId?: string; installationId: string } }
+  | { type: "lost"; conversationId: string; messageId: string; sender?: { accountId?: string; installationId: string } }
   | { type: "members"; conversationId: string; members: Member[] }
   | { type: "error"; code: string; message: string };
 

@@ -211,6 +211,14 @@ export interface Chat {
   on(event: "message", cb: (m: ChatMessage) => void): () => void;
   on(event: "conversation", cb: (c: ConversationInfo) => void): () => void;
   on(event: "members", cb: (e: { conversationId: string; members: Member[] }) => void): () => void;
+  /** A message that a peer's causal history names never came: it is being repaired (read back from the store, re-sent by its sender); messages that depend on it wait. */
+  on(event: "missing", cb: (e: { conversationId: string; messageId: string; sender?: Sender }) => void): () => void;
+  /** A peer's installation acknowledged one of our messages (its causal history names it). */
+  on(event: "ack", cb: (e: { conversationId: string; messageId: string; by: Sender }) => void): () => void;
+  /** Repair gave up on a missing message; what waited for it was delivered without it. */
+  on(event: "lost", cb: (e: { conversationId: string; messageId: string; sender?: Sender }) => void): () => void;
+  /** The catch-up after opening (what arrived while the account was closed) is done. */
+  on(event: "synced", cb: (e: { conversationId?: string }) => void): () => void;
   on(event: "error", cb: (e: import("./errors.js").LogosChatError) => void): () => void;
   /** The same stream as on("message"); ends when the chat closes. */
   messages(): AsyncIterable<ChatMessage>;

@@ -111,16 +111,29 @@ pub enum Event {
         /// Who acked it.
         by: SenderInfo,
     },
-    /// A peer had seen a message that we have not.
+    /// A peer had seen a message that we have not: it is being repaired (read back from
+    /// the store, re-sent by its sender); messages that depend on it wait.
     #[serde(rename_all = "camelCase")]
     Missing {
         /// The conversation.
         conversation_id: String,
         /// The missing id.
         message_id: String,
-        /// The sender hint from the history entry, if any.
+        /// Who sent it, from the history entry that named it (the account only once
+        /// the directory confirms the installation belongs to it).
         #[serde(skip_serializing_if = "Option::is_none")]
-        sender_id: Option<String>,
+        sender: Option<SenderInfo>,
+    },
+    /// Repair gave up on a missing message: what waited for it is delivered without it.
+    #[serde(rename_all = "camelCase")]
+    Lost {
+        /// The conversation.
+        conversation_id: String,
+        /// The lost id.
+        message_id: String,
+        /// Who sent it, as for `Missing`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sender: Option<SenderInfo>,
     },
     /// A group's member list changed.
     #[serde(rename_all = "camelCase")]
@@ -139,6 +152,21 @@ pub enum Event {
     },
 }
 
+/// A store query the core asks for: catch-up after a subscription, or repair of missing
+/// messages. The driver feeds what it reads to `Client::receive`, then reports the
+/// outcome with `Client::query_done`; retries are the core's.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreQuery {
+    /// The content topic to read.
+    pub content_topic: String,
+    /// From when (ms); the whole retained history if absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since_ms: Option<f64>,
+    /// Which try this is (0 first).
+    pub attempt: u32,
+}
+
 /// The outputs of one core call.
 #[derive(Debug, Default, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -152,6 +180,8 @@ pub struct Effects {
     /// Accounts whose directory records the driver should fetch, then call
     /// `Client::lookup_complete`.
     pub lookups: Vec<String>,
+    /// Store queries to run (catch-up retries, repair of missing messages).
+    pub queries: Vec<StoreQuery>,
     /// Events for the app, in order.
     pub events: Vec<Event>,
     /// When to call `Client::tick` next (ms), if ever.
@@ -166,6 +196,7 @@ impl Effects {
         self.subscribe.extend(other.subscribe);
         self.publish.extend(other.publish);
         self.lookups.extend(other.lookups);
+        self.queries.extend(other.queries);
         self.events.extend(other.events);
         self.wake_at = match (self.wake_at, other.wake_at) {
             (Some(a), Some(b)) => Some(a.min(b)),

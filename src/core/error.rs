@@ -80,6 +80,10 @@ pub enum CoreError {
     /// A message that cannot be decrypted.
     #[error("decrypt failed: {0}")]
     Decrypt(String),
+    /// A message that came after every receive window had passed it (too old a
+    /// generation or epoch): it cannot be decrypted any more, and is reported.
+    #[error("message beyond the receive window: {0}")]
+    TooLate(String),
     /// Stored state that does not authenticate or decode; never silently reset.
     #[error("store corrupt: {0}")]
     StoreCorrupt(String),
@@ -96,7 +100,7 @@ impl CoreError {
             CoreError::UnknownAccount(_) => ErrorCode::UnknownAccount,
             CoreError::UnknownConversation(_) => ErrorCode::UnknownConversation,
             CoreError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
-            CoreError::Decrypt(_) => ErrorCode::DecryptFailed,
+            CoreError::Decrypt(_) | CoreError::TooLate(_) => ErrorCode::DecryptFailed,
             CoreError::StoreCorrupt(_) => ErrorCode::StoreCorrupt,
             CoreError::NotAMember(_) => ErrorCode::NotAMember,
             CoreError::Decode { .. } | CoreError::Verify(_) | CoreError::Mls(_) => ErrorCode::Protocol,

@@ -21,6 +21,6 @@ pub mod wire;
 mod tests;
 
 pub use address::{AccountId, ContentTopic, ConversationId, InstallationId, MessageId};
-pub use client::Client;
+pub use client::{backoff, Client, FULL_ACK_MAX, HOLD_MS, LOOKUP_TRIES, RETRANSMIT_DELAYS_MS};
 pub use effects::{ChatMessage, ConversationInfo, Effects, Event, MemberInfo, Outbound, SenderInfo};
 pub use error::{CoreError, ErrorCode, Result};

@@ -1,8 +1,9 @@
 //! Reliability metadata of chat messages: libchat's `ReliablePayload` (PROTOCOL.md §2.9).
 //!
 //! Owns the per-conversation Lamport clock and causal history, derives message
-//! ids and reports acks and missing messages. It never retransmits (repair is
-//! a later layer) and never touches keys or the network.
+//! ids and reports acks. Missing messages, causal order and retransmission are the
+//! client's (`client/reliability.rs`), which remembers far more ids than a channel.
+//! Never touches keys or the network.
 
 use std::collections::{HashSet, VecDeque};
 
@@ -36,18 +37,9 @@ pub fn message_id(channel_id: &str, sender_id: &str, lamport: i32, content: &[u8
     MessageId(hex::encode(out))
 }
 
-/// What a received payload's history tells us.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct HistoryReport {
-    /// Our own messages that the sender has now seen.
-    pub acked: Vec<MessageId>,
-    /// Ids the sender had seen that we have not: (message id, sender hint).
-    pub missing: Vec<(MessageId, String)>,
-}
-
 /// One conversation's reliability state. Bounded: it remembers the last
-/// [`RECENT_CAP`] ids, which is what ack and missing detection look at (a peer's
-/// causal history names its last 10), and it is what the store persists.
+/// [`RECENT_CAP`] ids, which is what ack detection looks at (a peer's causal history
+/// names its last 10), and it is what the store persists.
 #[derive(Debug, Default, Clone)]
 pub struct Channel {
     lamport: i32,
@@ -56,6 +48,9 @@ pub struct Channel {
     recent_set: HashSet<String>,
     own: HashSet<String>,
     reported: HashSet<String>,
+    /// The Lamport time of each sender's entry in `history` (not persisted: a restored
+    /// entry counts as the newest).
+    frontier: std::collections::HashMap<String, i32>,
 }
 
 /// How many recent ids a channel remembers (and persists with every message, so it is
@@ -90,7 +85,7 @@ impl Channel {
             bloom_filter: Vec::new(),
             content,
         };
-        self.remember(&id.0, sender_id, true);
+        self.remember_at(&id.0, sender_id, true, self.lamport);
         payload
     }
 
@@ -99,26 +94,29 @@ impl Channel {
         self.recent_set.contains(id)
     }
 
-    /// Records a received payload and reports acks and missing ids.
-    pub fn receive(&mut self, p: &ReliablePayload) -> HistoryReport {
+    /// Records a received payload's clock and acks; returns our own messages its sender
+    /// has now seen (each reported once per sender). The payload enters our causal
+    /// history only once it is delivered ([`Channel::delivered`]): naming a message that
+    /// is still held would tell its sender we have what it depends on.
+    pub fn receive(&mut self, p: &ReliablePayload) -> Vec<MessageId> {
         self.lamport = self.lamport.max(p.lamport_timestamp);
-        let mut report = HistoryReport::default();
+        let mut acked = Vec::new();
         if self.reported.len() > 4 * RECENT_CAP {
             self.reported.clear();
         }
         for e in &p.causal_history {
-            if self.own.contains(&e.message_id) {
-                if self.reported.insert(format!("ack|{}|{}", e.message_id, p.sender_id)) {
-                    report.acked.push(MessageId(e.message_id.clone()));
-                }
-            } else if !self.recent_set.contains(&e.message_id)
-                && self.reported.insert(format!("missing|{}", e.message_id))
+            if self.own.contains(&e.message_id)
+                && self.reported.insert(format!("ack|{}|{}", e.message_id, p.sender_id))
             {
-                report.missing.push((MessageId(e.message_id.clone()), e.sender_id.clone()));
+                acked.push(MessageId(e.message_id.clone()));
             }
         }
-        self.remember(&p.message_id, &p.sender_id, false);
-        report
+        acked
+    }
+
+    /// A received message was delivered (in causal order): it enters the history.
+    pub fn delivered(&mut self, id: &str, sender_id: &str, lamport: i32) {
+        self.remember_at(id, sender_id, false, lamport);
     }
 
     fn note(&mut self, id: &str, own: bool) {
@@ -137,11 +135,28 @@ impl Channel {
         }
     }
 
-    fn remember(&mut self, id: &str, sender_id: &str, own: bool) {
+    /// Adds a message to the causal history, which is the conversation's frontier: the
+    /// latest message of each sender (most recent last, 10 senders at most). Naming each
+    /// sender's latest message, instead of the last 10 messages whoever sent them, keeps
+    /// causality transitive: a receiver that waits for the named messages has, through
+    /// their own histories, everything the sender had seen, however many messages of
+    /// other senders came in between. An older message of a sender (one that arrived
+    /// late) does not replace its newer one.
+    fn remember_at(&mut self, id: &str, sender_id: &str, own: bool, lamport: i32) {
         if self.recent_set.contains(id) {
             return;
         }
         self.note(id, own);
+        if let Some(pos) = self.history.iter().position(|e| e.sender_id == sender_id) {
+            if self.frontier.get(sender_id).is_some_and(|l| *l > lamport) {
+                return;
+            }
+            self.history.remove(pos);
+        }
+        self.frontier.insert(sender_id.to_owned(), lamport);
+        if self.frontier.len() > 4 * CAUSAL_HISTORY_LEN {
+            self.frontier.retain(|s, _| self.history.iter().any(|e| &e.sender_id == s));
+        }
         self.history.push_back(HistoryEntry {
             message_id: id.to_owned(),
             retrieval_hint: Vec::new(),
@@ -167,7 +182,7 @@ mod tests {
     }
 
     #[test]
-    fn lamport_starts_at_one_and_history_is_bounded_oldest_first() {
+    fn lamport_starts_at_one_and_history_is_the_frontier() {
         let mut a = Channel::default();
         let first = a.wrap("c", "alice", b"1".to_vec());
         assert_eq!(first.lamport_timestamp, 1);
@@ -176,22 +191,48 @@ mod tests {
         for i in 0..15 {
             last = a.wrap("c", "alice", vec![i]);
         }
-        assert_eq!(last.causal_history.len(), CAUSAL_HISTORY_LEN);
         assert_eq!(last.lamport_timestamp, 16);
+        // One sender: its previous message only.
+        assert_eq!(last.causal_history.len(), 1);
+        // Twelve senders: the latest of the ten most recent.
+        let mut b = Channel::default();
+        for s in 0..12 {
+            let mut peer = Channel::default();
+            let p = peer.wrap("c", &format!("s{s}"), vec![s]);
+            b.receive(&p);
+            b.delivered(&p.message_id, &p.sender_id, p.lamport_timestamp);
+        }
+        let reply = b.wrap("c", "bob", b"x".to_vec());
+        assert_eq!(reply.causal_history.len(), CAUSAL_HISTORY_LEN);
+        assert!(reply.causal_history.iter().all(|e| e.sender_id != "s0" && e.sender_id != "s1"));
     }
 
     #[test]
-    fn acks_and_missing_are_reported_once() {
+    fn a_late_older_message_does_not_replace_its_senders_newer_one() {
+        let mut peer = Channel::default();
+        let older = peer.wrap("c", "p", b"1".to_vec());
+        let newer = peer.wrap("c", "p", b"2".to_vec());
+        let mut me = Channel::default();
+        for p in [&newer, &older] {
+            me.receive(p);
+            me.delivered(&p.message_id, &p.sender_id, p.lamport_timestamp);
+        }
+        let reply = me.wrap("c", "me", b"x".to_vec());
+        assert!(reply.causal_history.iter().any(|e| e.message_id == newer.message_id));
+        assert!(!reply.causal_history.iter().any(|e| e.message_id == older.message_id));
+    }
+
+    #[test]
+    fn acks_are_reported_once() {
         let (mut a, mut b) = (Channel::default(), Channel::default());
-        let m1 = a.wrap("c", "alice", b"x".to_vec());
+        let _m1 = a.wrap("c", "alice", b"x".to_vec());
         let m2 = a.wrap("c", "alice", b"y".to_vec());
-        // b only gets m2: m1 is missing.
-        let r = b.receive(&m2);
-        assert_eq!(r.missing, vec![(MessageId(m1.message_id.clone()), "alice".to_owned())]);
+        b.receive(&m2);
+        b.delivered(&m2.message_id, &m2.sender_id, m2.lamport_timestamp);
         let reply = b.wrap("c", "bob", b"z".to_vec());
-        let r = a.receive(&reply);
-        assert_eq!(r.acked, vec![MessageId(m2.message_id.clone())]);
-        assert!(a.receive(&reply).acked.is_empty());
+        let acked = a.receive(&reply);
+        assert_eq!(acked, vec![MessageId(m2.message_id.clone())]);
+        assert!(a.receive(&reply).is_empty());
         assert_eq!(reply.lamport_timestamp, 3);
     }
 
@@ -203,8 +244,9 @@ mod tests {
         let mut back = Channel::restore(lamport, history, recent);
         let mut b = Channel::default();
         b.receive(&m1);
+        b.delivered(&m1.message_id, &m1.sender_id, m1.lamport_timestamp);
         let reply = b.wrap("c", "bob", b"y".to_vec());
-        assert_eq!(back.receive(&reply).acked, vec![MessageId(m1.message_id.clone())]);
+        assert_eq!(back.receive(&reply), vec![MessageId(m1.message_id.clone())]);
         assert_eq!(back.wrap("c", "alice", b"z".to_vec()).lamport_timestamp, 3);
         for i in 0..(RECENT_CAP as u32 + 10) {
             back.wrap("c", "alice", i.to_be_bytes().to_vec());

@@ -1,5 +1,5 @@
 //! Segmentation of payloads over the network's size limit (PROTOCOL.md §5.5, LIP-243):
-//! a payload over [`SEGMENT_THRESHOLD`] goes out as `SegmentMessage`s of at most
+//! a payload whose WakuMessage would pass [`NETWORK_LIMIT`] goes out as `SegmentMessage`s of at most
 //! [`SEGMENT_SIZE`] bytes, and the receiver reassembles it once every data segment is in
 //! and the Keccak-256 of the whole matches. Parity segments are not produced (LIP-243's
 //! default) and are ignored on receipt.
@@ -19,8 +19,10 @@ use super::wire::SegmentMessage;
 
 /// Most bytes of one serialized segment (LIP-243 default).
 pub const SEGMENT_SIZE: usize = 102_400;
-/// Payloads above this are segmented (one segment's worth).
-pub const SEGMENT_THRESHOLD: usize = SEGMENT_SIZE;
+/// The Logos networks' limit on an encoded message (150 KiB): an envelope whose message
+/// fits goes whole, since libchat cannot reassemble segments (it would read a segment's
+/// hash as an envelope's conversation hint); only larger ones are segmented.
+pub const NETWORK_LIMIT: usize = 150 * 1024;
 /// Most segments in a set, parity included (LIP-243).
 pub const MAX_SEGMENTS: usize = 256;
 /// Most incomplete sets a receiver keeps.

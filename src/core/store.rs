@@ -299,6 +299,9 @@ pub struct ConversationRecord {
     /// A group's de-MLS state (an encoded `GroupStateRecord`); empty for a direct chat.
     #[prost(bytes = "vec", tag = "12")]
     pub group_state: Vec<u8>,
+    /// Received messages held for causal order.
+    #[prost(message, repeated, tag = "13")]
+    pub held: Vec<HeldRecord>,
 }
 
 /// A `messages` record.
@@ -359,6 +362,52 @@ pub struct OutboxRecord {
     /// The envelope.
     #[prost(bytes = "vec", tag = "3")]
     pub payload: Vec<u8>,
+    /// For a chat message kept for retransmission: its conversation.
+    #[prost(string, tag = "4")]
+    pub conversation_id: String,
+    /// For a chat message kept for retransmission: its message id (empty: not kept).
+    #[prost(string, tag = "5")]
+    pub message_id: String,
+    /// The installations that have not acknowledged it yet (hex ids).
+    #[prost(string, repeated, tag = "6")]
+    pub awaiting: Vec<String>,
+    /// How many times it was re-sent.
+    #[prost(uint32, tag = "7")]
+    pub retransmits: u32,
+    /// When it is re-sent next (ms).
+    #[prost(uint64, tag = "8")]
+    pub next_at: u64,
+    /// The transport accepted it at least once (it leaves the publish queue).
+    #[prost(bool, tag = "9")]
+    pub accepted: bool,
+    /// One acknowledgement from any awaited installation is enough (a large group).
+    #[prost(bool, tag = "10")]
+    pub any_ack: bool,
+}
+
+/// A received chat message held back until the messages its causal history names have
+/// come (or a timeout): part of its conversation's record.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct HeldRecord {
+    /// The message, as stored in the history.
+    #[prost(message, optional, tag = "1")]
+    pub message: Option<MessageRecord>,
+    /// The ids it waits for.
+    #[prost(string, repeated, tag = "2")]
+    pub deps: Vec<String>,
+    /// When it is delivered anyway, with the gap reported (ms).
+    #[prost(uint64, tag = "3")]
+    pub deadline: u64,
+    /// The account its credential claims, not yet confirmed (hex; empty if none).
+    #[prost(string, tag = "4")]
+    pub claimed_account: String,
+    /// Its `ReliablePayload` sender id and Lamport time: it enters the causal history
+    /// when it is delivered.
+    #[prost(string, tag = "5")]
+    pub sender_id: String,
+    /// See `sender_id`.
+    #[prost(int32, tag = "6")]
+    pub lamport: i32,
 }
 
 /// An `mls` record: one openmls storage entry.

@@ -151,6 +151,20 @@ impl WasmClient {
         to_js(&self.inner.lookup_complete(account))
     }
 
+    /// The directory read for a lookup failed: the core retries it on its own clock
+    /// (`effects.wakeAt`), and releases what waits on it after the last try.
+    #[wasm_bindgen(js_name = lookupFailed)]
+    pub fn lookup_failed(&mut self, account: &str, now: f64) -> JsValue {
+        to_js(&self.inner.lookup_failed(account, ms(now)))
+    }
+
+    /// A store query (a subscription's catch-up, or one in `effects.queries`) finished;
+    /// a failed catch-up is retried by the core.
+    #[wasm_bindgen(js_name = queryDone)]
+    pub fn query_done(&mut self, topic: &str, ok: bool, now: f64) -> JsValue {
+        to_js(&self.inner.query_done(topic, ok, ms(now)))
+    }
+
     /// Starts (or returns) the direct chat with an account: `{ conversationId, effects }`.
     #[wasm_bindgen(js_name = startDirect)]
     pub fn start_direct(&mut self, account: &str, now: f64) -> Result<JsValue, JsValue> {

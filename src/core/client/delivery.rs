@@ -88,35 +88,27 @@ impl Client {
             return Err(CoreError::Verify("payload names another conversation"));
         }
         let mut fx = Effects::default();
+        if self.seen_message(id, &reliable.message_id) {
+            return Ok(fx); // a re-send, a store read, a restart's replay: handled once
+        }
         let Some((channel, _)) = self.channel_meta(id) else {
             return Err(CoreError::UnknownConversation(id.as_str().to_owned()));
         };
-        if channel.has_seen(&reliable.message_id) {
-            return Ok(fx);
-        }
-        let report = channel.receive(&reliable);
+        let acked = channel.receive(&reliable);
         let by = SenderInfo { account_id: None, installation_id: sender.installation.to_hex() };
-        for m in report.acked {
+        for m in acked {
             fx.events.push(Event::Ack {
                 conversation_id: id.as_str().to_owned(),
                 message_id: m.as_str().to_owned(),
                 by: by.clone(),
             });
         }
-        for (m, hint) in report.missing {
-            fx.events.push(Event::Missing {
-                conversation_id: id.as_str().to_owned(),
-                message_id: m.as_str().to_owned(),
-                sender_id: (!hint.is_empty()).then_some(hint),
-            });
-        }
-        let content_type = content_type(&reliable.content);
         let mut message = ChatMessage {
-            id: MessageId(reliable.message_id).as_str().to_owned(),
+            id: MessageId(reliable.message_id.clone()).as_str().to_owned(),
             conversation_id: id.as_str().to_owned(),
             sender: by,
-            content: reliable.content,
-            content_type: content_type.to_owned(),
+            content: reliable.content.clone(),
+            content_type: content_type(&reliable.content).to_owned(),
             sent_at: sent_at_ms as f64,
             received_at: now_ms as f64,
             outgoing: sender.account.as_ref() == Some(&own),
@@ -126,22 +118,8 @@ impl Client {
         if confirmed {
             message.sender.account_id = sender.account.as_ref().map(AccountId::to_hex);
         }
-        let seq = self.store_message(&message, &mut fx)?;
-        match sender.account.clone() {
-            Some(account) if !confirmed => {
-                if !self.pending.iter().any(|p| p.account == account) {
-                    fx.lookups.push(account.to_hex());
-                }
-                self.pending.push(Pending {
-                    account,
-                    message,
-                    installation: sender.installation.clone(),
-                    seq,
-                });
-            }
-            _ => fx.events.push(Event::Message(message)),
-        }
-        self.put_conversation(id, &mut fx)?;
+        let claimed = if confirmed { None } else { sender.account.clone() };
+        self.accept_chat(id, sender, &reliable, message, claimed, now_ms, &mut fx)?;
         Ok(fx)
     }
 }

@@ -94,7 +94,16 @@ impl Client {
         self.remember(&fx_digest(&topic, &env), &mut fx)?;
         let message = self.outgoing(&id, &reliable.message_id, content, now_ms);
         self.store_message(&message, &mut fx)?;
-        self.enqueue(&mut fx, topic, env)?;
+        let others =
+            self.conversations.get(&id).map(|c| c.members().into_iter().map(|m| m.installation).collect());
+        let (awaiting, _) = self.ack_set(others.unwrap_or_default());
+        let track = reliability::Track {
+            conversation: id.clone(),
+            message_id: reliable.message_id.clone(),
+            awaiting,
+            now: now_ms,
+        };
+        self.enqueue_tracked(&mut fx, topic, env, Some(&track))?;
         self.sync_mls(&mut fx)?;
         Ok((reliable.message_id, fx))
     }

@@ -7,7 +7,7 @@ use openmls::prelude::KeyPackage;
 use openmls_traits::OpenMlsProvider;
 use prost::Message as _;
 
-use super::{fx_digest, group_envelope, Client};
+use super::{fx_digest, group_envelope, reliability, Client};
 use crate::core::address::{AccountId, ConversationId, InstallationId};
 use crate::core::conversation::group::{member_id, tree};
 use crate::core::conversation::{ConversationMeta, GroupConversation, GroupOutput, Metadata};
@@ -338,13 +338,23 @@ impl Client {
                 Err(e) => fx.events.push(Event::Error { code: e.code().as_str(), message: e.to_string() }),
             }
         }
+        let r = self.guarded(|c| {
+            let mut fx = Effects::default();
+            c.reliability_tick(now_ms, &mut fx)?;
+            Ok(fx)
+        });
+        match r {
+            Ok(f) => fx.extend(f),
+            Err(e) => fx.events.push(Event::Error { code: e.code().as_str(), message: e.to_string() }),
+        }
         fx.wake_at = self.next_wake(now_ms);
         fx
     }
 
-    /// The earliest group timer.
+    /// The earliest timer: groups' de-MLS timers and the reliability ones.
     pub(super) fn next_wake(&self, now_ms: u64) -> Option<f64> {
-        self.groups.values().filter_map(|g| g.wake_at(now_ms)).min().map(|t| t as f64)
+        let groups = self.groups.values().filter_map(|g| g.wake_at(now_ms));
+        groups.chain(self.reliability_wake()).min().map(|t| t as f64)
     }
 
     /// Publishes a group output's messages through the outbox, sends its Welcomes, emits
@@ -357,10 +367,20 @@ impl Client {
         fx: &mut Effects,
     ) -> Result<()> {
         let topic = id.topic().as_str().to_owned();
-        for m in out.publish {
+        let others =
+            self.groups.get(id).map(|g| g.credentials().into_iter().map(|c| c.installation).collect());
+        let (awaiting, _) = self.ack_set(others.unwrap_or_default());
+        for (i, m) in out.publish.into_iter().enumerate() {
             let env = group_envelope(id, m);
             self.remember(&fx_digest(&topic, &env), fx)?;
-            self.enqueue(fx, topic.clone(), env)?;
+            let track =
+                out.chat_published.iter().find(|(j, _)| *j == i).map(|(_, message_id)| reliability::Track {
+                    conversation: id.clone(),
+                    message_id: message_id.clone(),
+                    awaiting: awaiting.clone(),
+                    now: now_ms,
+                });
+            self.enqueue_tracked(fx, topic.clone(), env, track.as_ref())?;
         }
         let tree_hint = format!("{}{}", id.as_str(), tree::TREE_HINT_SUFFIX);
         for mut sealed in out.trees {

@@ -34,7 +34,10 @@ mod delivery;
 mod direct;
 mod group;
 mod joining;
+mod reliability;
 mod storage;
+
+pub use reliability::{backoff, FULL_ACK_MAX, HOLD_MS, LOOKUP_TRIES, RETRANSMIT_DELAYS_MS};
 
 use super::wire::{
     decode, encrypted_payload, inbox_v2_frame, EncryptedPayload, EnvelopeV1, GroupV1HeavyInvite,
@@ -78,6 +81,8 @@ pub struct Client {
     reassembler: Reassembler,
     /// Welcomes waiting for their ratchet tree, and what their group topic brought meanwhile.
     joins: joining::Joins,
+    /// Causal holds, missing messages, re-sends and retries (`reliability`).
+    rel: reliability::Reliability,
 }
 
 impl std::fmt::Debug for Client {
@@ -163,6 +168,7 @@ impl Client {
             next_outbox: 1,
             reassembler: Reassembler::default(),
             joins: joining::Joins::default(),
+            rel: reliability::Reliability::default(),
         })
     }
 
@@ -183,8 +189,21 @@ impl Client {
     /// Puts an envelope in the persisted outbox and asks the driver to publish it: as
     /// LIP-243 segments when it is over the threshold.
     fn enqueue(&mut self, fx: &mut Effects, content_topic: String, payload: Vec<u8>) -> Result<()> {
-        if payload.len() <= segment::SEGMENT_THRESHOLD {
-            return self.enqueue_one(fx, content_topic, payload);
+        self.enqueue_tracked(fx, content_topic, payload, None)
+    }
+
+    /// As [`Client::enqueue`]; a chat message (`track`) stays in the outbox after it is
+    /// accepted, to be re-sent until it is acknowledged (`reliability`). An envelope that
+    /// fits the network's limit whole goes whole: libchat cannot reassemble segments.
+    fn enqueue_tracked(
+        &mut self,
+        fx: &mut Effects,
+        content_topic: String,
+        payload: Vec<u8>,
+        track: Option<&reliability::Track>,
+    ) -> Result<()> {
+        if crate::core::wire::encoded_message_size(&content_topic, payload.len()) <= segment::NETWORK_LIMIT {
+            return self.enqueue_one(fx, content_topic, payload, track);
         }
         let size = payload.len();
         let segments = segment::split(&payload).ok_or(CoreError::PayloadTooLarge {
@@ -192,25 +211,40 @@ impl Client {
             limit: segment::MAX_SEGMENTS * segment::SEGMENT_SIZE,
         })?;
         for s in segments {
-            self.enqueue_one(fx, content_topic.clone(), s)?;
+            self.enqueue_one(fx, content_topic.clone(), s, track)?;
         }
         Ok(())
     }
 
-    fn enqueue_one(&mut self, fx: &mut Effects, content_topic: String, payload: Vec<u8>) -> Result<()> {
+    fn enqueue_one(
+        &mut self,
+        fx: &mut Effects,
+        content_topic: String,
+        payload: Vec<u8>,
+        track: Option<&reliability::Track>,
+    ) -> Result<()> {
         let id = self.next_outbox;
         self.next_outbox += 1;
-        let rec = OutboxRecord { id, content_topic: content_topic.clone(), payload: payload.clone() };
+        let mut rec = OutboxRecord {
+            id,
+            content_topic: content_topic.clone(),
+            payload: payload.clone(),
+            ..OutboxRecord::default()
+        };
+        if let Some(t) = track {
+            self.track(&mut rec, t);
+        }
         fx.store.push(self.cipher.put(self.rng.as_mut(), Store::Outbox, &id.to_be_bytes(), &encode(&rec))?);
         self.outbox.insert(id, rec);
         fx.publish.push(Outbound { content_topic, payload, outbox_id: id });
         Ok(())
     }
 
-    /// Everything still in the outbox, oldest first (the driver retries these).
+    /// Everything the transport has not accepted yet, oldest first (the driver retries these).
     pub fn pending_outbox(&self) -> Vec<Outbound> {
         self.outbox
             .values()
+            .filter(|r| !r.accepted)
             .map(|r| Outbound {
                 content_topic: r.content_topic.clone(),
                 payload: r.payload.clone(),
@@ -219,11 +253,34 @@ impl Client {
             .collect()
     }
 
-    /// The transport accepted an outbox entry: it leaves the outbox.
+    /// The transport accepted an outbox entry: it leaves the outbox, unless it is a chat
+    /// message kept until it is acknowledged.
     pub fn outbox_sent(&mut self, outbox_id: u64) -> Effects {
-        let mut fx = Effects::default();
-        if self.outbox.remove(&outbox_id).is_some() {
-            fx.store.push(self.cipher.delete(Store::Outbox, &outbox_id.to_be_bytes()));
+        let mut fx = Effects {
+            wake_at: self
+                .outbox
+                .get(&outbox_id)
+                .filter(|r| !r.message_id.is_empty())
+                .map(|r| r.next_at as f64),
+            ..Effects::default()
+        };
+        match self.outbox.get_mut(&outbox_id) {
+            Some(rec) if !rec.message_id.is_empty() && !rec.accepted => {
+                rec.accepted = true;
+                let rec = rec.clone();
+                if let Ok(op) =
+                    self.cipher.put(self.rng.as_mut(), Store::Outbox, &outbox_id.to_be_bytes(), &encode(&rec))
+                {
+                    fx.store.push(op);
+                }
+                self.bound_unacked(&mut fx);
+            }
+            Some(rec) if !rec.message_id.is_empty() => {}
+            Some(_) => {
+                self.outbox.remove(&outbox_id);
+                fx.store.push(self.cipher.delete(Store::Outbox, &outbox_id.to_be_bytes()));
+            }
+            None => {}
         }
         fx
     }
@@ -263,11 +320,13 @@ impl Client {
 
     /// The lookup of `account` is done: release the messages waiting on it.
     pub fn lookup_complete(&mut self, account: &str) -> Effects {
+        self.lookup_settled(account);
         let Ok(account) = AccountId::parse(account) else { return Effects::default() };
         let mut fx = Effects::default();
         let (ready, rest): (Vec<_>, Vec<_>) =
             std::mem::take(&mut self.pending).into_iter().partition(|p| p.account == account);
         self.pending = rest;
+        let mut touched: Vec<ConversationId> = Vec::new();
         for mut p in ready {
             if self.directory.confirms(&p.account, &p.installation) {
                 p.message.sender.account_id = Some(p.account.to_hex());
@@ -275,7 +334,18 @@ impl Client {
                     fx.events.push(Event::Error { code: e.code().as_str(), message: e.to_string() });
                 }
             }
+            if let Ok(id) = ConversationId::parse(&p.message.conversation_id) {
+                if !touched.contains(&id) {
+                    touched.push(id);
+                }
+            }
             fx.events.push(Event::Message(p.message));
+        }
+        // Messages held for causal order behind these may go now; the records change.
+        for id in touched {
+            if let Err(e) = self.release_after_lookup(&id, &mut fx) {
+                fx.events.push(Event::Error { code: e.code().as_str(), message: e.to_string() });
+            }
         }
         fx
     }
@@ -303,26 +373,22 @@ impl Client {
     /// reading a missing message back from the store once it has come, even while it is
     /// held for its sender's confirmation.
     pub fn has_message(&self, conversation: &str, message_id: &str) -> bool {
-        let Ok(id) = ConversationId::parse(conversation) else { return false };
-        let channel = self
-            .conversations
-            .get(&id)
-            .map(|c| &c.channel)
-            .or_else(|| self.groups.get(&id).map(|g| &g.channel));
-        channel.is_some_and(|c| c.has_seen(message_id))
+        ConversationId::parse(conversation).is_ok_and(|id| self.seen_message(&id, message_id))
     }
 
     /// Encrypts and sends `content` to a conversation. The message is stored in
     /// the history and the envelope in the outbox, in the same effects.
     pub fn send(&mut self, conversation: &str, content: &[u8], now_ms: u64) -> Result<(String, Effects)> {
-        self.guarded(|c| {
+        let (id, mut fx) = self.guarded(|c| {
             let id = ConversationId::parse(conversation)?;
             if c.groups.contains_key(&id) {
                 c.send_group(&id, content, now_ms)
             } else {
                 c.send_direct(&id, content, now_ms)
             }
-        })
+        })?;
+        fx.wake_at = self.next_wake(now_ms);
+        Ok((id, fx))
     }
 
     /// The history entry of a message this installation sends.
@@ -344,6 +410,20 @@ impl Client {
 
     /// Handles one message from the network. Never fails: problems become `Error` events.
     pub fn receive(&mut self, content_topic: &str, payload: &[u8], sent_at_ms: u64, now_ms: u64) -> Effects {
+        let mut fx = self.receive_inner(content_topic, payload, sent_at_ms, now_ms);
+        if fx.wake_at.is_none() && (!fx.events.is_empty() || !fx.store.is_empty()) {
+            fx.wake_at = self.next_wake(now_ms);
+        }
+        fx
+    }
+
+    fn receive_inner(
+        &mut self,
+        content_topic: &str,
+        payload: &[u8],
+        sent_at_ms: u64,
+        now_ms: u64,
+    ) -> Effects {
         if content_topic == ACCOUNT_TOPIC || content_topic == KEYPACKAGE_TOPIC {
             let _ = self.ingest_directory(content_topic, payload);
             return Effects::default();

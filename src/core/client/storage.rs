@@ -96,8 +96,14 @@ impl Client {
             )?);
             client.sync_mls(&mut fx)?;
         }
+        let mut held = Vec::new();
         for v in by_store.remove(&Store::Conversations).unwrap_or_default() {
-            let rec: ConversationRecord = decode_record("conversation", &v)?;
+            let mut rec: ConversationRecord = decode_record("conversation", &v)?;
+            if !rec.held.is_empty() {
+                if let Ok(id) = ConversationId::parse(&rec.id) {
+                    held.push((id, std::mem::take(&mut rec.held)));
+                }
+            }
             if rec.kind == super::joining::PENDING_KIND {
                 client.restore_join(&rec, &mut fx);
                 continue;
@@ -126,13 +132,17 @@ impl Client {
                 client.seen_counter = client.seen_counter.max(r.order + 1);
             }
         }
-        fx.wake_at = client.next_wake(now_ms);
+        for (id, records) in held {
+            client.restore_held(&id, records, now_ms)?;
+        }
         for v in by_store.remove(&Store::Outbox).unwrap_or_default() {
             let rec: OutboxRecord = decode_record("outbox", &v)?;
             client.next_outbox = client.next_outbox.max(rec.id + 1);
             client.outbox.insert(rec.id, rec);
         }
-        for rec in client.outbox.values() {
+        client.restore_unacked();
+        fx.wake_at = client.next_wake(now_ms);
+        for rec in client.outbox.values().filter(|r| !r.accepted) {
             fx.publish.push(Outbound {
                 content_topic: rec.content_topic.clone(),
                 payload: rec.payload.clone(),
@@ -186,11 +196,12 @@ impl Client {
     }
 
     pub(super) fn put_conversation(&mut self, id: &ConversationId, fx: &mut Effects) -> Result<()> {
-        let rec = match (self.conversations.get(id), self.groups.get(id)) {
+        let mut rec = match (self.conversations.get(id), self.groups.get(id)) {
             (Some(c), _) => c.record(),
             (None, Some(g)) => g.record(),
             (None, None) => return Ok(()),
         };
+        rec.held = self.held_records(id);
         fx.store.push(self.cipher.put(
             self.rng.as_mut(),
             Store::Conversations,
@@ -208,10 +219,12 @@ impl Client {
         };
         let seq = meta.next_seq;
         meta.next_seq += 1;
+        let handled = super::reliability::msg_digest(&id, &m.id);
         meta.last_message_at = meta.last_message_at.max(m.sent_at as u64);
         if !m.outgoing {
             meta.unread = meta.unread.saturating_add(1);
         }
+        self.remember(&handled, fx)?;
         self.put_message(m, seq, fx)?;
         let index = MessageIndexRecord { conversation_id: m.conversation_id.clone(), seq };
         fx.store.push(self.cipher.put(
@@ -225,18 +238,7 @@ impl Client {
     }
 
     pub(super) fn put_message(&mut self, m: &ChatMessage, seq: u64, fx: &mut Effects) -> Result<()> {
-        let rec = MessageRecord {
-            id: m.id.clone(),
-            conversation_id: m.conversation_id.clone(),
-            sender_account: m.sender.account_id.clone().unwrap_or_default(),
-            sender_installation: m.sender.installation_id.clone(),
-            content: m.content.clone(),
-            content_type: m.content_type.clone(),
-            sent_at: m.sent_at as u64,
-            received_at: m.received_at as u64,
-            outgoing: m.outgoing,
-            seq,
-        };
+        let rec = super::reliability::message_record(m, seq);
         let key = self.cipher.message_key(&m.conversation_id, seq);
         let value = self.cipher.seal(self.rng.as_mut(), Store::Messages, &key, &encode(&rec))?;
         fx.store.push(StoreOp { store: Store::Messages.name(), key, value: Some(value) });
@@ -277,19 +279,7 @@ impl Client {
             .iter()
             .map(|(k, v)| {
                 let rec: MessageRecord = decode_record("message", &self.cipher.open(Store::Messages, k, v)?)?;
-                Ok(ChatMessage {
-                    id: rec.id,
-                    conversation_id: rec.conversation_id,
-                    sender: SenderInfo {
-                        account_id: (!rec.sender_account.is_empty()).then_some(rec.sender_account),
-                        installation_id: rec.sender_installation,
-                    },
-                    content: rec.content,
-                    content_type: rec.content_type,
-                    sent_at: rec.sent_at as f64,
-                    received_at: rec.received_at as f64,
-                    outgoing: rec.outgoing,
-                })
+                Ok(super::reliability::chat_message(rec))
             })
             .collect()
     }

@@ -195,7 +195,7 @@ impl DirectConversation {
         let peer = <[u8; 32]>::try_from(rec.peer.as_slice())
             .map(AccountId::from_bytes)
             .map_err(|_| CoreError::StoreCorrupt("direct record: peer".into()))?;
-        let (id, group, channel, meta) = super::restore_base(provider, &mut rec)?;
+        let (id, group, channel, meta) = super::restore_base(provider, &mut rec, &mls::join_config())?;
         Ok(DirectConversation { id, group, peer, channel, meta })
     }
 
@@ -204,6 +204,7 @@ impl DirectConversation {
         let processed = match self.group.process_message(provider, protocol) {
             Ok(p) => p,
             Err(e) if mls::is_replay(&e) => return Ok(Inbound::Replay),
+            Err(e) if mls::is_too_late(&e) => return Err(CoreError::TooLate(format!("{e:?}"))),
             Err(e) => return Err(CoreError::Decrypt(format!("{e:?}"))),
         };
         let sender = mls::sender_credential(&self.group, processed.sender())?;

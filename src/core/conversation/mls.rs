@@ -21,9 +21,27 @@ pub const GROUP_METADATA_EXTENSION: u16 = 0xFF01;
 /// Most members openmls adds in one commit (§2.7).
 pub const MAX_ADDS_PER_COMMIT: usize = 50;
 
-/// Past epochs whose secrets a member keeps, so a message that crosses a
-/// commit still decrypts (openmls default 0; XMTP keeps 3; local, not wire).
-const MAX_PAST_EPOCHS: usize = 3;
+/// Past epochs whose secrets a member keeps, so a message that crosses a commit still
+/// decrypts (openmls default 0; XMTP keeps 3; local, not wire). Each kept epoch holds its
+/// secret tree: about 64 B per member leaf, plus the sender ratchets in use.
+pub const MAX_PAST_EPOCHS: usize = 8;
+
+/// How many generations a message may come behind the newest one of its sender and
+/// still decrypt (openmls default 5). A lossy network delivers a message late, and a
+/// sender re-sends one until it is acknowledged, so a window of a few has it dropped; a
+/// skipped generation's key is kept until it is used (44 B), a used one is a 1-byte
+/// tombstone, so the window costs at most about 45 KB per sender and epoch, and only
+/// while messages are actually missing.
+pub const OUT_OF_ORDER_TOLERANCE: u32 = 1_000;
+
+/// How many generations ahead of the newest one a message may jump (openmls default
+/// 1,000): a member that was offline while its peer sent this many must still decrypt.
+pub const MAXIMUM_FORWARD_DISTANCE: u32 = 10_000;
+
+/// The sender-ratchet window every conversation uses (local, not wire).
+pub fn sender_ratchet() -> SenderRatchetConfiguration {
+    SenderRatchetConfiguration::new(OUT_OF_ORDER_TOLERANCE, MAXIMUM_FORWARD_DISTANCE)
+}
 
 impl Signer for InstallationKey {
     fn sign(&self, payload: &[u8]) -> std::result::Result<Vec<u8>, SignerError> {
@@ -79,6 +97,7 @@ pub fn create_config() -> MlsGroupCreateConfig {
         .use_ratchet_tree_extension(true)
         .capabilities(capabilities())
         .max_past_epochs(MAX_PAST_EPOCHS)
+        .sender_ratchet_configuration(sender_ratchet())
         .build()
 }
 
@@ -91,18 +110,40 @@ pub fn create_group_config(extensions: Extensions<GroupContext>) -> MlsGroupCrea
         .use_ratchet_tree_extension(false)
         .capabilities(capabilities())
         .max_past_epochs(MAX_PAST_EPOCHS)
+        .sender_ratchet_configuration(sender_ratchet())
         .with_group_context_extensions(extensions)
         .build()
 }
 
 /// The config a conversation is joined with.
 pub fn join_config() -> MlsGroupJoinConfig {
-    MlsGroupJoinConfig::builder().use_ratchet_tree_extension(true).max_past_epochs(MAX_PAST_EPOCHS).build()
+    MlsGroupJoinConfig::builder()
+        .use_ratchet_tree_extension(true)
+        .max_past_epochs(MAX_PAST_EPOCHS)
+        .sender_ratchet_configuration(sender_ratchet())
+        .build()
 }
 
 /// The config a group is joined with: its Welcomes leave the tree out, as the creator's do.
 pub fn group_join_config() -> MlsGroupJoinConfig {
-    MlsGroupJoinConfig::builder().use_ratchet_tree_extension(false).max_past_epochs(MAX_PAST_EPOCHS).build()
+    MlsGroupJoinConfig::builder()
+        .use_ratchet_tree_extension(false)
+        .max_past_epochs(MAX_PAST_EPOCHS)
+        .sender_ratchet_configuration(sender_ratchet())
+        .build()
+}
+
+/// Brings a group restored from storage to the current receive windows (a group written
+/// by an earlier build kept openmls's defaults); writes only when they differ.
+pub fn update_windows(
+    group: &mut MlsGroup,
+    provider: &impl OpenMlsProvider,
+    join: &MlsGroupJoinConfig,
+) -> Result<()> {
+    if group.configuration() == join {
+        return Ok(());
+    }
+    group.set_configuration(provider.storage(), join).map_err(CoreError::mls)
 }
 
 /// The delegate credential of an MLS member or sender, checked against its leaf key.
@@ -116,14 +157,24 @@ pub fn member_credential(credential: &Credential, signature_key: &[u8]) -> Resul
     Ok(cred)
 }
 
-/// Whether a `process_message` failure is a replay of traffic this member already
-/// handled (its own message, a consumed generation, an old or unknown epoch): openmls
-/// reports these before it changes any state, so they are dropped quietly.
+/// Whether a `process_message` failure is a true replay of traffic this member already
+/// handled (its own message, a generation already decrypted): openmls reports these
+/// before it changes any state, so they are dropped quietly. A message that is merely
+/// late, behind every window (too old a generation, an epoch no longer kept), is not a
+/// replay: see [`is_too_late`].
 pub fn is_replay(e: &impl std::fmt::Debug) -> bool {
-    const REPLAYS: [&str; 4] =
-        ["CannotDecryptOwnMessage", "SecretReuseError", "TooDistantInThePast", "WrongEpoch"];
+    const REPLAYS: [&str; 2] = ["CannotDecryptOwnMessage", "SecretReuseError"];
     let why = format!("{e:?}");
     REPLAYS.iter().any(|r| why.contains(r))
+}
+
+/// Whether a `process_message` failure means the message came after every receive
+/// window had passed it (a generation beyond [`OUT_OF_ORDER_TOLERANCE`], an epoch
+/// beyond [`MAX_PAST_EPOCHS`]): it cannot be decrypted any more, and is reported.
+pub fn is_too_late(e: &impl std::fmt::Debug) -> bool {
+    const LATE: [&str; 3] = ["TooDistantInThePast", "WrongEpoch", "NoPastEpochData"];
+    let why = format!("{e:?}");
+    LATE.iter().any(|r| why.contains(r))
 }
 
 /// Decodes an inbound MLSMessage (TLS bytes) for `group`. `None` for a handshake message

@@ -47,16 +47,19 @@ pub(crate) fn base_record(
 }
 
 /// The shared part back from a record, with the MLS group loaded from the provider.
+/// The group's receive windows are brought to `join`'s (see [`mls::update_windows`]).
 pub(crate) fn restore_base(
     provider: &Provider,
     rec: &mut ConversationRecord,
+    join: &openmls::prelude::MlsGroupJoinConfig,
 ) -> Result<(ConversationId, MlsGroup, Channel, ConversationMeta)> {
     let corrupt = |why: &str| CoreError::StoreCorrupt(format!("{} record: {why}", rec.kind));
     let id = ConversationId::parse(&rec.id).map_err(|_| corrupt("id"))?;
     let group_id = hex::decode(&rec.id).map_err(|_| corrupt("id"))?;
-    let group = MlsGroup::load(provider.storage(), &GroupId::from_slice(&group_id))
+    let mut group = MlsGroup::load(provider.storage(), &GroupId::from_slice(&group_id))
         .map_err(CoreError::mls)?
         .ok_or_else(|| corrupt("no MLS state"))?;
+    mls::update_windows(&mut group, provider, join)?;
     let recent =
         std::mem::take(&mut rec.recent).into_iter().zip(std::mem::take(&mut rec.recent_own)).collect();
     let channel = Channel::restore(rec.lamport, std::mem::take(&mut rec.history), recent);

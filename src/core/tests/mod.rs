@@ -3,5 +3,7 @@
 mod big_group;
 mod direct;
 mod group;
+mod lossy;
 mod persist;
+mod reliability;
 mod sim;

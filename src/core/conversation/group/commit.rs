@@ -480,6 +480,11 @@ impl GroupConversation {
             for frame in std::mem::take(&mut self.deferred) {
                 let msg = self.group.create_message(provider, key, &frame).map_err(CoreError::mls)?;
                 out.publish.push(msg.tls_serialize_detached().map_err(CoreError::mls)?);
+                if let Ok(GroupAppFrame { body: Some(Body::Chat(p)) }) =
+                    GroupAppFrame::decode(frame.as_slice())
+                {
+                    out.chat_published.push((out.publish.len() - 1, p.message_id));
+                }
             }
         }
         self.replay_future(provider, key, me, now, out)

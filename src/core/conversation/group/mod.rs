@@ -41,6 +41,8 @@ pub struct GroupOutput {
     pub welcomes: Vec<(InstallationId, Vec<u8>)>,
     /// Sealed ratchet trees (`GroupTree`) for the group topic, one per commit with joiners.
     pub trees: Vec<tree::SealedTree>,
+    /// Our own chat messages among `publish`: (index, message id), kept for retransmission.
+    pub chat_published: Vec<(usize, String)>,
     /// A chat message from an authenticated member.
     pub chat: Option<(DelegateCredential, ReliablePayload)>,
     /// Chat messages of later epochs that a catch-up could read only now.
@@ -331,7 +333,11 @@ impl GroupConversation {
         p: ReliablePayload,
     ) -> Result<GroupOutput> {
         let mut out = GroupOutput::default();
-        out.publish.extend(self.seal(provider, key, GroupAppFrame::chat(p).encode_to_vec())?);
+        let message_id = p.message_id.clone();
+        if let Some(msg) = self.seal(provider, key, GroupAppFrame::chat(p).encode_to_vec())? {
+            out.publish.push(msg);
+            out.chat_published.push((0, message_id));
+        }
         Ok(out)
     }
 
@@ -388,7 +394,13 @@ impl GroupConversation {
         let processed = match self.group.process_message(provider, protocol) {
             Ok(p) => p,
             Err(e) => {
-                return if mls::is_replay(&e) { Ok(out) } else { Err(CoreError::Decrypt(format!("{e:?}"))) }
+                return if mls::is_replay(&e) {
+                    Ok(out)
+                } else if mls::is_too_late(&e) {
+                    Err(CoreError::TooLate(format!("{e:?}")))
+                } else {
+                    Err(CoreError::Decrypt(format!("{e:?}")))
+                }
             }
         };
         let founder = matches!(processed.sender(), Sender::Member(i) if i.u32() == 0);

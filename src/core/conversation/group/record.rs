@@ -31,7 +31,7 @@ impl GroupConversation {
     /// and peers' candidates of an open freeze are kept (a peer's commit cannot be
     /// processed twice: its key generation is spent), and the freeze starts again.
     pub fn restore(provider: &Provider, mut rec: ConversationRecord, now: u64) -> Result<Self> {
-        let (id, group, channel, meta) = restore_base(provider, &mut rec)?;
+        let (id, group, channel, meta) = restore_base(provider, &mut rec, &super::mls::group_join_config())?;
         let state: GroupStateRecord = decode_record("group state", &rec.group_state)?;
         let gov = Governance::restore(state.governance.unwrap_or_default())?;
         let own = (!state.own_commit.is_empty() && group.pending_commit().is_some()).then(|| OwnCandidate {

@@ -1,0 +1,128 @@
+// Reliability as a user of the package sees it in Node: a lossy Transport (30% of live
+// pushes dropped, each delayed 0-200 ms, 10% duplicated) still delivers every message
+// exactly once; what was sent while an account was closed reaches on("message") after
+// it reopens; a stored profile opens with the network down; a throwing listener is
+// reported and the others still run.
+import assert from "node:assert/strict";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { connect, createMemoryHub } from "logos-chat";
+
+/** A deterministic lossy wrapper around a Transport (its store stays complete). */
+function lossy(inner, seed) {
+  let s = seed >>> 0;
+  const rand = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  return {
+    maxMessageSize: inner.maxMessageSize,
+    publish: (t, p) => inner.publish(t, p),
+    subscribe: (topics, cb) =>
+      inner.subscribe(topics, (m) => {
+        if (rand() < 0.3) return;
+        setTimeout(() => cb(m), rand() * 200);
+        if (rand() < 0.1) setTimeout(() => cb(m), rand() * 200);
+      }),
+    query: (q) => inner.query(q),
+    close: () => inner.close(),
+  };
+}
+
+/** A Transport whose network is down: every call fails. */
+const down = {
+  maxMessageSize: 150 * 1024,
+  publish: async () => { throw new Error("network down"); },
+  subscribe: async () => { throw new Error("network down"); },
+  query: () => ({ [Symbol.asyncIterator]: () => ({ next: async () => { throw new Error("network down"); } }) }),
+  close: async () => {},
+};
+
+const until = async (pred, ms, what) => {
+  const end = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+};
+
+test("a 1:1 chat over a lossy transport gets every message through, once", { timeout: 120_000 }, async () => {
+  const hub = createMemoryHub();
+  const alice = await (await connect(lossy(hub.transport(), 1))).chat({ name: "alice", store: "memory" });
+  const bob = await (await connect(lossy(hub.transport(), 2))).chat({ name: "bob", store: "memory" });
+  const got = { alice: [], bob: [] };
+  alice.on("message", (m) => got.alice.push(m.id));
+  bob.on("message", (m) => got.bob.push(m.id));
+  const joined = new Promise((r) => bob.on("conversation", r));
+  const dm = await alice.startDirect(bob.accountId);
+  await joined;
+  let bobDm = await bob.conversation(dm.id);
+  const N = 30;
+  const sent = { alice: [], bob: [] };
+  for (let i = 0; i < N; i++) {
+    sent.alice.push((await dm.send(`a${i}`)).messageId);
+    sent.bob.push((await bobDm.send(`b${i}`)).messageId);
+    await new Promise((r) => setTimeout(r, 30));
+  }
+  await until(() => got.bob.length >= N && got.alice.length >= sent.bob.length, 90_000, `delivery (${got.bob.length}/${N}, ${got.alice.length}/${sent.bob.length})`);
+  await new Promise((r) => setTimeout(r, 500));
+  assert.deepEqual([...got.bob].sort(), [...sent.alice].sort(), "bob got each of alice's messages once");
+  assert.deepEqual([...got.alice].sort(), [...sent.bob].sort(), "alice got each of bob's messages once");
+  assert.ok(sent.bob.length > 0);
+  await alice.close();
+  await bob.close();
+});
+
+test("messages sent while an account is closed reach on('message') after it reopens; it opens with the network down", { timeout: 60_000 }, async () => {
+  const hub = createMemoryHub();
+  const dir = mkdtempSync(join(tmpdir(), "logos-chat-rel-"));
+  const store = { path: dir };
+  const alice = await (await connect("memory", { hub })).chat({ name: "alice", store: "memory" });
+  let bob = await (await connect("memory", { hub })).chat({ name: "bob", store });
+  const joined = new Promise((r) => bob.on("conversation", r));
+  const dm = await alice.startDirect(bob.accountId);
+  await joined;
+  await bob.close();
+  for (const t of ["while away 1", "while away 2", "while away 3"]) await dm.send(t);
+
+  bob = await (await connect("memory", { hub })).chat({ name: "bob", store });
+  const texts = [];
+  const synced = new Promise((r) => bob.on("synced", r));
+  bob.on("message", (m) => texts.push(m.text));
+  await synced;
+  await until(() => texts.length >= 3, 10_000, "the backlog");
+  assert.deepEqual(texts, ["while away 1", "while away 2", "while away 3"]);
+  await bob.close();
+
+  // Offline: the profile opens, history reads, a send is queued.
+  const errors = [];
+  const offline = await (await connect(down)).chat({ name: "bob", store });
+  offline.on("error", (e) => errors.push(e.code));
+  const convo = await offline.conversation(dm.id);
+  assert.ok(convo, "the conversation is there offline");
+  const history = await convo.history();
+  assert.deepEqual(history.map((m) => m.text), ["while away 1", "while away 2", "while away 3"]);
+  const queued = await convo.send("sent offline");
+  assert.match(queued.messageId, /^[0-9a-f]{64}$/);
+  await until(() => errors.includes("TRANSPORT_UNAVAILABLE"), 5_000, "a transport error event");
+  assert.ok(!errors.includes("STORE_CORRUPT"));
+  await offline.close();
+  await alice.close();
+});
+
+test("a throwing listener is reported and the other listeners still run", { timeout: 30_000 }, async () => {
+  const hub = createMemoryHub();
+  const alice = await (await connect("memory", { hub })).chat({ name: "alice", store: "memory" });
+  const bob = await (await connect("memory", { hub })).chat({ name: "bob", store: "memory" });
+  const errors = [];
+  const seen = [];
+  bob.on("error", (e) => errors.push(e.code));
+  bob.on("message", () => { throw new Error("app bug"); });
+  bob.on("message", (m) => seen.push(m.text));
+  const dm = await alice.startDirect(bob.accountId);
+  await dm.send("still delivered");
+  await until(() => seen.length === 1, 10_000, "the second listener");
+  assert.deepEqual(seen, ["still delivered"]);
+  assert.ok(errors.includes("LISTENER_FAILED"), JSON.stringify(errors));
+  await alice.close();
+  await bob.close();
+});
