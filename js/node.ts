@@ -2,7 +2,8 @@
 import { ChatImpl } from "./chat.js";
 import { check, LogosChatError, toLogosError } from "./errors.js";
 import { sharedMemoryHub } from "./transports/memory.js";
-import type { Chat, ChatOptions, ConnectOptions, DeliveryMessage, LogosNode, Network, Subscription, Transport } from "./types.js";
+import { ReliableChannelImpl } from "./reliable.js";
+import type { Chat, ChatOptions, ConnectOptions, DeliveryMessage, LogosNode, Network, ReliableChannel, ReliableChannelOptions, Subscription, Transport } from "./types.js";
 import { getPlatform } from "./platform.js";
 import { ensureWasm, glue } from "./wasm.js";
 
@@ -21,6 +22,7 @@ class Node implements LogosNode {
   private closed = false;
   private readonly healthListeners = new Set<(h: Health) => void>();
   private readonly chats = new Set<ChatImpl>();
+  private readonly channels = new Set<ReliableChannelImpl>();
   private currentHealth: Health = "connected";
 
   constructor(readonly network: string, readonly mode: "edge" | "core", private readonly transport: Transport) {
@@ -111,9 +113,23 @@ class Node implements LogosNode {
     return chat;
   }
 
+  async reliableChannel(contentTopic: string, options: ReliableChannelOptions): Promise<ReliableChannel> {
+    this.ensureOpen();
+    check(typeof contentTopic === "string", "contentTopic must be a string");
+    const ch = await ReliableChannelImpl.open({ send: (t, p) => this.send(t, p), transport: this.transport }, contentTopic, options);
+    this.channels.add(ch);
+    const close = ch.close.bind(ch);
+    ch.close = async () => {
+      this.channels.delete(ch);
+      await close();
+    };
+    return ch;
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await Promise.all([...this.channels].map((c) => c.close()));
     await Promise.all([...this.chats].map((c) => c.close()));
     await this.transport.close();
     this.currentHealth = "disconnected";

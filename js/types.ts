@@ -66,6 +66,55 @@ export interface LogosNode {
   /** Returns a function that removes the listener. */
   on(event: "health", cb: (h: LogosNode["health"]) => void): () => void;
   chat(options?: ChatOptions): Promise<Chat>;
+  /** A Reliable Channel (LIP-173) on this content topic: SDS acknowledgements, re-sends, repair from the store, causal order. */
+  reliableChannel(contentTopic: string, options: ReliableChannelOptions): Promise<ReliableChannel>;
+  close(): Promise<void>;
+}
+
+/** Options of `node.reliableChannel` (LIP-173 defaults). */
+export interface ReliableChannelOptions {
+  /** The SDS channel id: participants of one channel share it. */
+  channelId: string;
+  /** This participant's id (not authenticated: use `encryption` for that). */
+  senderId: string;
+  /** Where SDS state and partial payloads persist. Default "memory". */
+  store?: "indexeddb" | "memory" | { path: string } | StorageAdapter;
+  /** Applied to every SDS message before dispatch, and undone before it is read. */
+  encryption?: { encrypt(bytes: Uint8Array): Uint8Array | Promise<Uint8Array>; decrypt(bytes: Uint8Array): Uint8Array | Promise<Uint8Array> };
+  /** Causal history entries per message. Default 2. */
+  causalHistorySize?: number;
+  /** Re-send after this long without an acknowledgement. Default 5000. */
+  ackTimeoutMs?: number;
+  /** Re-sends before a delivery-error. Default 5. */
+  maxRetransmissions?: number;
+  /** A missing message is lost after this long. Default 60 000. */
+  lostAfterMs?: number;
+  /** Acknowledge what arrived with a sync message after this long (plus jitter), unless we sent first. Default 1000. */
+  syncDelayMs?: number;
+  /** Put the 18 752-byte bloom filter in every message, not only in syncs that acknowledge many. Default false. */
+  bloomInContent?: boolean;
+  /** Largest SDS message; larger payloads are segmented (LIP-243). Default 102 400. */
+  segmentSizeBytes?: number;
+}
+
+/** The events of a Reliable Channel (`on`); LIP-173's `message:*` names go to `addEventListener`. */
+export type ReliableChannelEvent = "message" | "sent" | "delivered" | "missing" | "lost" | "error";
+
+/** A Reliable Channel (LIP-173). */
+export interface ReliableChannel extends EventTarget {
+  readonly contentTopic: string;
+  readonly channelId: string;
+  readonly senderId: string;
+  /** Resolves with the request id once the message is persisted and handed to the network. */
+  send(payload: Uint8Array): Promise<{ messageId: string }>;
+  /**
+   * "message" `{ messageId, senderId, payload, lamport }` (once, in causal order); "sent" `{ messageId }`;
+   * "delivered" `{ messageId, by }` (the first acknowledgement); "missing" / "lost" `{ messageId, senderId? }`;
+   * "error" a LogosChatError (a delivery-error carries `messageId` and `unackedBy`).
+   */
+  on(event: ReliableChannelEvent, cb: (e: any) => void): () => void;
+  /** Ids other participants named that have not come (yet). */
+  missing(): string[];
   close(): Promise<void>;
 }
 

@@ -12,6 +12,7 @@ pub mod demls;
 pub mod directory;
 pub mod effects;
 pub mod error;
+pub mod reliable;
 pub mod sds;
 pub mod segment;
 pub mod store;

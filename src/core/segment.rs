@@ -35,8 +35,15 @@ const CHUNK: usize = (SEGMENT_SIZE - 128) / 64 * 64;
 
 /// Splits `payload` into encoded segments; `None` if it needs more than 256.
 pub fn split(payload: &[u8]) -> Option<Vec<Vec<u8>>> {
+    split_into(payload, SEGMENT_SIZE)
+}
+
+/// Splits `payload` into encoded segments of at most `segment_size` bytes (at least
+/// 4 KiB); `None` if it needs more than 256.
+pub fn split_into(payload: &[u8], segment_size: usize) -> Option<Vec<Vec<u8>>> {
+    let chunk = (segment_size.max(4096) - 128) / 64 * 64;
     let hash = Keccak256::digest(payload).to_vec();
-    let chunks: Vec<&[u8]> = payload.chunks(CHUNK).collect();
+    let chunks: Vec<&[u8]> = payload.chunks(chunk).collect();
     if chunks.len() > MAX_SEGMENTS {
         return None;
     }
@@ -129,6 +136,11 @@ impl Reassembler {
             self.remove(&oldest);
         }
         None
+    }
+
+    /// Whether an incomplete set with this payload hash is held.
+    pub fn holds(&self, hash: &[u8]) -> bool {
+        self.sets.contains_key(hash)
     }
 
     fn remove(&mut self, key: &[u8]) -> Option<Partial> {

@@ -4,6 +4,8 @@
 //! object for the TypeScript driver to apply; errors become `{ code, message }`
 //! objects that the TypeScript layer turns into `LogosChatError`.
 
+mod reliable;
+
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
@@ -18,16 +20,16 @@ struct JsError<'a> {
     message: String,
 }
 
-fn to_js<T: Serialize>(v: &T) -> JsValue {
+pub(crate) fn to_js<T: Serialize>(v: &T) -> JsValue {
     let ser = serde_wasm_bindgen::Serializer::new().serialize_maps_as_objects(true);
     v.serialize(&ser).unwrap_or(JsValue::NULL)
 }
 
-fn err(e: CoreError) -> JsValue {
+pub(crate) fn err(e: CoreError) -> JsValue {
     to_js(&JsError { code: e.code().as_str(), message: e.to_string() })
 }
 
-fn ms(t: f64) -> u64 {
+pub(crate) fn ms(t: f64) -> u64 {
     if t.is_finite() && t > 0.0 {
         t as u64
     } else {
@@ -53,7 +55,7 @@ fn store_key(key: &[u8]) -> Result<[u8; 32], JsValue> {
     <[u8; 32]>::try_from(key).map_err(|_| err(CoreError::InvalidArgument("a store key has 32 bytes".into())))
 }
 
-fn bytes(v: &JsValue) -> Vec<u8> {
+pub(crate) fn bytes(v: &JsValue) -> Vec<u8> {
     js_sys::Uint8Array::new(v).to_vec()
 }
 

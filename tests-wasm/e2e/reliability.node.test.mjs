@@ -9,24 +9,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { connect, createMemoryHub } from "logos-chat";
+import { lossy } from "./lossy.mjs";
 
-/** A deterministic lossy wrapper around a Transport (its store stays complete). */
-function lossy(inner, seed) {
-  let s = seed >>> 0;
-  const rand = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
-  return {
-    maxMessageSize: inner.maxMessageSize,
-    publish: (t, p) => inner.publish(t, p),
-    subscribe: (topics, cb) =>
-      inner.subscribe(topics, (m) => {
-        if (rand() < 0.3) return;
-        setTimeout(() => cb(m), rand() * 200);
-        if (rand() < 0.1) setTimeout(() => cb(m), rand() * 200);
-      }),
-    query: (q) => inner.query(q),
-    close: () => inner.close(),
-  };
-}
 
 /** A Transport whose network is down: every call fails. */
 const down = {

@@ -6,4 +6,5 @@ mod group;
 mod lossy;
 mod persist;
 mod reliability;
+mod reliable_channel;
 mod sim;

@@ -14,7 +14,7 @@ const SEEDS: u64 = 20;
 const CLEAN: Faults = Faults { loss: 0.0, dup: 0.0, max_delay: 1, store_miss: 0.0 };
 
 /// The seeds a scenario runs: `LOSSY_SEED` alone, or `0..LOSSY_SEEDS` (default `n`).
-fn seeds(n: u64) -> Vec<u64> {
+pub(super) fn seeds(n: u64) -> Vec<u64> {
     if let Some(s) = std::env::var("LOSSY_SEED").ok().and_then(|s| s.parse().ok()) {
         return vec![s];
     }
@@ -23,7 +23,7 @@ fn seeds(n: u64) -> Vec<u64> {
 }
 
 /// Runs `f` for every seed, naming the seed of a failure.
-fn each_seed(n: u64, f: impl Fn(u64) + std::panic::RefUnwindSafe) {
+pub(super) fn each_seed(n: u64, f: impl Fn(u64) + std::panic::RefUnwindSafe) {
     for seed in seeds(n) {
         if let Err(e) = std::panic::catch_unwind(|| f(seed)) {
             eprintln!("failing seed: {seed} (replay with LOSSY_SEED={seed})");

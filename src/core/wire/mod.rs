@@ -5,10 +5,12 @@
 
 mod chat;
 mod group;
+mod sds;
 mod waku;
 
 pub use chat::*;
 pub use group::*;
+pub use sds::*;
 pub use waku::*;
 
 use super::error::{CoreError, Result};
