@@ -90,6 +90,19 @@ const groupsEngine = quick
       .map((l) => JSON.parse(l));
 lap("groups engine");
 
+// ── reliability under loss: the core on the lossy simulator (virtual clock), 5 seeds each ──
+// The chat (1:1 and a 10-member group) and the Reliable Channel (2 and 10 participants):
+// delivered share, time from the last send until everything arrived, wire cost per message.
+const reliabilityTests = ["core::tests::reliability::bench_reliability_under_loss", "core::tests::reliable_channel::bench_reliable_channel_under_loss"];
+const reliability = execFileSync("cargo", ["test", ...(quick ? [] : ["--profile", "bench"]), "--lib", "--", "--include-ignored", "--nocapture", "--test-threads", "1", "--exact", ...reliabilityTests], { cwd: root, stdio: ["ignore", "pipe", "inherit"], maxBuffer: 16 << 20 })
+  .toString()
+  .split("\n")
+  .map((l) => l.match(/\{"reliability".*\}/)?.[0])
+  .filter(Boolean)
+  .map((l) => JSON.parse(l).reliability);
+if (reliability.length !== 5) throw new Error("the reliability bench printed " + reliability.length + " of 5 rows");
+lap("reliability");
+
 // ── wasm in Node ──
 const node = { core: await coreLoop(glue, N), api: await apiLoop(logos, N) };
 lap("1:1 Node");
@@ -158,6 +171,7 @@ const results = {
   direct: { native, node, chromium: { core: chrome.core, api: chrome.api } },
   storage: { node: nodeStorage, chromium: chrome.storage },
   delivery,
+  reliability,
   groups: { native: groupsNative, wasmNode: groupsWasm, engine: groupsEngine, node: groupsNode, chromium: chrome.groups },
 };
 console.log(`\n### package\n\n| .wasm raw | .wasm gzip | JS glue | instantiate (Node) | instantiate (Chromium) | cold start (Chromium: page load → profile of ${storageShape.conversations} conversations restored) |\n|---|---|---|---|---|---|`);
@@ -180,6 +194,9 @@ for (const [who, r] of [["edge (lightpush)", delivery.node], ["core (relay)", de
   console.log("| delivered / expected | ratio | all joined | send → receive p50 | p95 | members missing each message (in send order) |\n|---|---|---|---|---|---|");
   console.log(`| ${g.delivered} / ${g.expected} | ${f(g.ratio, 3)} | ${f(g.joinedMs / 1000, 1)} s | ${f(g.p50Ms)} ms | ${f(g.p95Ms)} ms | ${g.missedPerMessage.join(" ")} |`);
 }
+console.log(`\n### reliability under 30% loss, reordering and 10% duplication (the core on the lossy simulator, virtual clock, ${reliability[0]?.seeds} seeds each)\n`);
+console.log("| what | members | messages | delivered | settled after the last send | publishes per message | bytes on the wire per message | payload bytes |\n|---|---|---|---|---|---|---|---|");
+for (const r of reliability) console.log(`| ${r.kind} | ${r.members} | ${r.messages} | ${f(r.deliveredRatio * 100, 1)}% | ${f(r.settleMs / 1000, 1)} s | ${f(r.publishesPerMessage, 2)} | ${r.bytesPerMessage} | ${r.payloadBytesPerMessage ?? "–"} |`);
 const kib = (b) => `${f(b / 1024)} KiB${b > 150 * 1024 ? " (over 150 KiB)" : ""}`;
 console.log(`\n### groups, native: MLS cost per operation (the founder creates with N − 1 in one commit; add-50 is a steward's commit of 50 more; one of them joins, one member is removed; a joiner's Welcome is its own entry, the tree travels once per commit)\n`);
 console.log("| suite | N | create | add-50 | join | remove | send 1 KiB | receive | Welcome (per joiner) | tree (once) | add commit | remove commit |\n|---|---|---|---|---|---|---|---|---|---|---|---|");

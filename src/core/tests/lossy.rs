@@ -68,6 +68,8 @@ pub struct LossyNet {
     seq: u64,
     sent: HashMap<String, Sent>,
     pub publishes: usize,
+    /// Bytes of those publishes.
+    pub published_bytes: usize,
 }
 
 impl LossyNet {
@@ -82,6 +84,7 @@ impl LossyNet {
             seq: 0,
             sent: HashMap::new(),
             publishes: 0,
+            published_bytes: 0,
         }
     }
 
@@ -157,6 +160,7 @@ impl LossyNet {
             let sent = self.nodes[i].client.outbox_sent(o.outbox_id);
             self.apply(i, sent);
             self.publishes += 1;
+            self.published_bytes += o.payload.len();
             let m = Msg { topic: o.content_topic, payload: o.payload, sent_at: self.now };
             let directory = Client::directory_topics().contains(&m.topic.as_str());
             if directory || !self.chance(self.faults.store_miss) {

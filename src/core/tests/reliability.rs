@@ -188,3 +188,93 @@ fn the_causal_order_invariant_trips_on_an_out_of_order_delivery() {
     let second = net.send(a, &convo, "second");
     net.deliver_for_tests(b, &convo, &second);
 }
+
+/// Steps the clock until every member has every message of the others (or 10 minutes
+/// pass); returns (delivered / expected, ms from the call until the last arrived).
+fn settle(net: &mut LossyNet, convo: &str, members: &[usize]) -> (f64, u64) {
+    let start = net.now;
+    let sent = net.sent_in(convo);
+    let count = |net: &LossyNet| -> (usize, usize) {
+        let mut got = 0;
+        let mut expected = 0;
+        for &m in members {
+            let have = net.delivered(m, convo);
+            for (id, s) in &sent {
+                if *s != m {
+                    expected += 1;
+                    got += usize::from(have.contains(id));
+                }
+            }
+        }
+        (got, expected)
+    };
+    loop {
+        let (got, expected) = count(net);
+        if got == expected || net.now - start > 600_000 {
+            return (got as f64 / expected.max(1) as f64, net.now - start);
+        }
+        let t = net.now + 250;
+        net.run_until(t);
+    }
+}
+
+/// `npm run bench` (bench profile, `--include-ignored`): a 1:1 chat (200 messages each
+/// way) and a 10-member group (3 stewards, 100 messages) under 30% loss, reordering
+/// and 10% duplication, on the simulator's virtual clock, 5 seeds each: the share
+/// delivered, the time from the last send until everything arrived, and what went on
+/// the wire per message (re-sends, acknowledgements and repair included).
+#[test]
+#[ignore]
+fn bench_reliability_under_loss() {
+    for kind in ["direct", "group"] {
+        let (mut ratio, mut settle_ms, mut publishes, mut bytes, mut messages) =
+            (0.0, 0u64, 0usize, 0usize, 0usize);
+        let seeds = 5;
+        for seed in 0..seeds {
+            let mut net = LossyNet::new(seed, CLEAN);
+            let (convo, members, senders, n) = if kind == "direct" {
+                let (a, b) = (net.join(1_000 + seed * 2), net.join(1_001 + seed * 2));
+                let bob = net.account(b);
+                (net.start_direct(a, &bob), vec![a, b], vec![a, b], 400)
+            } else {
+                let nodes: Vec<usize> = (0..10).map(|k| net.join(50_000 + seed * 16 + k)).collect();
+                let convo =
+                    net.create_group(nodes[0], &nodes[1..], Config { stewards: 3, ..Config::default() });
+                let t = net.now + 5_000;
+                net.run_until(t);
+                let stewards = net.client(nodes[0]).group_stewards(&convo).unwrap();
+                let senders =
+                    nodes.iter().copied().filter(|&i| stewards.contains(&net.account(i))).take(3).collect();
+                (convo, nodes, senders, 100)
+            };
+            let t = net.now + 1_000;
+            net.run_until(t);
+            net.set_faults(HOSTILE);
+            let (p0, b0) = (net.publishes, net.published_bytes);
+            for k in 0..n {
+                let who = senders[net.random(senders.len() as u64) as usize];
+                net.send(who, &convo, &format!("m{k}"));
+                let t = net.now + net.random(400);
+                net.run_until(t);
+            }
+            let (r, s) = settle(&mut net, &convo, &members);
+            // What the repair traffic adds after everything arrived (the last acks, re-sends).
+            let t = net.now + 2 * HOLD_MS;
+            net.run_until(t);
+            ratio += r;
+            settle_ms += s;
+            publishes += net.publishes - p0;
+            bytes += net.published_bytes - b0;
+            messages += n;
+        }
+        println!(
+            "{{\"reliability\":{{\"kind\":\"chat-{kind}\",\"members\":{},\"messages\":{},\"seeds\":{seeds},\"deliveredRatio\":{},\"settleMs\":{},\"publishesPerMessage\":{},\"bytesPerMessage\":{}}}}}",
+            if kind == "direct" { 2 } else { 10 },
+            messages / seeds as usize,
+            ratio / seeds as f64,
+            settle_ms / seeds,
+            publishes as f64 / messages as f64,
+            bytes / messages
+        );
+    }
+}
