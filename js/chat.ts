@@ -3,6 +3,7 @@
  * in order), and applies the core's effects: subscribe (then catch up from
  * history) → publish → directory lookups → events. Business logic stays in Rust.
  */
+import { delayUntil } from "./timers.js";
 import { check, LogosChatError, toLogosError } from "./errors.js";
 import { KEYRING, storeKey } from "./keyring.js";
 import { crashAfterPersist, storageFor, webLock } from "./profile.js";
@@ -203,7 +204,7 @@ export class ChatImpl implements Chat, ConversationDriver {
       this.run(() => this.apply(this.client.tick(Date.now()) as CoreEffects)).catch((e) => {
         if (!this.closed) this.emit("error", toLogosError(e));
       });
-    }, Math.max(0, at - Date.now()));
+    }, delayUntil(at));
   }
 
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
@@ -404,12 +405,17 @@ export class ChatImpl implements Chat, ConversationDriver {
       let beforeSeq: number | undefined;
       if (options.before !== undefined) {
         check(typeof options.before === "string", "before must be a message id");
-        const key = this.client.messageIndexKey(options.before);
-        const value = await this.adapter.get("message_index", key);
-        if (!value) throw new LogosChatError("INVALID_ARGUMENT", "before names no stored message");
-        const at = this.client.openMessageIndex(key, value) as { conversationId: string; seq: number };
-        check(at.conversationId === id, "before names a message of another conversation");
-        beforeSeq = at.seq;
+        // The index is keyed by conversation and id; stores written before 0.1.1 keyed it
+        // by id alone (trusted only when the record names this conversation).
+        for (const key of this.client.messageIndexKeys(id, options.before) as Uint8Array[]) {
+          const value = await this.adapter.get("message_index", key);
+          if (!value) continue;
+          const at = this.client.openMessageIndex(key, value) as { conversationId: string; seq: number };
+          if (at.conversationId !== id) continue;
+          beforeSeq = at.seq;
+          break;
+        }
+        if (beforeSeq === undefined) throw new LogosChatError("INVALID_ARGUMENT", "before names no stored message of this conversation");
       }
       try {
         const { from, to } = this.client.historyRange(id, beforeSeq) as { from: Uint8Array; to: Uint8Array };

@@ -8,6 +8,7 @@
 import { check, LogosChatError, toLogosError } from "./errors.js";
 import { storageFor } from "./profile.js";
 import type { ReliableChannel, ReliableChannelEvent, ReliableChannelOptions, StorageAdapter, Subscription, Transport } from "./types.js";
+import { delayUntil } from "./timers.js";
 import { glue } from "./wasm.js";
 
 const STORE = "reliable";
@@ -265,7 +266,7 @@ export class ReliableChannelImpl extends EventTarget implements ReliableChannel 
     this.timer = setTimeout(() => {
       this.timer = undefined;
       void this.run(() => this.apply(this.core.tick(Date.now()) as Effects)).catch(() => undefined);
-    }, Math.max(0, wakeAt - Date.now()));
+    }, delayUntil(wakeAt));
   }
 
   /** Our `on(...)` listeners and the LIP-173 names on the EventTarget. */

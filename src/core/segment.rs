@@ -81,20 +81,34 @@ pub fn parse(bytes: &[u8]) -> Option<SegmentMessage> {
     sane.then_some(s)
 }
 
+/// Distinct payloads kept per segment index: a forged copy of a segment must not
+/// displace the real one, whichever comes first.
+const MAX_CANDIDATES: usize = 3;
+/// Most combinations of candidates tried (each one hash of the whole payload).
+const MAX_TRIES: usize = 16;
+
 #[derive(Debug, Default)]
 struct Partial {
-    length: u64,
     count: usize,
-    parts: BTreeMap<u32, Vec<u8>>,
+    parts: BTreeMap<u32, Vec<Vec<u8>>>,
     bytes: usize,
 }
 
-/// Incomplete sets by payload hash, oldest first.
+/// Incomplete sets, oldest first. A set is its payload hash, length and segment count
+/// together (LIP-243), so a forged segment that claims other counts starts a set of its
+/// own instead of shutting the real segments out.
 #[derive(Debug, Default)]
 pub struct Reassembler {
     sets: BTreeMap<Vec<u8>, Partial>,
     order: VecDeque<Vec<u8>>,
     buffered: usize,
+}
+
+fn set_key(s: &SegmentMessage) -> Vec<u8> {
+    let mut k = s.original_payload_hash.clone();
+    k.extend_from_slice(&s.original_payload_length.to_be_bytes());
+    k.extend_from_slice(&s.data_segment_count.to_be_bytes());
+    k
 }
 
 impl Reassembler {
@@ -103,33 +117,26 @@ impl Reassembler {
         if s.is_parity {
             return None;
         }
-        let key = s.original_payload_hash.clone();
+        let key = set_key(&s);
         if !self.sets.contains_key(&key) {
             self.order.push_back(key.clone());
-            self.sets.insert(
-                key.clone(),
-                Partial {
-                    length: s.original_payload_length,
-                    count: s.data_segment_count as usize,
-                    ..Partial::default()
-                },
-            );
+            self.sets
+                .insert(key.clone(), Partial { count: s.data_segment_count as usize, ..Partial::default() });
         }
         let set = self.sets.get_mut(&key)?;
-        if set.length != s.original_payload_length || set.count != s.data_segment_count as usize {
-            return None; // a segment that disagrees with its set: ignored
+        let candidates = set.parts.entry(s.index).or_default();
+        if candidates.contains(&s.payload) || candidates.len() >= MAX_CANDIDATES {
+            return None; // a copy, or too many versions of this segment already
         }
-        if !set.parts.contains_key(&s.index) {
-            set.bytes += s.payload.len();
-            self.buffered += s.payload.len();
-            set.parts.insert(s.index, s.payload);
-        }
+        set.bytes += s.payload.len();
+        self.buffered += s.payload.len();
+        candidates.push(s.payload);
         if set.parts.len() == set.count {
-            let set = self.remove(&key)?;
-            let whole: Vec<u8> = set.parts.into_values().flatten().collect();
-            let ok =
-                whole.len() as u64 == set.length && Keccak256::digest(&whole).as_slice() == key.as_slice();
-            return ok.then_some(whole);
+            if let Some(whole) = assemble(set, s.original_payload_length, &s.original_payload_hash) {
+                self.remove(&key);
+                return Some(whole);
+            }
+            // Some segment is forged: keep the set, the real one may still come.
         }
         while self.sets.len() > MAX_PARTIAL_SETS || self.buffered > MAX_BUFFERED {
             let Some(oldest) = self.order.front().cloned() else { break };
@@ -140,7 +147,7 @@ impl Reassembler {
 
     /// Whether an incomplete set with this payload hash is held.
     pub fn holds(&self, hash: &[u8]) -> bool {
-        self.sets.contains_key(hash)
+        self.sets.range(hash.to_vec()..).next().is_some_and(|(k, _)| k.starts_with(hash))
     }
 
     fn remove(&mut self, key: &[u8]) -> Option<Partial> {
@@ -149,6 +156,33 @@ impl Reassembler {
         self.buffered -= set.bytes;
         Some(set)
     }
+}
+
+/// Tries combinations of the candidates (the first of each, then the others) until one
+/// has the set's length and hash, at most [`MAX_TRIES`].
+fn assemble(set: &Partial, length: u64, hash: &[u8]) -> Option<Vec<u8>> {
+    let parts: Vec<&Vec<Vec<u8>>> = set.parts.values().collect();
+    let mut choice = vec![0usize; parts.len()];
+    for _ in 0..MAX_TRIES {
+        let whole: Vec<u8> = parts.iter().zip(&choice).flat_map(|(c, &i)| c[i].iter().copied()).collect();
+        if whole.len() as u64 == length && Keccak256::digest(&whole).as_slice() == hash {
+            return Some(whole);
+        }
+        // The next combination, odometer style; done when every one was tried.
+        let mut i = 0;
+        loop {
+            if i == parts.len() {
+                return None;
+            }
+            choice[i] += 1;
+            if choice[i] < parts[i].len() {
+                break;
+            }
+            choice[i] = 0;
+            i += 1;
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -176,21 +210,58 @@ mod tests {
     }
 
     #[test]
-    fn a_forged_segment_spoils_only_its_set_and_bounds_hold() {
-        let payload = vec![7u8; 250_000];
+    fn a_forged_segment_does_not_stop_the_real_message_whichever_comes_first() {
+        let payload: Vec<u8> = (0..250_000u32).map(|i| (i % 253) as u8).collect();
         let segs = split(&payload).unwrap();
+        assert_eq!(segs.len(), 3);
         let mut forged = parse(&segs[1]).unwrap();
         forged.payload[0] ^= 1;
+        // Forged after the real one, and forged before it.
+        for forged_first in [false, true] {
+            let mut r = Reassembler::default();
+            assert_eq!(r.push(parse(&segs[0]).unwrap()), None);
+            if forged_first {
+                r.push(forged.clone());
+                assert_eq!(r.push(parse(&segs[2]).unwrap()), None, "the forged set fails its hash");
+                assert_eq!(
+                    r.push(parse(&segs[1]).unwrap()),
+                    Some(payload.clone()),
+                    "the real segment still completes it"
+                );
+            } else {
+                r.push(parse(&segs[1]).unwrap());
+                r.push(forged.clone());
+                assert_eq!(r.push(parse(&segs[2]).unwrap()), Some(payload.clone()));
+            }
+            assert_eq!(r.buffered, 0);
+        }
+        // A forged segment claiming another length or count starts a set of its own.
+        let mut other = parse(&segs[0]).unwrap();
+        other.data_segment_count = 2;
+        other.original_payload_length = 1;
         let mut r = Reassembler::default();
-        r.push(parse(&segs[0]).unwrap());
-        r.push(forged);
-        assert_eq!(r.push(parse(&segs[2]).unwrap()), None, "the hash check fails");
-        assert_eq!(r.buffered, 0);
+        r.push(other);
+        let done: Vec<_> = segs.iter().filter_map(|s| r.push(parse(s).unwrap())).collect();
+        assert_eq!(done, vec![payload.clone()]);
+    }
+
+    #[test]
+    fn bounds_hold() {
+        let mut r = Reassembler::default();
         for i in 0..(MAX_PARTIAL_SETS + 5) {
             let p = vec![i as u8; 150_000];
             r.push(parse(&split(&p).unwrap()[0]).unwrap());
         }
         assert_eq!(r.sets.len(), MAX_PARTIAL_SETS);
+        // Versions of one segment are bounded too.
+        let segs = split(&vec![9u8; 150_000]).unwrap();
+        let mut r = Reassembler::default();
+        for k in 0..10u8 {
+            let mut f = parse(&segs[0]).unwrap();
+            f.payload[0] = k;
+            r.push(f);
+        }
+        assert!(r.buffered <= MAX_CANDIDATES * CHUNK);
         assert!(parse(b"\x0a\x03abc").is_none(), "not a segment");
         assert!(split(&vec![0u8; CHUNK * 257]).is_none(), "over 256 segments");
     }

@@ -231,10 +231,14 @@ impl WasmClient {
         Ok(to_js(&Range { from, to }))
     }
 
-    /// The `message_index` key of a message id.
-    #[wasm_bindgen(js_name = messageIndexKey)]
-    pub fn message_index_key(&self, message_id: &str) -> Vec<u8> {
-        self.inner.message_index_key(message_id)
+    /// The `message_index` keys of a message id in a conversation, to try in order.
+    #[wasm_bindgen(js_name = messageIndexKeys)]
+    pub fn message_index_keys(&self, conversation: &str, message_id: &str) -> js_sys::Array {
+        let a = js_sys::Array::new();
+        for k in self.inner.message_index_keys(conversation, message_id) {
+            a.push(&js_sys::Uint8Array::from(k.as_slice()));
+        }
+        a
     }
 
     /// Opens a `message_index` record: `{ conversationId, seq }`.

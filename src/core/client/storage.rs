@@ -230,7 +230,7 @@ impl Client {
         fx.store.push(self.cipher.put(
             self.rng.as_mut(),
             Store::MessageIndex,
-            m.id.as_bytes(),
+            &index_key(&m.conversation_id, &m.id),
             &encode(&index),
         )?);
         self.put_conversation(&id, fx)?;
@@ -261,9 +261,15 @@ impl Client {
         Ok((from, to))
     }
 
-    /// The `message_index` key of a message id.
-    pub fn message_index_key(&self, message_id: &str) -> Vec<u8> {
-        self.cipher.key(Store::MessageIndex, message_id.as_bytes())
+    /// The `message_index` keys of a message id in a conversation: the current one, then
+    /// the one builds before 0.1.1 wrote (the id alone, so a member of one conversation
+    /// could overwrite another's entry with a message of the same id; read only, and
+    /// only trusted when the record names this conversation).
+    pub fn message_index_keys(&self, conversation: &str, message_id: &str) -> [Vec<u8>; 2] {
+        [
+            self.cipher.key(Store::MessageIndex, &index_key(conversation, message_id)),
+            self.cipher.key(Store::MessageIndex, message_id.as_bytes()),
+        ]
     }
 
     /// Opens a `message_index` record: (conversation, sequence).
@@ -333,4 +339,9 @@ impl Client {
         }
         Ok(())
     }
+}
+
+/// The clear form of a `message_index` key: conversation id (hex) ‖ "/" ‖ message id.
+fn index_key(conversation: &str, message_id: &str) -> Vec<u8> {
+    [conversation.as_bytes(), b"/", message_id.as_bytes()].concat()
 }

@@ -2,6 +2,13 @@
 
 use crate::core::wire::GroupSync;
 
+/// The longest timer a group may set (ms): a day. A sync is peer input; a timer near
+/// `u64::MAX` would overflow the clock arithmetic, and one over 2^31 − 1 ms fires at once
+/// in a JavaScript timer (a busy loop).
+pub const MAX_TIMER_MS: u64 = 24 * 3600 * 1000;
+/// Most stewards per epoch.
+pub const MAX_STEWARDS: u32 = 64;
+
 /// Timers (ms) and knobs of a group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Config {
@@ -57,10 +64,36 @@ impl Config {
         c.is_valid().then_some(c)
     }
 
-    /// Every timer positive and at least one steward (§3.8: a joiner rejects zero timers).
+    /// Every timer positive and at most [`MAX_TIMER_MS`], 1 to [`MAX_STEWARDS`] stewards
+    /// (§3.8: a joiner rejects zero timers).
     pub fn is_valid(&self) -> bool {
         let timers =
             [self.commit_batch_window, self.freeze_duration, self.consensus_timeout, self.retry_window];
-        timers.iter().all(|t| *t > 0) && self.stewards > 0
+        timers.iter().all(|t| *t > 0 && *t <= MAX_TIMER_MS) && (1..=MAX_STEWARDS).contains(&self.stewards)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sync_with_absurd_timers_or_stewards_is_refused() {
+        let mut sync = GroupSync::default();
+        Config::default().to_sync(&mut sync);
+        assert_eq!(Config::from_sync(&sync), Some(Config::default()));
+        for bad in [0, MAX_TIMER_MS + 1, u64::MAX] {
+            let mut s = sync.clone();
+            s.freeze_duration = bad;
+            assert_eq!(Config::from_sync(&s), None, "freeze of {bad} ms");
+            let mut s = sync.clone();
+            s.commit_batch_window = bad;
+            assert_eq!(Config::from_sync(&s), None, "window of {bad} ms");
+        }
+        let mut s = sync.clone();
+        s.stewards = u32::MAX;
+        assert_eq!(Config::from_sync(&s), None);
+        s.stewards = MAX_STEWARDS;
+        assert!(Config::from_sync(&s).is_some());
     }
 }

@@ -4,7 +4,7 @@ use super::sim::{store_key, Net};
 use crate::core::store::{Store, StoreCipher};
 use crate::core::{Client, ErrorCode};
 
-fn history(net: &Net, i: usize, convo: &str) -> Vec<String> {
+fn stored(net: &Net, i: usize, convo: &str) -> Vec<crate::core::ChatMessage> {
     let c = &net.nodes[i].client;
     let (from, to) = c.history_range(convo, None).unwrap();
     let records: Vec<(Vec<u8>, Vec<u8>)> = net.nodes[i]
@@ -13,7 +13,11 @@ fn history(net: &Net, i: usize, convo: &str) -> Vec<String> {
         .filter(|((s, k), _)| s == Store::Messages.name() && *k >= from && *k <= to)
         .map(|((_, k), v)| (k.clone(), v.clone()))
         .collect();
-    c.open_messages(&records).unwrap().into_iter().map(|m| String::from_utf8(m.content).unwrap()).collect()
+    c.open_messages(&records).unwrap()
+}
+
+fn history(net: &Net, i: usize, convo: &str) -> Vec<String> {
+    stored(net, i, convo).into_iter().map(|m| String::from_utf8(m.content).unwrap()).collect()
 }
 
 fn chatting() -> (Net, usize, usize, String) {
@@ -161,4 +165,27 @@ fn an_expired_key_package_is_replaced_at_restore_and_chats_still_start() {
     net.send(alice, &convo, "again");
     net.run();
     assert_eq!(net.texts(bob).last().unwrap().1, "again");
+}
+
+#[test]
+fn the_history_index_is_keyed_by_conversation_so_no_other_conversation_overwrites_it() {
+    let (net, alice, _bob, convo) = chatting();
+    let c = &net.nodes[alice].client;
+    let id = stored(&net, alice, &convo)[0].id.clone();
+    let on_disk = |key: &Vec<u8>| {
+        net.nodes[alice].disk.contains_key(&(Store::MessageIndex.name().to_owned(), key.clone()))
+    };
+    let [current, legacy] = c.message_index_keys(&convo, &id);
+    assert!(on_disk(&current), "written under conversation and id");
+    assert!(!on_disk(&legacy), "never under the id alone");
+    let other = "0".repeat(convo.len());
+    let [elsewhere, _] = c.message_index_keys(&other, &id);
+    assert_ne!(elsewhere, current, "the same id in another conversation is another entry");
+    let (at, _) = c
+        .open_message_index(
+            &current,
+            &net.nodes[alice].disk[&(Store::MessageIndex.name().to_owned(), current.clone())],
+        )
+        .unwrap();
+    assert_eq!(at, convo);
 }
