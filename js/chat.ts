@@ -4,7 +4,7 @@
  * history) → publish → directory lookups → events. Business logic stays in Rust.
  */
 import { delayUntil } from "./timers.js";
-import { check, LogosChatError, toLogosError } from "./errors.js";
+import { check, isWasmTrap, LogosChatError, toLogosError } from "./errors.js";
 import { KEYRING, storeKey } from "./keyring.js";
 import { crashAfterPersist, storageFor, webLock } from "./profile.js";
 import { type ConversationDriver, ConversationHandle, GroupHandle } from "./conversation.js";
@@ -122,12 +122,42 @@ export class ChatImpl implements Chat, ConversationDriver {
 
   /** Runs `fn` after every earlier call has finished: the core sees one call at a time. */
   private run<T>(fn: () => Promise<T> | T): Promise<T> {
-    const next = this.queue.then(() => {
-      if (this.closed) throw new LogosChatError("CLOSED", "this chat is closed");
-      return fn();
+    const next = this.queue.then(async () => {
+      if (this.closed) throw new LogosChatError("CLOSED", this.trap ? `this chat stopped: ${this.trap}` : "this chat is closed");
+      try {
+        return await fn();
+      } catch (e) {
+        if (!isWasmTrap(e)) throw e;
+        throw this.trapped(e);
+      }
     });
     this.queue = next.catch(() => undefined);
     return next;
+  }
+
+  /** Why the core stopped, after a wasm trap. */
+  private trap: string | undefined;
+
+  /**
+   * The wasm core trapped (a bug): every later call would fail with wasm-bindgen's
+   * "recursive use" error. Say so once, on `error` and to the caller, and close the chat
+   * (its state is as last persisted; opening the profile again restores it).
+   */
+  private trapped(e: unknown): LogosChatError {
+    this.trap = `the wasm core trapped (${e instanceof Error ? e.message : String(e)}); open the profile again`;
+    const err = new LogosChatError("CLOSED", `this chat stopped: ${this.trap}`, { cause: e });
+    this.emit("error", err);
+    this.closed = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    void (async () => {
+      await Promise.all([...this.subscriptions.values()].map((s) => s.unsubscribe().catch(() => undefined)));
+      this.subscriptions.clear();
+      for (const hook of this.closeHooks.splice(0)) hook();
+      await this.adapter.close().catch(() => undefined);
+      this.release?.();
+    })();
+    return err;
   }
 
   private async apply(fx: CoreEffects): Promise<void> {

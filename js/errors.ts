@@ -37,3 +37,16 @@ export function toLogosError(e: unknown, fallback: ErrorCode = "PROTOCOL"): Logo
 export function check(ok: boolean, message: string): asserts ok {
   if (!ok) throw new LogosChatError("INVALID_ARGUMENT", message);
 }
+
+/**
+ * Whether a call into the core failed because the wasm instance trapped (a Rust panic,
+ * a bug: release builds abort on panic), or because an earlier trap left wasm-bindgen's
+ * borrow flags set ("recursive use of an object"). The instance is unusable afterwards.
+ */
+export function isWasmTrap(e: unknown): boolean {
+  const W = (globalThis as { WebAssembly?: { RuntimeError?: new (...a: unknown[]) => Error } }).WebAssembly;
+  if (W?.RuntimeError && e instanceof W.RuntimeError) return true;
+  if (e instanceof LogosChatError && e.cause !== undefined) return isWasmTrap(e.cause);
+  const message = e instanceof Error ? e.message : typeof e === "string" ? e : "";
+  return /recursive use of an object detected|attempted to take ownership of Rust value while it was borrowed/.test(message);
+}

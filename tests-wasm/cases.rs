@@ -124,3 +124,35 @@ fn waku_helpers_match_vectors() {
 fn hex_bytes(s: &str) -> Vec<u8> {
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
 }
+
+/// The size of this instance's linear memory (bytes).
+fn memory_bytes() -> f64 {
+    let buffer = js_sys::Reflect::get(&wasm_bindgen::memory(), &JsValue::from_str("buffer")).unwrap();
+    js_sys::Reflect::get(&buffer, &JsValue::from_str("byteLength")).unwrap().as_f64().unwrap()
+}
+
+/// Issue 12: an MLS message whose length field claims 1 GiB − 1 (the most wasm32's TLS
+/// codec allows) used to make the heap allocate it before reading, and wasm memory never
+/// shrinks. A thousand such messages must not grow memory by 64 MiB.
+#[wasm_bindgen_test]
+fn huge_length_claims_do_not_grow_wasm_memory() {
+    let start = memory_bytes();
+    for wire_format in [1u16, 2, 3, 4, 5] {
+        let before = memory_bytes();
+        let mut b = vec![0x00, 0x01];
+        b.extend_from_slice(&wire_format.to_be_bytes());
+        for _ in 0..200 {
+            let mut m = b.clone();
+            m.extend_from_slice(&[0xbf, 0xff, 0xff, 0xff]);
+            m.extend_from_slice(&[0xab; 64]);
+            assert!(logos_chat::core::conversation::mls::welcomes_for(&m, &[]).is_err());
+        }
+        let grown = memory_bytes() - before;
+        assert!(
+            grown < 16.0 * 1024.0 * 1024.0,
+            "wire format {wire_format}: wasm memory grew by {grown} bytes"
+        );
+    }
+    let grown = memory_bytes() - start;
+    assert!(grown < 64.0 * 1024.0 * 1024.0, "wasm memory grew by {grown} bytes");
+}

@@ -110,3 +110,25 @@ test("a throwing listener is reported and the other listeners still run", { time
   await alice.close();
   await bob.close();
 });
+
+test("a wasm trap closes the chat with one clear error instead of failing every later call", { timeout: 30_000 }, async () => {
+  const hub = createMemoryHub();
+  const node = await connect("memory", { hub });
+  const chat = await node.chat({ name: "trap", store: "memory" });
+  const errors = [];
+  chat.on("error", (e) => errors.push(e));
+  // What a Rust panic looks like from JavaScript (release builds abort on panic).
+  chat.client.startDirect = () => {
+    throw new WebAssembly.RuntimeError("unreachable");
+  };
+  await assert.rejects(chat.startDirect("ab".repeat(32)), (e) => e.code === "CLOSED" && /trapped/.test(e.message));
+  assert.equal(errors.length, 1, "reported once on error");
+  assert.equal(errors[0].code, "CLOSED");
+  // Later calls say why, without touching the broken instance.
+  await assert.rejects(chat.createGroup({ name: "g", members: [] }), (e) => e.code === "CLOSED" && /trapped/.test(e.message));
+  assert.equal(errors.length, 1);
+  // The profile opens again.
+  const again = await node.chat({ name: "trap2", store: "memory" });
+  assert.ok(again.accountId);
+  await node.close();
+});

@@ -6,7 +6,7 @@
 //! and ignores past-epoch traffic. Never does I/O: the client routes bytes.
 
 use crate::core::conversation::mls_store::Provider;
-use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
+use openmls::prelude::tls_codec::Serialize as _;
 use openmls::prelude::*;
 use openmls_traits::OpenMlsProvider;
 
@@ -109,7 +109,7 @@ impl DirectConversation {
     /// Joins from an MLSMessage-framed Welcome (the `group_v1` invite arm).
     /// `me` names our own account, so the peer is the other account in the group.
     pub fn join(provider: &impl OpenMlsProvider, welcome_bytes: &[u8], me: &AccountId) -> Result<Self> {
-        let msg = MlsMessageIn::tls_deserialize_exact(welcome_bytes)
+        let msg = crate::core::conversation::mls::decode_mls_message(welcome_bytes)
             .map_err(|e| CoreError::decode("welcome", e))?;
         let MlsMessageBodyIn::Welcome(welcome) = msg.extract() else {
             return Err(CoreError::decode("welcome", "not a Welcome"));

@@ -4,7 +4,7 @@
 //! configs, so that a key package built here is accepted by libchat and the
 //! reverse. Owns no state.
 
-use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
+use openmls::prelude::tls_codec::{DeserializeBytes as _, Serialize as _};
 use openmls::prelude::*;
 use openmls_traits::signatures::{Signer, SignerError};
 use openmls_traits::types::SignatureScheme;
@@ -177,11 +177,29 @@ pub fn is_too_late(e: &impl std::fmt::Debug) -> bool {
     LATE.iter().any(|r| why.contains(r))
 }
 
+/// Decodes an MLSMessage from network bytes without allocating what its length fields
+/// merely claim. openmls's decoder for `MlsMessageIn` (even its slice entry point) reads
+/// through `std::io::Read`, and tls_codec's reader-based vectors allocate the claimed
+/// length (up to 1 GiB in wasm32, where memory never shrinks) before reading a byte. The
+/// body is therefore first parsed with the slice decoder, which checks every claim
+/// against the bytes that are there; only a body that parses is decoded for real.
+/// A PublicMessage (wire format 1) is refused outright: openmls decodes it through the
+/// reader even from the slice decoder, and our groups (openmls's default pure-ciphertext
+/// policy, as libchat's) reject public messages anyway.
+pub fn decode_mls_message(bytes: &[u8]) -> std::result::Result<MlsMessageIn, tls_codec::Error> {
+    let body = bytes.get(2..).ok_or(tls_codec::Error::EndOfStream)?;
+    if body.get(..2) == Some(&[0, 1][..]) {
+        return Err(tls_codec::Error::DecodingError("public messages are not accepted".into()));
+    }
+    MlsMessageBodyIn::tls_deserialize_bytes(body)?;
+    MlsMessageIn::tls_deserialize_exact_bytes(bytes)
+}
+
 /// Decodes an inbound MLSMessage (TLS bytes) for `group`. `None` for a handshake message
 /// of a past epoch: libchat drops those (the creator's own commit reaches a joiner that
 /// already holds the next epoch), and so do we, quietly.
 pub fn inbound(group: &MlsGroup, bytes: &[u8]) -> Result<Option<ProtocolMessage>> {
-    let msg = MlsMessageIn::tls_deserialize_exact(bytes).map_err(|e| CoreError::decode("mls message", e))?;
+    let msg = decode_mls_message(bytes).map_err(|e| CoreError::decode("mls message", e))?;
     let protocol =
         msg.try_into_protocol_message().map_err(|e| CoreError::decode("mls message", format!("{e:?}")))?;
     if protocol.group_id() != group.group_id() {
@@ -210,7 +228,7 @@ pub fn sender_credential(group: &MlsGroup, sender: &Sender) -> Result<Option<Del
 /// (RFC 9420 §12.4.3.1). The Welcome is parsed once, whatever the number of joiners.
 pub fn welcomes_for(welcome: &[u8], kp_refs: &[&[u8]]) -> Result<Vec<Vec<u8>>> {
     let bad = |why: &'static str| CoreError::decode("welcome", why);
-    let msg = MlsMessageIn::tls_deserialize_exact(welcome).map_err(|e| CoreError::decode("welcome", e))?;
+    let msg = decode_mls_message(welcome).map_err(|e| CoreError::decode("welcome", e))?;
     let MlsMessageBodyIn::Welcome(w) = msg.extract() else { return Err(bad("not a Welcome")) };
     let entries: std::collections::HashMap<Vec<u8>, &EncryptedGroupSecrets> =
         w.secrets().iter().map(|s| (s.new_member().as_slice().to_vec(), s)).collect();
@@ -228,7 +246,7 @@ pub fn welcomes_for(welcome: &[u8], kp_refs: &[&[u8]]) -> Result<Vec<Vec<u8>>> {
         let mut one = head.to_vec();
         put_vec(&mut one, &entry);
         one.extend_from_slice(rest);
-        MlsMessageIn::tls_deserialize_exact(&one).map_err(|e| CoreError::decode("welcome", e))?;
+        decode_mls_message(&one).map_err(|e| CoreError::decode("welcome", e))?;
         out.push(one);
     }
     Ok(out)

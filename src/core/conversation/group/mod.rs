@@ -12,7 +12,7 @@
 use std::collections::BTreeSet;
 
 use crate::core::conversation::mls_store::Provider;
-use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
+use openmls::prelude::tls_codec::Serialize as _;
 use openmls::prelude::*;
 use prost::Message as _;
 
@@ -178,7 +178,7 @@ impl GroupConversation {
     /// Joins from a `MemberWelcome`: the MLS Welcome, then the sync inside it (the
     /// configuration and scores; defaults if it is missing or does not check out).
     pub fn join(provider: &Provider, welcome: &MemberWelcome, tree: Option<RatchetTreeIn>) -> Result<Self> {
-        let msg = MlsMessageIn::tls_deserialize_exact(&welcome.welcome_bytes)
+        let msg = crate::core::conversation::mls::decode_mls_message(&welcome.welcome_bytes)
             .map_err(|e| CoreError::decode("welcome", e))?;
         let MlsMessageBodyIn::Welcome(w) = msg.extract() else {
             return Err(CoreError::decode("welcome", "not a Welcome"));
@@ -202,7 +202,8 @@ impl GroupConversation {
         provider: &Provider,
         bytes: &[u8],
     ) -> Result<Option<crate::core::wire::GroupSync>> {
-        let msg = MlsMessageIn::tls_deserialize_exact(bytes).map_err(|e| CoreError::decode("sync", e))?;
+        let msg = crate::core::conversation::mls::decode_mls_message(bytes)
+            .map_err(|e| CoreError::decode("sync", e))?;
         let protocol =
             msg.try_into_protocol_message().map_err(|e| CoreError::decode("sync", format!("{e:?}")))?;
         let processed = self.group.process_message(provider, protocol).map_err(CoreError::mls)?;

@@ -18,7 +18,7 @@
 //! tickets name, so the client adds them to a tree the group code sealed.
 
 use crate::core::conversation::mls_store::Provider;
-use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
+use openmls::prelude::tls_codec::{DeserializeBytes as _, Serialize as _};
 use openmls::prelude::*;
 use openmls_traits::crypto::OpenMlsCrypto;
 use openmls_traits::random::OpenMlsRand;
@@ -180,12 +180,12 @@ impl std::fmt::Debug for Ticket {
 /// Opens the ticket of a `MemberWelcome` with the init key of the key package its Welcome
 /// is for (looked up in the provider's storage, where openmls keeps the bundle).
 pub fn open_ticket(provider: &Provider, mw: &MemberWelcome) -> Result<Ticket> {
-    let msg = MlsMessageIn::tls_deserialize_exact(&mw.welcome_bytes)
+    let msg = crate::core::conversation::mls::decode_mls_message(&mw.welcome_bytes)
         .map_err(|e| CoreError::decode("welcome", e))?;
     let MlsMessageBodyIn::Welcome(w) = msg.extract() else {
         return Err(CoreError::decode("welcome", "not a Welcome"));
     };
-    let sealed = HpkeCiphertext::tls_deserialize_exact(&mw.tree_ticket)
+    let sealed = HpkeCiphertext::tls_deserialize_exact_bytes(&mw.tree_ticket)
         .map_err(|e| CoreError::decode("tree ticket", e))?;
     for secrets in w.secrets() {
         let kp_ref = secrets.new_member();
@@ -223,7 +223,7 @@ pub fn open_tree(t: &GroupTree, ticket: &Ticket) -> Result<(RatchetTreeIn, Vec<V
         return Err(CoreError::Verify("not the tree the ticket names"));
     }
     let tree = open(&ticket.key, &t.nonce, &t.ciphertext, TREE_AAD, "group tree")?;
-    let tree = RatchetTreeIn::tls_deserialize_exact(tree.as_slice())
+    let tree = RatchetTreeIn::tls_deserialize_exact_bytes(tree.as_slice())
         .map_err(|e| CoreError::decode("ratchet tree", e))?;
     let bundles = if t.bundles.is_empty() {
         Vec::new()
