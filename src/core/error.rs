@@ -90,6 +90,12 @@ pub enum CoreError {
     /// Not (or no longer) a member of this conversation.
     #[error("not a member of {0}")]
     NotAMember(String),
+    /// A Welcome to a group this installation already holds (a replay of its inbox).
+    #[error("already a member of this group")]
+    AlreadyJoined,
+    /// A Welcome or tree ticket for a key package this installation does not hold.
+    #[error("not addressed to this installation's key packages")]
+    NotForUs,
 }
 
 impl CoreError {
@@ -103,7 +109,11 @@ impl CoreError {
             CoreError::Decrypt(_) | CoreError::TooLate(_) => ErrorCode::DecryptFailed,
             CoreError::StoreCorrupt(_) => ErrorCode::StoreCorrupt,
             CoreError::NotAMember(_) => ErrorCode::NotAMember,
-            CoreError::Decode { .. } | CoreError::Verify(_) | CoreError::Mls(_) => ErrorCode::Protocol,
+            CoreError::Decode { .. }
+            | CoreError::Verify(_)
+            | CoreError::Mls(_)
+            | CoreError::AlreadyJoined
+            | CoreError::NotForUs => ErrorCode::Protocol,
         }
     }
 

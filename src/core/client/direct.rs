@@ -120,9 +120,7 @@ impl Client {
             match DirectConversation::join(&self.provider, &invite.welcome_bytes, &self.account.id()) {
                 Ok(c) => c,
                 // A Welcome to a group we already hold: a replay of our inbox's history.
-                Err(CoreError::Mls(why)) if why.contains("GroupAlreadyExists") => {
-                    return Ok(Some(Effects::default()))
-                }
+                Err(CoreError::AlreadyJoined) => return Ok(Some(Effects::default())),
                 Err(e) => return Err(e),
             };
         let id = convo.id().clone();

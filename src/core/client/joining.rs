@@ -93,7 +93,7 @@ impl Client {
         let ticket = match tree::open_ticket(&self.provider, &mw) {
             Ok(t) => t,
             // For a key package we do not hold: not for us to act on.
-            Err(CoreError::Mls(why)) if why.contains("NoMatchingKeyPackage") => return Ok(None),
+            Err(CoreError::NotForUs) => return Ok(None),
             Err(e) => return Err(e),
         };
         let id = ConversationId::from_group_id(&ticket.group_id);
@@ -168,11 +168,9 @@ impl Client {
     ) -> Result<Option<Effects>> {
         let mut g = match GroupConversation::join(&self.provider, mw, tree) {
             Ok(g) => g,
-            Err(CoreError::Mls(why)) if why.contains("GroupAlreadyExists") => {
-                return Ok(Some(Effects::default()))
-            }
+            Err(CoreError::AlreadyJoined) => return Ok(Some(Effects::default())),
             // A Welcome of a losing candidate (or for someone else): not for us to act on.
-            Err(CoreError::Mls(why)) if why.contains("NoMatchingKeyPackage") => return Ok(None),
+            Err(CoreError::NotForUs) => return Ok(None),
             Err(e) => return Err(e),
         };
         let id = g.id().clone();

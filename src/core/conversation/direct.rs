@@ -115,7 +115,7 @@ impl DirectConversation {
             return Err(CoreError::decode("welcome", "not a Welcome"));
         };
         let staged = StagedWelcome::new_from_welcome(provider, &mls::join_config(), welcome, None)
-            .map_err(CoreError::mls)?;
+            .map_err(mls::welcome_error)?;
         let group = staged.into_group(provider).map_err(CoreError::mls)?;
         let id = ConversationId::from_group_id(group.group_id().as_slice());
         let mut peer = None;

@@ -162,19 +162,40 @@ pub fn member_credential(credential: &Credential, signature_key: &[u8]) -> Resul
 /// before it changes any state, so they are dropped quietly. A message that is merely
 /// late, behind every window (too old a generation, an epoch no longer kept), is not a
 /// replay: see [`is_too_late`].
-pub fn is_replay(e: &impl std::fmt::Debug) -> bool {
-    const REPLAYS: [&str; 2] = ["CannotDecryptOwnMessage", "SecretReuseError"];
-    let why = format!("{e:?}");
-    REPLAYS.iter().any(|r| why.contains(r))
+pub fn is_replay<E>(e: &ProcessMessageError<E>) -> bool {
+    use openmls::framing::errors::{MessageDecryptionError as Mde, SecretTreeError as Ste};
+    matches!(
+        e,
+        ProcessMessageError::ValidationError(
+            ValidationError::CannotDecryptOwnMessage
+                | ValidationError::UnableToDecrypt(Mde::SecretTreeError(Ste::SecretReuseError))
+        )
+    )
 }
 
 /// Whether a `process_message` failure means the message came after every receive
 /// window had passed it (a generation beyond [`OUT_OF_ORDER_TOLERANCE`], an epoch
 /// beyond [`MAX_PAST_EPOCHS`]): it cannot be decrypted any more, and is reported.
-pub fn is_too_late(e: &impl std::fmt::Debug) -> bool {
-    const LATE: [&str; 3] = ["TooDistantInThePast", "WrongEpoch", "NoPastEpochData"];
-    let why = format!("{e:?}");
-    LATE.iter().any(|r| why.contains(r))
+pub fn is_too_late<E>(e: &ProcessMessageError<E>) -> bool {
+    use openmls::framing::errors::{MessageDecryptionError as Mde, SecretTreeError as Ste};
+    matches!(
+        e,
+        ProcessMessageError::ValidationError(
+            ValidationError::WrongEpoch
+                | ValidationError::NoPastEpochData
+                | ValidationError::UnableToDecrypt(Mde::SecretTreeError(Ste::TooDistantInThePast))
+        )
+    )
+}
+
+/// Maps the failure of joining from a Welcome: a replayed Welcome of a group we hold,
+/// and one for a key package we do not hold, are typed (the caller acts on them).
+pub fn welcome_error<E: std::fmt::Debug>(e: WelcomeError<E>) -> CoreError {
+    match e {
+        WelcomeError::GroupAlreadyExists => CoreError::AlreadyJoined,
+        WelcomeError::NoMatchingKeyPackage => CoreError::NotForUs,
+        e => CoreError::mls(e),
+    }
 }
 
 /// Decodes an MLSMessage from network bytes without allocating what its length fields
@@ -282,4 +303,26 @@ pub fn take_vec<'a>(b: &mut &'a [u8]) -> Result<&'a [u8]> {
     let body = b.get(head..head + len).ok_or_else(bad)?;
     *b = &b[head + len..];
     Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openmls::framing::errors::{MessageDecryptionError as Mde, SecretTreeError as Ste};
+
+    #[test]
+    fn failures_are_classified_by_their_types() {
+        type E = ProcessMessageError<()>;
+        let v = |e| E::ValidationError(e);
+        let reuse = v(ValidationError::UnableToDecrypt(Mde::SecretTreeError(Ste::SecretReuseError)));
+        let far = v(ValidationError::UnableToDecrypt(Mde::SecretTreeError(Ste::TooDistantInThePast)));
+        assert!(is_replay(&v(ValidationError::CannotDecryptOwnMessage)) && is_replay(&reuse));
+        assert!(!is_too_late(&reuse));
+        assert!(is_too_late(&far) && is_too_late(&v(ValidationError::WrongEpoch)));
+        assert!(!is_replay(&far));
+        let other = v(ValidationError::UnableToDecrypt(Mde::AeadError));
+        assert!(!is_replay(&other) && !is_too_late(&other));
+        assert_eq!(welcome_error(WelcomeError::<()>::GroupAlreadyExists), CoreError::AlreadyJoined);
+        assert_eq!(welcome_error(WelcomeError::<()>::NoMatchingKeyPackage), CoreError::NotForUs);
+    }
 }

@@ -184,7 +184,7 @@ impl GroupConversation {
             return Err(CoreError::decode("welcome", "not a Welcome"));
         };
         let staged = StagedWelcome::new_from_welcome(provider, &mls::group_join_config(), w, tree)
-            .map_err(CoreError::mls)?;
+            .map_err(mls::welcome_error)?;
         let group = staged.into_group(provider).map_err(CoreError::mls)?;
         let mut convo = GroupConversation::fresh(group, Governance::default());
         if let Ok(Some(sync)) = convo.read_sync(provider, &welcome.conversation_sync_bytes) {

@@ -213,7 +213,7 @@ pub fn open_ticket(provider: &Provider, mw: &MemberWelcome) -> Result<Ticket> {
         return Ok(Ticket { group_id: t.group_id, digest, key: Zeroizing::new(key) });
     }
     // Not for a key package of ours (the Welcome of someone else, or of a reset device).
-    Err(CoreError::mls("NoMatchingKeyPackage"))
+    Err(CoreError::NotForUs)
 }
 
 /// Opens a `GroupTree` frame whose digest the ticket names: the ratchet tree, and the
