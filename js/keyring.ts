@@ -10,7 +10,8 @@ import type { StorageAdapter, StoreOp } from "./types.js";
 
 export const KEYRING = "keyring";
 const ENTRY = new TextEncoder().encode("store-key");
-const PBKDF2_ITERATIONS = 310_000;
+/** OWASP's 2023 figure for PBKDF2-SHA-256; stores keep their own count, so older ones open. */
+const PBKDF2_ITERATIONS = 600_000;
 
 interface Wrapped {
   v: 1;
@@ -55,7 +56,8 @@ export async function storeKey(adapter: StorageAdapter, passphrase: string | und
       entry = { v: 1, kek: "device", iv: b64(iv), key: b64(wrapped) };
     } else {
       // A custom adapter with neither a passphrase nor a device key: the key is stored as is,
-      // which the app chose by giving neither.
+      // which the app chose by giving neither. Say so, once per store.
+      console.warn("logos-chat: this StorageAdapter has no deviceKey() and no passphrase was given: the store key is kept in clear next to the data");
       entry = { v: 1, kek: "none", key: b64(key) };
     }
     return { key, fresh: true, keyring: { store: KEYRING, key: ENTRY, value: new TextEncoder().encode(JSON.stringify(entry)) } };
@@ -65,6 +67,10 @@ export async function storeKey(adapter: StorageAdapter, passphrase: string | und
     entry = JSON.parse(new TextDecoder().decode(raw)) as Wrapped;
   } catch {
     throw new LogosChatError("STORE_CORRUPT", "the keyring does not parse");
+  }
+  if (entry.kek !== "pbkdf2-sha256" && passphrase !== undefined) {
+    // Ignoring it would let the app believe the store is protected by it.
+    throw new LogosChatError("WRONG_PASSPHRASE", "this store was created without a passphrase: open it without one");
   }
   try {
     if (entry.kek === "pbkdf2-sha256") {

@@ -134,11 +134,20 @@ const TAG_LEN: usize = 16;
 fn keyed(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
     use blake2::digest::Mac;
     let mut out = [0u8; 32];
-    if let Ok(mut mac) = blake2::Blake2bMac::<blake2::digest::consts::U32>::new_from_slice(key) {
-        for p in parts {
-            mac.update(p);
+    // BLAKE2b takes keys of up to 64 bytes, so a 32-byte key never fails; if it ever did,
+    // the fallback is still a hash of the key and the parts, never an all-zero key.
+    match blake2::Blake2bMac::<blake2::digest::consts::U32>::new_from_slice(key) {
+        Ok(mut mac) => {
+            for p in parts {
+                mac.update(p);
+            }
+            out.copy_from_slice(&mac.finalize().into_bytes());
         }
-        out.copy_from_slice(&mac.finalize().into_bytes());
+        Err(_) => {
+            let mut all: Vec<&[u8]> = vec![b"logos-chat/keyed-fallback", key];
+            all.extend_from_slice(parts);
+            out = super::address::blake2b::<32>(&all);
+        }
     }
     out
 }

@@ -88,6 +88,12 @@ test("a wrong passphrase is WRONG_PASSPHRASE and changes nothing", () => {
   assert.deepEqual(readFileSync(join(root, "stores", "carol", "log")), log);
   const again = run("carol", [], { passphrase: "correct horse" });
   assert.equal(again.accountId, first.accountId);
+  // A passphrase for a store made without one is refused, not silently ignored.
+  const plain = run("dora");
+  assert.ok(!plain.error, JSON.stringify(plain.error));
+  const given = run("dora", [], { passphrase: "not the key of anything" });
+  assert.equal(given.error?.code, "WRONG_PASSPHRASE");
+  assert.equal(run("dora").accountId, plain.accountId);
 });
 
 test("a second process on the same profile gets STORE_LOCKED", async () => {
