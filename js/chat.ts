@@ -11,36 +11,20 @@ import { type ConversationDriver, ConversationHandle, GroupHandle } from "./conv
 import { type CoreConversation, type CoreEffects, type CoreMessage, toInfo, toMessage } from "./core-types.js";
 import type { Chat, ChatMessage, ChatOptions, Conversation, ConversationInfo, DeliveryMessage, Group, GroupTiming, Member, StorageAdapter, StoreOp, Subscription, Transport } from "./types.js";
 
-type Listener<T> = (value: T) => void;
 const encoder = new TextEncoder();
 import { glue } from "./wasm.js";
+import { ChatEvents, type ChatEventMap, type ChatEventName } from "./chat-events.js";
 import { DirectoryReader } from "./directory.js";
 
-/** Events held for the app until it listens, while the first catch-up runs (bounded). */
-const BACKLOG_CAP = 10_000;
 /** Back-off of a subscription the transport refused (offline): 1 s doubling, 30 s at most. */
 const resubscribeDelay = (attempt: number): number => Math.min(30_000, 1000 * 2 ** attempt);
-type Sender = { accountId?: string; installationId: string };
 export class ChatImpl implements Chat, ConversationDriver {
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
   private readonly subscriptions = new Map<string, Subscription>();
-  private readonly listeners = {
-    message: new Set<Listener<ChatMessage>>(),
-    conversation: new Set<Listener<ConversationInfo>>(),
-    members: new Set<Listener<{ conversationId: string; members: Member[] }>>(),
-    missing: new Set<Listener<{ conversationId: string; messageId: string; sender?: Sender }>>(),
-    ack: new Set<Listener<{ conversationId: string; messageId: string; by: Sender }>>(),
-    lost: new Set<Listener<{ conversationId: string; messageId: string; sender?: Sender }>>(),
-    synced: new Set<Listener<{ conversationId?: string }>>(),
-    error: new Set<Listener<LogosChatError>>(),
-  };
-  /**
-   * Until the first catch-up is done, events for which the app has no listener yet wait
-   * here: what arrived while the account was closed reaches `on("message")` and
-   * `messages()` once the app listens, even though it is read during `chat()`.
-   */
-  private backlog: Map<string, unknown[]> | undefined = new Map();
+
+  /** The app's listeners, and what waits for them during the first catch-up. */
+  private readonly events = new ChatEvents();
   /** Topics whose catch-up read waits until `chat()` has resolved. */
   private catchUps: string[] | undefined = [];
   /** The latest info of each conversation (a group handle's name and description). */
@@ -146,7 +130,7 @@ export class ChatImpl implements Chat, ConversationDriver {
   private trapped(e: unknown): LogosChatError {
     this.trap = `the wasm core trapped (${e instanceof Error ? e.message : String(e)}); open the profile again`;
     const err = new LogosChatError("CLOSED", `this chat stopped: ${this.trap}`, { cause: e });
-    this.emit("error", err);
+    this.events.emit("error", err);
     this.closed = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
@@ -180,7 +164,7 @@ export class ChatImpl implements Chat, ConversationDriver {
         this.retryDelay = 1000;
       } catch (e) {
         // It stays in the persisted outbox: retried with back-off, and at the next start.
-        this.emit("error", toLogosError(e, "TRANSPORT_UNAVAILABLE"));
+        this.events.emit("error", toLogosError(e, "TRANSPORT_UNAVAILABLE"));
         this.scheduleRetry();
       }
     }
@@ -191,28 +175,28 @@ export class ChatImpl implements Chat, ConversationDriver {
     for (const ev of fx.events) {
       switch (ev.type) {
         case "message":
-          this.emit("message", toMessage(ev));
+          this.events.emit("message", toMessage(ev));
           break;
         case "conversation": {
           const info = toInfo(ev);
           this.infos.set(info.id, info);
-          this.emit("conversation", info);
+          this.events.emit("conversation", info);
           break;
         }
         case "members":
-          this.emit("members", { conversationId: ev.conversationId, members: ev.members });
+          this.events.emit("members", { conversationId: ev.conversationId, members: ev.members });
           break;
         case "error":
-          this.emit("error", toLogosError(ev));
+          this.events.emit("error", toLogosError(ev));
           break;
         case "missing":
-          this.emit("missing", ev.sender ? { conversationId: ev.conversationId, messageId: ev.messageId, sender: ev.sender } : { conversationId: ev.conversationId, messageId: ev.messageId });
+          this.events.emit("missing", ev.sender ? { conversationId: ev.conversationId, messageId: ev.messageId, sender: ev.sender } : { conversationId: ev.conversationId, messageId: ev.messageId });
           break;
         case "lost":
-          this.emit("lost", ev.sender ? { conversationId: ev.conversationId, messageId: ev.messageId, sender: ev.sender } : { conversationId: ev.conversationId, messageId: ev.messageId });
+          this.events.emit("lost", ev.sender ? { conversationId: ev.conversationId, messageId: ev.messageId, sender: ev.sender } : { conversationId: ev.conversationId, messageId: ev.messageId });
           break;
         case "ack":
-          this.emit("ack", { conversationId: ev.conversationId, messageId: ev.messageId, by: ev.by });
+          this.events.emit("ack", { conversationId: ev.conversationId, messageId: ev.messageId, by: ev.by });
           break;
         default:
           break;
@@ -232,7 +216,7 @@ export class ChatImpl implements Chat, ConversationDriver {
       this.wakeTimer = undefined;
       this.wakeAt = Infinity;
       this.run(() => this.apply(this.client.tick(Date.now()) as CoreEffects)).catch((e) => {
-        if (!this.closed) this.emit("error", toLogosError(e));
+        if (!this.closed) this.events.emit("error", toLogosError(e));
       });
     }, delayUntil(at));
   }
@@ -262,7 +246,7 @@ export class ChatImpl implements Chat, ConversationDriver {
       const sub = await this.transport.subscribe([topic], (m) => this.deliver(m));
       this.subscriptions.set(topic, sub);
     } catch (e) {
-      this.emit("error", toLogosError(e, "TRANSPORT_UNAVAILABLE"));
+      this.events.emit("error", toLogosError(e, "TRANSPORT_UNAVAILABLE"));
       setTimeout(() => {
         if (!this.closed) this.run(() => this.follow(topic, attempt + 1)).catch(() => undefined);
       }, resubscribeDelay(attempt));
@@ -293,12 +277,12 @@ export class ChatImpl implements Chat, ConversationDriver {
       this.catchUps = undefined;
       for (const topic of topics) await this.query(topic, this.client.catchUpSince(topic));
     }).catch((e) => {
-      if (!this.closed) this.emit("error", toLogosError(e));
+      if (!this.closed) this.events.emit("error", toLogosError(e));
     });
     if (this.closed) return;
-    this.emit("synced", {});
+    this.events.emit("synced", {});
     // Whatever is still unheard goes to the listeners that come later no more.
-    setTimeout(() => (this.backlog = undefined), 0);
+    setTimeout(() => this.events.endBacklog(), 0);
   }
 
   private async handle(m: DeliveryMessage): Promise<void> {
@@ -309,7 +293,7 @@ export class ChatImpl implements Chat, ConversationDriver {
   private deliver(m: DeliveryMessage): void {
     if (this.closed) return;
     this.run(() => this.handle(m)).catch((e) => {
-      if (!this.closed) this.emit("error", toLogosError(e));
+      if (!this.closed) this.events.emit("error", toLogosError(e));
     });
   }
 
@@ -323,7 +307,7 @@ export class ChatImpl implements Chat, ConversationDriver {
     try {
       await this.directory.read();
     } catch (e) {
-      this.emit("error", toLogosError(e, "TRANSPORT_UNAVAILABLE"));
+      this.events.emit("error", toLogosError(e, "TRANSPORT_UNAVAILABLE"));
       await this.apply(this.client.lookupFailed(account, Date.now()) as CoreEffects);
       return;
     }
@@ -489,87 +473,12 @@ export class ChatImpl implements Chat, ConversationDriver {
     });
   }
 
-  on(event: "message", cb: (m: ChatMessage) => void): () => void;
-  on(event: "conversation", cb: (c: ConversationInfo) => void): () => void;
-  on(event: "members", cb: (e: { conversationId: string; members: Member[] }) => void): () => void;
-  on(event: "missing", cb: (e: { conversationId: string; messageId: string; sender?: Sender }) => void): () => void;
-  on(event: "ack", cb: (e: { conversationId: string; messageId: string; by: Sender }) => void): () => void;
-  on(event: "lost", cb: (e: { conversationId: string; messageId: string; sender?: Sender }) => void): () => void;
-  on(event: "synced", cb: (e: { conversationId?: string }) => void): () => void;
-  on(event: "error", cb: (e: LogosChatError) => void): () => void;
-  on(event: keyof ChatImpl["listeners"], cb: (v: never) => void): () => void {
-    check(typeof event === "string" && Object.prototype.hasOwnProperty.call(this.listeners, event), `unknown event ${String(event)}`);
-    check(typeof cb === "function", "listener must be a function");
-    const set = this.listeners[event] as Set<(v: never) => void>;
-    set.add(cb);
-    const waiting = this.backlog?.get(event);
-    if (waiting) {
-      // What came before the app listened (the first catch-up): handed over in order.
-      this.backlog?.delete(event);
-      queueMicrotask(() => {
-        for (const v of waiting) this.call(event, cb as (v: unknown) => void, v);
-      });
-    }
-    return () => set.delete(cb);
-  }
-
-  private emit<K extends keyof ChatImpl["listeners"]>(event: K, value: Parameters<ChatImpl["listeners"][K] extends Set<infer L> ? (L extends (v: infer V) => void ? (v: V) => void : never) : never>[0]): void {
-    const set = this.listeners[event] as Set<(v: typeof value) => void>;
-    if (set.size === 0 && this.backlog && event !== "error" && event !== "synced") {
-      let waiting = this.backlog.get(event);
-      if (!waiting) this.backlog.set(event, (waiting = []));
-      if (waiting.length < BACKLOG_CAP) waiting.push(value);
-      return;
-    }
-    for (const cb of set) this.call(event, cb as (v: unknown) => void, value);
-  }
-
-  /**
-   * Calls one app listener. A listener that throws must not break the driver or the
-   * other listeners: it is reported on `error` (LISTENER_FAILED), and a throwing `error`
-   * listener is reported on the console only.
-   */
-  private call(event: string, cb: (v: unknown) => void, value: unknown): void {
-    try {
-      cb(value);
-    } catch (e) {
-      if (event === "error") {
-        console.error("logos-chat: an error listener threw", e);
-        return;
-      }
-      const err = new LogosChatError("LISTENER_FAILED", `a "${event}" listener threw: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
-      for (const l of this.listeners.error) this.call("error", l as (v: unknown) => void, err);
-    }
+  on<K extends ChatEventName>(event: K, cb: (value: ChatEventMap[K]) => void): () => void {
+    return this.events.on(event, cb);
   }
 
   messages(): AsyncIterable<ChatMessage> {
-    const buffered: ChatMessage[] = [];
-    let wake: (() => void) | undefined;
-    let done = false;
-    const off = this.on("message", (m) => {
-      buffered.push(m);
-      wake?.();
-    });
-    this.onClose(() => {
-      done = true;
-      wake?.();
-    });
-    const iterator: AsyncIterator<ChatMessage> = {
-      next: async () => {
-        while (buffered.length === 0 && !done) await new Promise<void>((r) => (wake = r));
-        wake = undefined;
-        const value = buffered.shift();
-        if (value) return { value, done: false };
-        off();
-        return { value: undefined, done: true };
-      },
-      return: async () => {
-        done = true;
-        off();
-        return { value: undefined, done: true };
-      },
-    };
-    return { [Symbol.asyncIterator]: () => iterator };
+    return this.events.messages((hook) => this.onClose(hook));
   }
 
   /** Registers a hook that runs when the chat closes. */

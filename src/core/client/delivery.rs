@@ -25,10 +25,12 @@ impl Client {
             },
         };
         if env.conversation_hint == self.installation.id().inbox_conversation_id() {
+            self.touch_joins();
             return self.handle_invite(&env.payload, now_ms);
         }
         if let Some(id) = env.conversation_hint.strip_suffix(tree::TREE_HINT_SUFFIX) {
             let Ok(id) = ConversationId::parse(id) else { return Ok(None) };
+            self.touch_joins();
             return self.handle_tree(&id, &env.payload, now_ms);
         }
         let Ok(id) = ConversationId::parse(&env.conversation_hint) else { return Ok(None) };

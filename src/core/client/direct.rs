@@ -2,6 +2,7 @@
 //! process its MLS messages (PROTOCOL.md §2.7).
 
 use super::*;
+use crate::core::conversation::group::invite;
 
 impl Client {
     /// Starts (or returns the existing) 1:1 chat with `account`. The directory
@@ -78,6 +79,7 @@ impl Client {
         now_ms: u64,
     ) -> Result<(String, Effects)> {
         let id = id.clone();
+        self.touch(&id);
         let sender_id = self.credential.identity_id();
         let convo = self
             .conversations
@@ -97,7 +99,7 @@ impl Client {
         let others =
             self.conversations.get(&id).map(|c| c.members().into_iter().map(|m| m.installation).collect());
         let (awaiting, _) = self.ack_set(others.unwrap_or_default());
-        let track = reliability::Track {
+        let track = outbox::Track {
             conversation: id.clone(),
             message_id: reliable.message_id.clone(),
             awaiting,
@@ -114,6 +116,14 @@ impl Client {
         let invite = match frame.payload {
             Some(inbox_v2_frame::Payload::GroupV1(invite)) => invite,
             Some(inbox_v2_frame::Payload::GroupV2(welcome)) => return self.join_group(&welcome, now_ms),
+            Some(inbox_v2_frame::Payload::SealedGroupV2(sealed)) => {
+                let ours = std::slice::from_ref(&self.key_package);
+                return match invite::open(&self.provider, ours, &sealed) {
+                    Ok(welcome) => self.join_group(&welcome, now_ms),
+                    // Sealed to someone else's key (the inbox is shared space) or garbage.
+                    Err(_) => Ok(None),
+                };
+            }
             None => return Ok(None),
         };
         let mut convo =
@@ -149,6 +159,7 @@ impl Client {
         let Some(encrypted_payload::Encryption::Plaintext(p)) = enc.encryption else {
             return Err(CoreError::decode("encrypted payload", "Gen-2 groups carry the plaintext arm"));
         };
+        self.touch(id);
         let convo = self
             .conversations
             .get_mut(id)
@@ -164,5 +175,13 @@ impl Client {
         };
         let reliable: ReliablePayload = decode("reliable payload", &plaintext)?;
         self.deliver_chat(id, &sender, reliable, sent_at_ms, now_ms)
+    }
+}
+
+#[cfg(test)]
+impl Client {
+    /// Opens a sealed invite as this installation would (the encoded `MemberWelcome`).
+    pub(crate) fn open_invite_for_tests(&self, sealed: &[u8]) -> Option<Vec<u8>> {
+        invite::open(&self.provider, std::slice::from_ref(&self.key_package), sealed).ok().map(|w| w.to_vec())
     }
 }

@@ -7,7 +7,7 @@ use openmls::prelude::KeyPackage;
 use openmls_traits::OpenMlsProvider;
 use prost::Message as _;
 
-use super::{fx_digest, group_envelope, reliability, Client};
+use super::{fx_digest, group_envelope, outbox, Client};
 use crate::core::address::{AccountId, ConversationId, InstallationId};
 use crate::core::conversation::group::{member_id, tree};
 use crate::core::conversation::{ConversationMeta, GroupConversation, GroupOutput, Metadata};
@@ -122,6 +122,7 @@ impl Client {
     fn propose(&mut self, id: &str, request: Request, proposal_id: u32, now_ms: u64) -> Result<Effects> {
         self.guarded(|c| {
             let id = ConversationId::parse(id)?;
+            c.touch(&id);
             let g = c
                 .groups
                 .get_mut(&id)
@@ -279,6 +280,7 @@ impl Client {
         content: &[u8],
         now_ms: u64,
     ) -> Result<(String, Effects)> {
+        self.touch(id);
         let sender_id = self.credential.identity_id();
         let g =
             self.groups.get_mut(id).ok_or_else(|| CoreError::UnknownConversation(id.as_str().to_owned()))?;
@@ -308,12 +310,13 @@ impl Client {
         let Some(encrypted_payload::Encryption::Plaintext(p)) = enc.encryption else {
             return Err(CoreError::decode("encrypted payload", "Gen-2 groups carry the plaintext arm"));
         };
+        self.touch(id);
         let g =
             self.groups.get_mut(id).ok_or_else(|| CoreError::UnknownConversation(id.as_str().to_owned()))?;
         let out =
             g.process(&self.provider, &self.installation, &self.credential, &p.payload, sent_at_ms, now_ms)?;
         let mut fx = Effects::default();
-        for (sender, reliable) in out.chat.iter().chain(out.replayed_chat.iter()) {
+        if let Some((sender, reliable)) = &out.chat {
             fx.extend(self.deliver_chat(id, sender, reliable.clone(), sent_at_ms, now_ms)?);
         }
         self.apply_group_output(id, out, now_ms, &mut fx)?;
@@ -326,6 +329,7 @@ impl Client {
         let mut fx = Effects::default();
         for id in ids {
             let r = self.guarded(|c| {
+                c.touch(&id);
                 let Some(g) = c.groups.get_mut(&id) else { return Ok(Effects::default()) };
                 let out = g.tick(&c.provider, &c.installation, &c.credential, now_ms)?;
                 let mut fx = Effects::default();
@@ -362,10 +366,16 @@ impl Client {
     fn apply_group_output(
         &mut self,
         id: &ConversationId,
-        out: GroupOutput,
+        mut out: GroupOutput,
         now_ms: u64,
         fx: &mut Effects,
     ) -> Result<()> {
+        // Later-epoch chat that the call made readable (a selection ends a freeze in a
+        // message, a timer or a command alike).
+        for (sender, reliable, sent_at) in std::mem::take(&mut out.replayed_chat) {
+            let more = self.deliver_chat(id, &sender, reliable, sent_at, now_ms)?;
+            fx.extend(more);
+        }
         let topic = id.topic().as_str().to_owned();
         let others =
             self.groups.get(id).map(|g| g.credentials().into_iter().map(|c| c.installation).collect());
@@ -374,7 +384,7 @@ impl Client {
             let env = group_envelope(id, m);
             self.remember(&fx_digest(&topic, &env), fx)?;
             let track =
-                out.chat_published.iter().find(|(j, _)| *j == i).map(|(_, message_id)| reliability::Track {
+                out.chat_published.iter().find(|(j, _)| *j == i).map(|(_, message_id)| outbox::Track {
                     conversation: id.clone(),
                     message_id: message_id.clone(),
                     awaiting: awaiting.clone(),
@@ -418,8 +428,10 @@ impl Client {
             .collect()
     }
 
+    /// Sends a sealed invite (`group::invite`) to a joiner's inbox.
     fn send_welcome(&mut self, joiner: &InstallationId, welcome: Vec<u8>, fx: &mut Effects) -> Result<()> {
-        let frame = InboxV2Frame { payload: Some(inbox_v2_frame::Payload::GroupV2(welcome)) }.encode_to_vec();
+        let frame =
+            InboxV2Frame { payload: Some(inbox_v2_frame::Payload::SealedGroupV2(welcome)) }.encode_to_vec();
         let env = EnvelopeV1 { conversation_hint: joiner.inbox_conversation_id(), salt: 0, payload: frame };
         self.enqueue(fx, joiner.inbox_topic().as_str().to_owned(), env.encode_to_vec())
     }

@@ -27,7 +27,7 @@ const MAX_HELD_BYTES: usize = 32 << 20;
 pub(super) const PENDING_KIND: &str = "pending-group";
 
 /// A Welcome waiting for its tree.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Join {
     id: ConversationId,
     welcome: MemberWelcome,
@@ -35,7 +35,7 @@ struct Join {
 }
 
 /// The client's joins in progress.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(super) struct Joins {
     waiting: Vec<Join>,
     held: VecDeque<(ConversationId, String, Vec<u8>, u64)>,

@@ -30,14 +30,17 @@ use super::store::{
     MessageIndexRecord, MessageRecord, MetaRecord, MlsRecord, OutboxRecord, SeenRecord, Store, StoreCipher,
     StoreOp, SCHEMA_VERSION, SINGLETON,
 };
+mod checkpoint;
 mod delivery;
 mod direct;
 mod group;
 mod joining;
+mod outbox;
 mod reliability;
 mod storage;
 
-pub use reliability::{backoff, FULL_ACK_MAX, HOLD_MS, LOOKUP_TRIES, RETRANSMIT_DELAYS_MS};
+pub use outbox::{FULL_ACK_MAX, RETRANSMIT_DELAYS_MS};
+pub use reliability::{backoff, HOLD_MS, LOOKUP_TRIES};
 
 use super::wire::{
     decode, encrypted_payload, inbox_v2_frame, EncryptedPayload, EnvelopeV1, GroupV1HeavyInvite,
@@ -47,6 +50,8 @@ use super::wire::{
 /// How many handled envelope digests are remembered (and persisted) for de-duplication:
 /// a replay within this window is dropped before any MLS work.
 const SEEN_CAP: usize = 16_384;
+/// How many refused envelope digests are remembered in memory.
+const REFUSED_CAP: usize = 4_096;
 
 /// A message held until the directory confirms (or not) its sender's account.
 #[derive(Debug)]
@@ -72,10 +77,19 @@ pub struct Client {
     seen: HashMap<[u8; 32], u64>,
     seen_order: VecDeque<[u8; 32]>,
     seen_counter: u64,
+    /// Digests of envelopes refused this session (bad input): dropped if they come again,
+    /// never persisted (a stranger's garbage costs no write), bounded.
+    refused: std::collections::HashSet<[u8; 32]>,
+    refused_order: VecDeque<[u8; 32]>,
     pending: Vec<Pending>,
     cipher: StoreCipher,
     /// The openmls entries as last persisted: what a call changed is the difference.
     mls_mirror: HashMap<Vec<u8>, Vec<u8>>,
+    /// openmls's write count when the mirror last matched its storage.
+    mls_synced: u64,
+    /// How often openmls's storage was put back from the mirror (a cost refused input
+    /// should not cause: tests read it).
+    mls_rollbacks: u64,
     outbox: BTreeMap<u64, OutboxRecord>,
     next_outbox: u64,
     reassembler: Reassembler,
@@ -83,6 +97,8 @@ pub struct Client {
     joins: joining::Joins,
     /// Causal holds, missing messages, re-sends and retries (`reliability`).
     rel: reliability::Reliability,
+    /// What the open call may change, as it was (`checkpoint`).
+    checkpoint: Option<checkpoint::Checkpoint>,
 }
 
 impl std::fmt::Debug for Client {
@@ -161,14 +177,19 @@ impl Client {
             seen: HashMap::new(),
             seen_order: VecDeque::new(),
             seen_counter: 0,
+            refused: Default::default(),
+            refused_order: VecDeque::new(),
             pending: Vec::new(),
             cipher: StoreCipher::new(store_key),
             mls_mirror: HashMap::new(),
+            mls_synced: 0,
+            mls_rollbacks: 0,
             outbox: BTreeMap::new(),
             next_outbox: 1,
             reassembler: Reassembler::default(),
             joins: joining::Joins::default(),
             rel: reliability::Reliability::default(),
+            checkpoint: None,
         })
     }
 
@@ -184,105 +205,6 @@ impl Client {
         fx.subscribe.push(self.installation.id().inbox_topic().as_str().to_owned());
         self.enqueue(fx, ACCOUNT_TOPIC.into(), directory::account_submission(&self.bundle))?;
         self.enqueue(fx, KEYPACKAGE_TOPIC.into(), kp)
-    }
-
-    /// Puts an envelope in the persisted outbox and asks the driver to publish it: as
-    /// LIP-243 segments when it is over the threshold.
-    fn enqueue(&mut self, fx: &mut Effects, content_topic: String, payload: Vec<u8>) -> Result<()> {
-        self.enqueue_tracked(fx, content_topic, payload, None)
-    }
-
-    /// As [`Client::enqueue`]; a chat message (`track`) stays in the outbox after it is
-    /// accepted, to be re-sent until it is acknowledged (`reliability`). An envelope that
-    /// fits the network's limit whole goes whole: libchat cannot reassemble segments.
-    fn enqueue_tracked(
-        &mut self,
-        fx: &mut Effects,
-        content_topic: String,
-        payload: Vec<u8>,
-        track: Option<&reliability::Track>,
-    ) -> Result<()> {
-        if crate::core::wire::encoded_message_size(&content_topic, payload.len()) <= segment::NETWORK_LIMIT {
-            return self.enqueue_one(fx, content_topic, payload, track);
-        }
-        let size = payload.len();
-        let segments = segment::split(&payload).ok_or(CoreError::PayloadTooLarge {
-            size,
-            limit: segment::MAX_SEGMENTS * segment::SEGMENT_SIZE,
-        })?;
-        for s in segments {
-            self.enqueue_one(fx, content_topic.clone(), s, track)?;
-        }
-        Ok(())
-    }
-
-    fn enqueue_one(
-        &mut self,
-        fx: &mut Effects,
-        content_topic: String,
-        payload: Vec<u8>,
-        track: Option<&reliability::Track>,
-    ) -> Result<()> {
-        let id = self.next_outbox;
-        self.next_outbox += 1;
-        let mut rec = OutboxRecord {
-            id,
-            content_topic: content_topic.clone(),
-            payload: payload.clone(),
-            ..OutboxRecord::default()
-        };
-        if let Some(t) = track {
-            self.track(&mut rec, t);
-        }
-        fx.store.push(self.cipher.put(self.rng.as_mut(), Store::Outbox, &id.to_be_bytes(), &encode(&rec))?);
-        self.outbox.insert(id, rec);
-        fx.publish.push(Outbound { content_topic, payload, outbox_id: id });
-        Ok(())
-    }
-
-    /// Everything the transport has not accepted yet, oldest first (the driver retries these).
-    pub fn pending_outbox(&self) -> Vec<Outbound> {
-        self.outbox
-            .values()
-            .filter(|r| !r.accepted)
-            .map(|r| Outbound {
-                content_topic: r.content_topic.clone(),
-                payload: r.payload.clone(),
-                outbox_id: r.id,
-            })
-            .collect()
-    }
-
-    /// The transport accepted an outbox entry: it leaves the outbox, unless it is a chat
-    /// message kept until it is acknowledged.
-    pub fn outbox_sent(&mut self, outbox_id: u64) -> Effects {
-        let mut fx = Effects {
-            wake_at: self
-                .outbox
-                .get(&outbox_id)
-                .filter(|r| !r.message_id.is_empty())
-                .map(|r| r.next_at as f64),
-            ..Effects::default()
-        };
-        match self.outbox.get_mut(&outbox_id) {
-            Some(rec) if !rec.message_id.is_empty() && !rec.accepted => {
-                rec.accepted = true;
-                let rec = rec.clone();
-                if let Ok(op) =
-                    self.cipher.put(self.rng.as_mut(), Store::Outbox, &outbox_id.to_be_bytes(), &encode(&rec))
-                {
-                    fx.store.push(op);
-                }
-                self.bound_unacked(&mut fx);
-            }
-            Some(rec) if !rec.message_id.is_empty() => {}
-            Some(_) => {
-                self.outbox.remove(&outbox_id);
-                fx.store.push(self.cipher.delete(Store::Outbox, &outbox_id.to_be_bytes()));
-            }
-            None => {}
-        }
-        fx
     }
 
     /// The chat channel and bookkeeping of a direct or group conversation.
@@ -432,9 +354,10 @@ impl Client {
             return Effects::default();
         }
         let digest = fx_digest(content_topic, payload);
-        if self.seen.contains_key(&digest) {
+        if self.seen.contains_key(&digest) || self.refused.contains(&digest) {
             return Effects::default();
         }
+        self.begin();
         let routed = self.route(content_topic, payload, sent_at_ms, now_ms).and_then(|fx| match fx {
             Some(mut fx) => {
                 self.sync_mls(&mut fx)?;
@@ -442,6 +365,10 @@ impl Client {
             }
             None => Ok(None),
         });
+        match &routed {
+            Ok(_) => self.end(),
+            Err(_) => self.rewind(),
+        }
         match routed {
             Ok(Some(mut fx)) => {
                 if let Err(e) = self.remember(&digest, &mut fx) {
@@ -457,10 +384,9 @@ impl Client {
             // do not remember it, so a later replay can still be handled.
             Ok(None) => Effects::default(),
             Err(e) => {
-                // Nothing of this call is kept: state stays as it was.
-                self.rollback_mls();
+                // Nothing of this call is kept (rewound above): state stays as it was.
+                self.refuse(digest);
                 let mut fx = Effects::default();
-                let _ = self.remember(&digest, &mut fx);
                 fx.events.push(Event::Error { code: e.code().as_str(), message: e.to_string() });
                 fx
             }

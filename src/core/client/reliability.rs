@@ -16,33 +16,20 @@
 //!   bytes, on [`RETRANSMIT_DELAYS_MS`].
 //! - **Lookups and catch-up reads** that fail are tried again on the core's clock.
 
-use std::collections::HashSet;
-
 use super::*;
 use crate::core::effects::StoreQuery;
 use crate::core::store::HeldRecord;
-use crate::core::wire::HistoryEntry;
 
 /// How long a message waits for the messages it depends on before it is delivered
 /// with the gap reported: longer than the sender's re-sends take, so that a message
 /// re-sent to the end still lands in order.
 pub const HOLD_MS: u64 = 100_000;
-/// The waits before each re-send of an unacknowledged message (8 re-sends, the last
-/// about 90 s after the first send).
-pub const RETRANSMIT_DELAYS_MS: [u64; 8] = [2_000, 4_000, 8_000, 15_000, 15_000, 15_000, 15_000, 15_000];
-/// A conversation with more other installations than this is acknowledged by any one
-/// of them: waiting for every member of a large group would re-send every message.
-pub const FULL_ACK_MAX: usize = 16;
 /// Tries of a directory lookup before the messages waiting on it are released.
 pub const LOOKUP_TRIES: u32 = 6;
 /// Most messages held per conversation, and their content bytes; beyond, the oldest is
 /// delivered at once.
 const MAX_HELD: usize = 512;
 const MAX_HELD_BYTES: usize = 8 << 20;
-/// Most of our messages kept for re-sending, and their bytes; beyond, the oldest is
-/// no longer re-sent.
-const MAX_UNACKED: usize = 2_000;
-const MAX_UNACKED_BYTES: usize = 32 << 20;
 /// How far before the first missing message was noticed a repair read starts.
 const REPAIR_LOOKBACK_MS: u64 = 10 * 60_000;
 /// The first repair read comes this long after a gap is noticed (the message may just
@@ -90,15 +77,51 @@ pub(super) struct Reliability {
     lookups: BTreeMap<String, Retry>,
     catchups: BTreeMap<String, Retry>,
     /// Message id → the outbox entries (segments) that carry it.
-    unacked: HashMap<String, Vec<u64>>,
+    pub(super) unacked: HashMap<String, Vec<u64>>,
 }
 
-/// How a chat message we send is kept for re-sending.
-pub(super) struct Track {
-    pub conversation: ConversationId,
-    pub message_id: String,
-    pub awaiting: Vec<String>,
-    pub now: u64,
+/// One conversation's part of the reliability state, and the client-wide retries
+/// (what a failed call puts back: `checkpoint`).
+pub(super) struct RelSlice {
+    held: Option<Vec<Held>>,
+    wanted: Option<BTreeMap<String, Wanted>>,
+    repair: Option<Retry>,
+    lookups: BTreeMap<String, Retry>,
+    catchups: BTreeMap<String, Retry>,
+}
+
+impl Reliability {
+    pub(super) fn slice(&self, id: &ConversationId) -> RelSlice {
+        RelSlice {
+            held: self.held.get(id).cloned(),
+            wanted: self.wanted.get(id).cloned(),
+            repair: self.repair.get(id).copied(),
+            lookups: self.lookups.clone(),
+            catchups: self.catchups.clone(),
+        }
+    }
+
+    pub(super) fn put_slice(&mut self, id: &ConversationId, s: RelSlice) {
+        fn put<T>(map: &mut BTreeMap<ConversationId, T>, id: &ConversationId, v: Option<T>) {
+            match v {
+                Some(v) => map.insert(id.clone(), v),
+                None => map.remove(id),
+            };
+        }
+        put(&mut self.held, id, s.held);
+        put(&mut self.wanted, id, s.wanted);
+        put(&mut self.repair, id, s.repair);
+        self.lookups = s.lookups;
+        self.catchups = s.catchups;
+    }
+
+    /// Forgets the outbox entries from `first` on (written by a call that failed).
+    pub(super) fn forget_outbox_from(&mut self, first: u64) {
+        self.unacked.retain(|_, ids| {
+            ids.retain(|i| *i < first);
+            !ids.is_empty()
+        });
+    }
 }
 
 pub(super) fn msg_digest(conversation: &ConversationId, id: &str) -> [u8; 32] {
@@ -294,102 +317,6 @@ impl Client {
         }
     }
 
-    /// A received causal history acknowledges our messages it names, for its sender, and
-    /// every earlier one of the same conversation: histories name each sender's latest
-    /// message, and a member that has it had every earlier one handed over first.
-    fn note_acks(&mut self, by: &InstallationId, history: &[HistoryEntry], fx: &mut Effects) -> Result<()> {
-        let by = by.to_hex();
-        for e in history {
-            let Some(last) = self.rel.unacked.get(&e.message_id).and_then(|ids| ids.iter().max().copied())
-            else {
-                continue;
-            };
-            let Some(conversation) = self.outbox.get(&last).map(|r| r.conversation_id.clone()) else {
-                continue;
-            };
-            let covered: Vec<u64> = self
-                .outbox
-                .range(..=last)
-                .filter(|(_, r)| r.conversation_id == conversation && r.awaiting.contains(&by))
-                .map(|(id, _)| *id)
-                .collect();
-            let mut done: Vec<String> = Vec::new();
-            for oid in covered {
-                let Some(rec) = self.outbox.get_mut(&oid) else { continue };
-                rec.awaiting.retain(|a| a != &by);
-                if rec.awaiting.is_empty() || rec.any_ack {
-                    done.push(rec.message_id.clone());
-                } else {
-                    let rec = rec.clone();
-                    fx.store.push(self.cipher.put(
-                        self.rng.as_mut(),
-                        Store::Outbox,
-                        &oid.to_be_bytes(),
-                        &encode(&rec),
-                    )?);
-                }
-            }
-            for id in done {
-                self.drop_unacked(&id, fx);
-            }
-        }
-        Ok(())
-    }
-
-    /// Stops re-sending a message: its outbox entries go.
-    fn drop_unacked(&mut self, message_id: &str, fx: &mut Effects) {
-        for oid in self.rel.unacked.remove(message_id).unwrap_or_default() {
-            if self.outbox.remove(&oid).is_some() {
-                fx.store.push(self.cipher.delete(Store::Outbox, &oid.to_be_bytes()));
-            }
-        }
-    }
-
-    /// The installations that must acknowledge a message to a conversation, and whether
-    /// one of them is enough.
-    pub(super) fn ack_set(&self, others: Vec<InstallationId>) -> (Vec<String>, bool) {
-        let me = self.installation.id();
-        let awaiting: Vec<String> = others.iter().filter(|i| **i != me).map(InstallationId::to_hex).collect();
-        let any = awaiting.len() > FULL_ACK_MAX;
-        (awaiting, any)
-    }
-
-    /// Starts keeping an outbox entry for re-sending (called as it is enqueued).
-    pub(super) fn track(&mut self, rec: &mut OutboxRecord, track: &Track) {
-        if track.awaiting.is_empty() {
-            return;
-        }
-        rec.conversation_id = track.conversation.as_str().to_owned();
-        rec.message_id = track.message_id.clone();
-        rec.awaiting = track.awaiting.clone();
-        rec.any_ack = track.awaiting.len() > FULL_ACK_MAX;
-        rec.next_at = track.now + RETRANSMIT_DELAYS_MS[0];
-        self.rel.unacked.entry(track.message_id.clone()).or_default().push(rec.id);
-    }
-
-    /// Drops the oldest kept messages beyond the bounds (they are no longer re-sent).
-    pub(super) fn bound_unacked(&mut self, fx: &mut Effects) {
-        loop {
-            let kept: Vec<(&u64, &OutboxRecord)> =
-                self.outbox.iter().filter(|(_, r)| !r.message_id.is_empty() && r.accepted).collect();
-            let bytes: usize = kept.iter().map(|(_, r)| r.payload.len()).sum();
-            if kept.len() <= MAX_UNACKED && bytes <= MAX_UNACKED_BYTES {
-                return;
-            }
-            let Some(oldest) = kept.first().map(|(_, r)| r.message_id.clone()) else { return };
-            self.drop_unacked(&oldest, fx);
-        }
-    }
-
-    /// Rebuilds the re-send index from the restored outbox.
-    pub(super) fn restore_unacked(&mut self) {
-        for rec in self.outbox.values() {
-            if !rec.message_id.is_empty() {
-                self.rel.unacked.entry(rec.message_id.clone()).or_default().push(rec.id);
-            }
-        }
-    }
-
     /// The held messages of a conversation, for its record: those waiting for causal
     /// order, and those waiting for the directory to confirm their sender (with no
     /// dependency and a deadline passed, so a restart hands them on at once).
@@ -534,44 +461,6 @@ impl Client {
             fx.queries.push(StoreQuery { content_topic: topic, since_ms: since, attempt });
         }
         self.resend_due(now_ms, fx)
-    }
-
-    /// Re-sends the same bytes of every kept message whose time has come.
-    fn resend_due(&mut self, now_ms: u64, fx: &mut Effects) -> Result<()> {
-        let due: Vec<u64> = self
-            .outbox
-            .values()
-            .filter(|r| !r.message_id.is_empty() && r.accepted && r.next_at <= now_ms)
-            .map(|r| r.id)
-            .collect();
-        let mut given_up: HashSet<String> = HashSet::new();
-        for oid in due {
-            let Some(rec) = self.outbox.get_mut(&oid) else { continue };
-            if rec.retransmits as usize >= RETRANSMIT_DELAYS_MS.len() {
-                given_up.insert(rec.message_id.clone());
-                continue;
-            }
-            rec.retransmits += 1;
-            let last = RETRANSMIT_DELAYS_MS[RETRANSMIT_DELAYS_MS.len() - 1];
-            rec.next_at =
-                now_ms + RETRANSMIT_DELAYS_MS.get(rec.retransmits as usize).copied().unwrap_or(last);
-            let rec = rec.clone();
-            fx.store.push(self.cipher.put(
-                self.rng.as_mut(),
-                Store::Outbox,
-                &oid.to_be_bytes(),
-                &encode(&rec),
-            )?);
-            fx.publish.push(Outbound {
-                content_topic: rec.content_topic,
-                payload: rec.payload,
-                outbox_id: oid,
-            });
-        }
-        for id in given_up {
-            self.drop_unacked(&id, fx);
-        }
-        Ok(())
     }
 
     /// The earliest reliability timer.

@@ -5,11 +5,14 @@
 use super::*;
 
 impl Client {
-    /// Runs `f`, and on failure puts openmls's storage back as it was.
+    /// Runs `f`, and on failure puts back everything it touched (`checkpoint`).
     pub(super) fn guarded<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        self.begin();
         let r = f(self);
         if r.is_err() {
-            self.rollback_mls();
+            self.rewind();
+        } else {
+            self.end();
         }
         r
     }
@@ -154,6 +157,11 @@ impl Client {
 
     /// Adds the openmls entries this call changed to the effects, and moves the mirror along.
     pub(super) fn sync_mls(&mut self, fx: &mut Effects) -> Result<()> {
+        // No write since the mirror last matched: nothing to diff (most calls).
+        let writes = self.provider.storage().writes();
+        if writes == self.mls_synced {
+            return Ok(());
+        }
         let values = self.provider.storage().values.read().map_err(CoreError::mls)?;
         let mut changed: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         for (k, v) in values.iter() {
@@ -172,21 +180,42 @@ impl Client {
                 &mls_logical_key(&k),
                 &encode(&rec),
             )?);
-            self.mls_mirror.insert(k, v);
+            let old = self.mls_mirror.insert(k.clone(), v);
+            self.mirror_changed(k, old);
         }
         for k in removed {
             fx.store.push(self.cipher.delete(Store::Mls, &mls_logical_key(&k)));
-            self.mls_mirror.remove(&k);
+            let old = self.mls_mirror.remove(&k);
+            self.mirror_changed(k, old);
         }
+        self.mls_synced = writes;
         Ok(())
     }
 
-    /// Puts openmls's storage back to what was last persisted (after a failed call).
-    pub(super) fn rollback_mls(&mut self) {
-        if let Ok(mut values) = self.provider.storage().values.write() {
+    /// Puts openmls's storage back to what was last persisted (after a failed call) and
+    /// reloads the conversations from it. If openmls wrote nothing since the mirror last
+    /// matched (`force` unset), the map is not copied (most refused input costs no MLS
+    /// work), and only `touched` conversations are reloaded: openmls may have changed a
+    /// group in memory (a decryption burns its generation's key) without writing it.
+    pub(super) fn rollback_mls(&mut self, force: bool, touched: &[ConversationId]) {
+        let writes = self.provider.storage().writes();
+        let provider = &self.provider;
+        if !force && writes == self.mls_synced {
+            for id in touched {
+                if let Some(c) = self.conversations.get_mut(id) {
+                    let _ = c.reload(provider);
+                }
+                if let Some(g) = self.groups.get_mut(id) {
+                    let _ = g.reload(provider);
+                }
+            }
+            return;
+        }
+        self.mls_synced = writes;
+        self.mls_rollbacks += 1;
+        if let Ok(mut values) = provider.storage().values.write() {
             *values = self.mls_mirror.clone();
         }
-        let provider = &self.provider;
         for c in self.conversations.values_mut() {
             let _ = c.reload(provider);
         }
@@ -319,6 +348,18 @@ impl Client {
         metas
             .filter(|(id, _)| id.topic().as_str() == topic)
             .find_map(|(_, m)| (m.last_message_at > 0).then(|| m.last_message_at.saturating_sub(600_000)))
+    }
+
+    /// Remembers an envelope that was refused, for this session only.
+    pub(super) fn refuse(&mut self, digest: [u8; 32]) {
+        if self.refused.insert(digest) {
+            self.refused_order.push_back(digest);
+        }
+        while self.refused_order.len() > REFUSED_CAP {
+            if let Some(old) = self.refused_order.pop_front() {
+                self.refused.remove(&old);
+            }
+        }
     }
 
     pub(super) fn remember(&mut self, digest: &[u8; 32], fx: &mut Effects) -> Result<()> {

@@ -36,8 +36,7 @@ pub enum Inbound {
     Replay,
 }
 
-/// One DirectV1 conversation.
-#[derive(Debug)]
+/// One DirectV1 conversation (its `Debug` prints no MLS state).
 pub struct DirectConversation {
     id: ConversationId,
     group: MlsGroup,
@@ -47,6 +46,16 @@ pub struct DirectConversation {
     pub channel: Channel,
     /// Bookkeeping for the conversation list and history.
     pub meta: ConversationMeta,
+}
+
+impl std::fmt::Debug for DirectConversation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirectConversation")
+            .field("id", &self.id)
+            .field("peer", &self.peer)
+            .field("epoch", &self.group.epoch().as_u64())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Per-conversation bookkeeping that is not protocol state.

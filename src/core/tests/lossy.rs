@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
-use super::sim::store_key;
+use super::sim::{store_key, Disk};
 use crate::core::{Client, Effects, Event};
 
 /// How hostile the network is.
@@ -38,7 +38,7 @@ struct Msg {
 struct Node {
     client: Client,
     seed: u64,
-    disk: BTreeMap<(String, Vec<u8>), Vec<u8>>,
+    disk: Disk,
     online: bool,
     subs: BTreeSet<String>,
     wake: Option<u64>,
@@ -98,7 +98,7 @@ impl LossyNet {
         self.nodes.push(Node {
             client,
             seed,
-            disk: BTreeMap::new(),
+            disk: Disk::default(),
             online: true,
             subs: BTreeSet::new(),
             wake: None,
@@ -143,13 +143,7 @@ impl LossyNet {
 
     /// Executes a call's effects as a driver does.
     pub fn apply(&mut self, i: usize, fx: Effects) {
-        for op in &fx.store {
-            let k = (op.store.to_owned(), op.key.clone());
-            match &op.value {
-                Some(v) => self.nodes[i].disk.insert(k, v.clone()),
-                None => self.nodes[i].disk.remove(&k),
-            };
-        }
+        self.nodes[i].disk.commit(&fx);
         for t in fx.subscribe {
             if self.nodes[i].subs.insert(t.clone()) {
                 let since = self.nodes[i].client.catch_up_since(&t);
@@ -248,14 +242,7 @@ impl LossyNet {
 
     /// Crashes node `i` (its in-flight pushes are lost) and starts it from its disk.
     pub fn restart(&mut self, i: usize) {
-        let records = self.nodes[i]
-            .disk
-            .iter()
-            .filter(|((s, _), _)| {
-                crate::core::store::Store::from_name(s).is_some_and(|s| s.loaded_at_start())
-            })
-            .map(|((s, k), v)| (s.clone(), k.clone(), v.clone()))
-            .collect();
+        let records = self.nodes[i].disk.start_records();
         let seed = self.nodes[i].seed;
         self.nodes[i].restarts += 1;
         let rng =

@@ -3,6 +3,7 @@
 mod big_group;
 mod direct;
 mod group;
+mod group_hostile;
 mod lossy;
 mod persist;
 mod reliability;

@@ -9,6 +9,7 @@ fn stored(net: &Net, i: usize, convo: &str) -> Vec<crate::core::ChatMessage> {
     let (from, to) = c.history_range(convo, None).unwrap();
     let records: Vec<(Vec<u8>, Vec<u8>)> = net.nodes[i]
         .disk
+        .0
         .iter()
         .filter(|((s, k), _)| s == Store::Messages.name() && *k >= from && *k <= to)
         .map(|((_, k), v)| (k.clone(), v.clone()))
@@ -69,13 +70,7 @@ fn a_crash_between_persist_and_publish_sends_the_message_exactly_once() {
     net.now += 1;
     let (_, fx) = net.nodes[alice].client.send(&convo, b"written, never published", net.now).unwrap();
     assert_eq!(fx.publish.len(), 1);
-    for op in &fx.store {
-        let k = (op.store.to_owned(), op.key.clone());
-        match &op.value {
-            Some(v) => net.nodes[alice].disk.insert(k, v.clone()),
-            None => net.nodes[alice].disk.remove(&k),
-        };
-    }
+    net.nodes[alice].disk.commit(&fx);
     let topic = crate::core::ConversationId::parse(&convo).unwrap().topic().as_str().to_owned();
     let on_topic = |net: &Net| net.history.iter().filter(|m| m.topic == topic).count();
     let before = on_topic(&net);
@@ -97,12 +92,7 @@ fn a_crash_between_persist_and_publish_sends_the_message_exactly_once() {
 #[test]
 fn a_corrupted_record_or_a_wrong_key_is_store_corrupt_never_a_reset() {
     let (net, alice, _, _) = chatting();
-    let records: Vec<_> = net.nodes[alice]
-        .disk
-        .iter()
-        .filter(|((s, _), _)| Store::from_name(s).unwrap().loaded_at_start())
-        .map(|((s, k), v)| (s.clone(), k.clone(), v.clone()))
-        .collect();
+    let records = net.nodes[alice].disk.start_records();
     let rng = || Box::new(rand_core::OsRng);
     let wrong = Client::restore(rng(), &[0xee; 32], records.clone(), 1).unwrap_err();
     assert_eq!(wrong.code(), ErrorCode::StoreCorrupt);
@@ -125,7 +115,7 @@ fn a_corrupted_record_or_a_wrong_key_is_store_corrupt_never_a_reset() {
 fn the_store_holds_no_plaintext_and_no_private_key() {
     let (net, alice, _, _) = chatting();
     let seed_a = net.nodes[alice].client.secret_seeds_for_tests();
-    for ((store, key), value) in &net.nodes[alice].disk {
+    for ((store, key), value) in &net.nodes[alice].disk.0 {
         for needle in [b"before restart".as_slice(), b"reply before restart", &seed_a.0, &seed_a.1] {
             assert!(!value.windows(needle.len()).any(|w| w == needle), "{store} leaks");
             assert!(!key.windows(needle.len().min(key.len())).any(|w| w == needle), "{store} key leaks");
@@ -145,13 +135,13 @@ fn an_expired_key_package_is_replaced_at_restore_and_chats_still_start() {
     // Make bob's stored key package unreadable, as an expired one is.
     let cipher = StoreCipher::new(&store_key(32));
     let key = cipher.key(Store::Account, SINGLETON);
-    let sealed = net.nodes[bob].disk.get(&("account".to_owned(), key.clone())).unwrap().clone();
+    let sealed = net.nodes[bob].disk.0.get(&("account".to_owned(), key.clone())).unwrap().clone();
     let mut rec: AccountRecord =
         decode_record("account", &cipher.open(Store::Account, &key, &sealed).unwrap()).unwrap();
     rec.key_package = vec![1, 2, 3];
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
     let op = cipher.put(&mut rng, Store::Account, SINGLETON, &encode(&rec)).unwrap();
-    net.nodes[bob].disk.insert(("account".to_owned(), key), op.value.unwrap());
+    net.nodes[bob].disk.0.insert(("account".to_owned(), key), op.value.unwrap());
     net.restart(bob);
     net.run();
     let convo = net.start_direct(alice, &net.account(bob)).unwrap();
@@ -173,7 +163,7 @@ fn the_history_index_is_keyed_by_conversation_so_no_other_conversation_overwrite
     let c = &net.nodes[alice].client;
     let id = stored(&net, alice, &convo)[0].id.clone();
     let on_disk = |key: &Vec<u8>| {
-        net.nodes[alice].disk.contains_key(&(Store::MessageIndex.name().to_owned(), key.clone()))
+        net.nodes[alice].disk.0.contains_key(&(Store::MessageIndex.name().to_owned(), key.clone()))
     };
     let [current, legacy] = c.message_index_keys(&convo, &id);
     assert!(on_disk(&current), "written under conversation and id");
@@ -184,7 +174,7 @@ fn the_history_index_is_keyed_by_conversation_so_no_other_conversation_overwrite
     let (at, _) = c
         .open_message_index(
             &current,
-            &net.nodes[alice].disk[&(Store::MessageIndex.name().to_owned(), current.clone())],
+            &net.nodes[alice].disk.0[&(Store::MessageIndex.name().to_owned(), current.clone())],
         )
         .unwrap();
     assert_eq!(at, convo);

@@ -17,6 +17,34 @@ pub fn store_key(seed: u64) -> [u8; 32] {
     k
 }
 
+/// What a driver committed for one node: (store, key) → sealed value.
+#[derive(Default)]
+pub struct Disk(pub BTreeMap<(String, Vec<u8>), Vec<u8>>);
+
+impl Disk {
+    /// Applies one call's storage operations, as a driver's transaction does.
+    pub fn commit(&mut self, fx: &Effects) {
+        for op in &fx.store {
+            let k = (op.store.to_owned(), op.key.clone());
+            match &op.value {
+                Some(v) => self.0.insert(k, v.clone()),
+                None => self.0.remove(&k),
+            };
+        }
+    }
+
+    /// The records a driver hands to `Client::restore` at start.
+    pub fn start_records(&self) -> Vec<crate::core::store::LoadedRecord> {
+        self.0
+            .iter()
+            .filter(|((s, _), _)| {
+                crate::core::store::Store::from_name(s).is_some_and(|s| s.loaded_at_start())
+            })
+            .map(|((s, k), v)| (s.clone(), k.clone(), v.clone()))
+            .collect()
+    }
+}
+
 /// One published message.
 #[derive(Clone, Debug)]
 pub struct Msg {
@@ -28,8 +56,8 @@ pub struct Msg {
 pub struct Node {
     pub client: Client,
     pub seed: u64,
-    /// What the driver committed: (store, key) → sealed value.
-    pub disk: BTreeMap<(String, Vec<u8>), Vec<u8>>,
+    /// What the driver committed.
+    pub disk: Disk,
     pub online: bool,
     pub subs: BTreeSet<String>,
     pub queue: VecDeque<Msg>,
@@ -61,7 +89,7 @@ impl Net {
         self.nodes.push(Node {
             client,
             seed,
-            disk: BTreeMap::new(),
+            disk: Disk::default(),
             online: true,
             subs: BTreeSet::new(),
             queue: VecDeque::new(),
@@ -159,27 +187,13 @@ impl Net {
     }
 
     pub fn persist(&mut self, i: usize, fx: &Effects) {
-        let disk = &mut self.nodes[i].disk;
-        for op in &fx.store {
-            let k = (op.store.to_owned(), op.key.clone());
-            match &op.value {
-                Some(v) => disk.insert(k, v.clone()),
-                None => disk.remove(&k),
-            };
-        }
+        self.nodes[i].disk.commit(fx);
     }
 
     /// Stops node `i` (its queue is lost) and starts it again from its disk.
     pub fn restart(&mut self, i: usize) {
         self.now += 1;
-        let records = self.nodes[i]
-            .disk
-            .iter()
-            .filter(|((s, _), _)| {
-                crate::core::store::Store::from_name(s).is_some_and(|s| s.loaded_at_start())
-            })
-            .map(|((s, k), v)| (s.clone(), k.clone(), v.clone()))
-            .collect();
+        let records = self.nodes[i].disk.start_records();
         let seed = self.nodes[i].seed;
         let rng = Box::new(ChaCha20Rng::seed_from_u64(seed ^ self.now));
         let (client, fx) = Client::restore(rng, &store_key(seed), records, self.now).unwrap();

@@ -61,7 +61,7 @@ impl EncryptedPayload {
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct InboxV2Frame {
     /// The arm that is set.
-    #[prost(oneof = "inbox_v2_frame::Payload", tags = "1, 2")]
+    #[prost(oneof = "inbox_v2_frame::Payload", tags = "1, 2, 3")]
     pub payload: Option<inbox_v2_frame::Payload>,
 }
 
@@ -73,9 +73,13 @@ pub mod inbox_v2_frame {
         /// A direct (GroupV1-framed) invite carrying an MLS Welcome.
         #[prost(message, tag = "1")]
         GroupV1(super::GroupV1HeavyInvite),
-        /// An encoded de-MLS `MemberWelcome`.
+        /// An encoded de-MLS `MemberWelcome` (read from older builds, no longer sent).
         #[prost(bytes = "vec", tag = "2")]
         GroupV2(Vec<u8>),
+        /// A `MemberWelcome` sealed with HPKE to the joiner's init key
+        /// (`conversation::group::invite`).
+        #[prost(bytes = "vec", tag = "3")]
+        SealedGroupV2(Vec<u8>),
     }
 }
 

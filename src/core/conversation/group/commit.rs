@@ -3,6 +3,7 @@
 //! selection and merge (PROTOCOL.md §3.6), and the catch-up of later epochs that attests
 //! a candidate.
 
+use super::attest::Attested;
 use super::*;
 
 /// What a commit does, in accounts: compared with what was voted.
@@ -168,8 +169,8 @@ impl GroupConversation {
                 out.members_changed |= more.members_changed;
                 out.left |= more.left;
                 out.rejected.extend(more.rejected);
-                if more.chat.is_some() {
-                    out.replayed_chat.extend(more.chat);
+                if let Some((sender, chat)) = more.chat {
+                    out.replayed_chat.push((sender, chat, sent_at));
                 }
                 out.replayed_chat.extend(more.replayed_chat);
             }
@@ -199,6 +200,14 @@ impl GroupConversation {
             let idx = r.remove_proposal().removed();
             let m = group.members().find(|m| m.index == idx)?;
             e.removes.insert(leaf_credential(&m)?.account?);
+        }
+        // Beside the metadata, a commit may change no group-context extension, except to
+        // add the required capabilities of a group created without them.
+        let others = other_extensions(staged.group_context().extensions());
+        if others != other_extensions(group.extensions())
+            && others != other_extensions(&metadata_extensions(&Metadata::default()).ok()?)
+        {
+            return None;
         }
         let next =
             staged.group_context().extensions().unknown(mls::GROUP_METADATA_EXTENSION).map(|x| x.0.clone());
@@ -329,7 +338,8 @@ impl GroupConversation {
                 joiner_identities: Vec::new(),
                 tree_ticket,
             };
-            out.welcomes.push((j.installation.clone(), mw.encode_to_vec()));
+            let sealed = invite::seal(provider, &j.init_key, &mw.encode_to_vec())?;
+            out.welcomes.push((j.installation.clone(), sealed));
         }
         out.trees.push(tree);
         Ok(())
@@ -407,10 +417,11 @@ impl GroupConversation {
         out: &mut GroupOutput,
     ) -> Result<()> {
         self.freeze_until = None;
+        self.trials = 0;
         let plan = self.plan(provider);
         let round0 = self.stewards_of_round(0);
         let mut valid: Vec<(CandidateKey, Option<usize>)> = Vec::new();
-        let attested = std::mem::take(&mut self.attested);
+        let attested = self.attested.take();
         let proposed = self.proposed_effect(provider);
         let mut broken = Vec::new();
         for (i, c) in self.candidates.iter().enumerate() {
@@ -420,8 +431,15 @@ impl GroupConversation {
                     && e.removes.is_subset(&proposed.removes)
                     && (e.metadata.is_none() || e.metadata == proposed.metadata)
             };
-            if c.effect.as_ref() == Some(&plan.effect) || (attested && c.effect.as_ref().is_some_and(within))
-            {
+            // Attested: only the candidate the traffic proved taken, if it does only what
+            // was proposed. Otherwise: every candidate that commits exactly the plan.
+            let ok = match &attested {
+                Some(Attested::Peer(h)) if *h != c.key.commit_hash => continue,
+                Some(Attested::Own) => continue,
+                Some(Attested::Peer(_)) => c.effect.as_ref().is_some_and(within),
+                None => c.effect.as_ref() == Some(&plan.effect),
+            };
+            if ok {
                 valid.push((c.key.clone(), Some(i)));
             } else {
                 broken.push(c.committer.clone());
@@ -431,7 +449,8 @@ impl GroupConversation {
             self.penalise(&committer, ScoreEvent::BrokenMlsProposal);
             out.rejected.push("a commit whose proposals are not the approved ones".into());
         }
-        if let Some(own) = &self.own {
+        let own_allowed = matches!(attested, None | Some(Attested::Own));
+        if let Some(own) = self.own.as_ref().filter(|_| own_allowed) {
             let by_epoch_steward = round0.first() == Some(&member_id(me));
             valid.push((CandidateKey::new(own.actions, by_epoch_steward, member_id(me), &own.commit), None));
         }
@@ -465,7 +484,7 @@ impl GroupConversation {
                 let effect = c.effect.clone().unwrap_or_default();
                 self.group.merge_staged_commit(provider, *c.staged).map_err(CoreError::mls)?;
                 self.gov.committed(&plan.ids);
-                if attested {
+                if attested.is_some() {
                     self.settle(&effect);
                 }
                 if removed {

@@ -20,9 +20,7 @@ use super::metadata::Metadata;
 use super::{mls, ConversationMeta};
 use crate::core::account::{DelegateCredential, InstallationKey};
 use crate::core::address::{AccountId, ConversationId, InstallationId};
-use crate::core::demls::{
-    steward_list, CandidateKey, Config, Governance, GovernanceRecord, ScoreEvent, MAX_REELECTIONS,
-};
+use crate::core::demls::{CandidateKey, Config, Governance, GovernanceRecord, ScoreEvent, MAX_REELECTIONS};
 use crate::core::directory::parse_key_package;
 use crate::core::error::{CoreError, Result};
 use crate::core::sds::Channel;
@@ -37,7 +35,7 @@ use crate::core::wire::{
 pub struct GroupOutput {
     /// MLS messages for the group's topic, in order.
     pub publish: Vec<Vec<u8>>,
-    /// An encoded `MemberWelcome` for each joining installation.
+    /// A sealed `MemberWelcome` for each joining installation (`invite`).
     pub welcomes: Vec<(InstallationId, Vec<u8>)>,
     /// Sealed ratchet trees (`GroupTree`) for the group topic, one per commit with joiners.
     pub trees: Vec<tree::SealedTree>,
@@ -45,8 +43,9 @@ pub struct GroupOutput {
     pub chat_published: Vec<(usize, String)>,
     /// A chat message from an authenticated member.
     pub chat: Option<(DelegateCredential, ReliablePayload)>,
-    /// Chat messages of later epochs that a catch-up could read only now.
-    pub replayed_chat: Vec<(DelegateCredential, ReliablePayload)>,
+    /// Chat messages of later epochs that a catch-up could read only now, with when
+    /// each was sent.
+    pub replayed_chat: Vec<(DelegateCredential, ReliablePayload, u64)>,
     /// The member list changed (a commit was merged).
     pub members_changed: bool,
     /// This installation is no longer a member.
@@ -55,17 +54,22 @@ pub struct GroupOutput {
     pub rejected: Vec<String>,
 }
 
+mod attest;
 mod commit;
+pub mod invite;
+mod members;
 mod proposal;
 mod record;
 mod removal;
+mod snapshot;
 pub mod tree;
 
 use commit::{Candidate, OwnCandidate};
 pub use record::GroupStateRecord;
+pub use snapshot::GroupSnapshot;
 
-/// One group conversation.
-#[derive(Debug)]
+/// One group conversation. Its `Debug` prints no content: deferred frames are
+/// plaintext, and later-epoch messages are kept whole.
 pub struct GroupConversation {
     id: ConversationId,
     group: MlsGroup,
@@ -83,14 +87,34 @@ pub struct GroupConversation {
     deferred: Vec<Vec<u8>>,
     /// Messages of later epochs, kept until we reach them (a member catching up from the
     /// store reads a whole partition's worth of epochs at once).
-    future: Vec<(u64, Vec<u8>, u64)>,
-    /// The next selection is attested by later-epoch traffic: accept a candidate whose
-    /// actions are all proposed, even if our own tally has not finished.
-    attested: bool,
+    future: Vec<(u64, std::sync::Arc<[u8]>, u64)>,
+    /// The candidate later-epoch traffic proved taken (`attest`): the next selection
+    /// takes it if its actions are all proposed, even if our own tally has not finished.
+    attested: Option<attest::Attested>,
+    /// Later-epoch messages tried as attestation in this freeze.
+    trials: u32,
     /// Members whose score fell to the removal threshold, not yet proposed for removal.
     removals_due: Vec<Vec<u8>>,
+    /// The epoch we joined (or created) the group in: traffic of earlier epochs, which a
+    /// joiner reads back from the store, was never ours to read and is dropped quietly.
+    joined_epoch: u64,
     /// No longer a member.
     pub left: bool,
+}
+
+impl std::fmt::Debug for GroupConversation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupConversation")
+            .field("id", &self.id)
+            .field("epoch", &self.epoch())
+            .field("candidates", &self.candidates.len())
+            .field("own", &self.own.is_some())
+            .field("freeze_until", &self.freeze_until)
+            .field("deferred", &self.deferred.len())
+            .field("future", &self.future.len())
+            .field("left", &self.left)
+            .finish_non_exhaustive()
+    }
 }
 
 fn leaf_credential(m: &Member) -> Option<DelegateCredential> {
@@ -102,9 +126,28 @@ pub fn member_id(c: &DelegateCredential) -> Vec<u8> {
     c.identity_id().into_bytes()
 }
 
+/// The group-context extensions of a group named by `m`: the metadata (0xFF01), and the
+/// required capabilities that list it. openmls accepts a group-context-extensions
+/// proposal only if every non-default extension in it is required (valn1001), and every
+/// member's leaf supports 0xFF01 (`mls::capabilities`).
 fn metadata_extensions(m: &Metadata) -> Result<Extensions<GroupContext>> {
-    Extensions::single(Extension::Unknown(mls::GROUP_METADATA_EXTENSION, UnknownExtension(m.encode())))
-        .map_err(CoreError::mls)
+    Extensions::from_vec(vec![
+        Extension::Unknown(mls::GROUP_METADATA_EXTENSION, UnknownExtension(m.encode())),
+        Extension::RequiredCapabilities(RequiredCapabilitiesExtension::new(
+            &[ExtensionType::Unknown(mls::GROUP_METADATA_EXTENSION)],
+            &[],
+            &[],
+        )),
+    ])
+    .map_err(CoreError::mls)
+}
+
+/// A group context's extensions other than the metadata, encoded (compared as bytes).
+fn other_extensions(e: &Extensions<GroupContext>) -> Vec<Vec<u8>> {
+    e.iter()
+        .filter(|x| x.extension_type() != ExtensionType::Unknown(mls::GROUP_METADATA_EXTENSION))
+        .map(|x| x.tls_serialize_detached().unwrap_or_default())
+        .collect()
 }
 
 fn account_of(kp: &KeyPackage) -> Option<AccountId> {
@@ -114,6 +157,8 @@ fn account_of(kp: &KeyPackage) -> Option<AccountId> {
 
 /// Most later-epoch messages kept while catching up.
 const MAX_FUTURE: usize = 4096;
+/// And their bytes.
+const MAX_FUTURE_BYTES: usize = 16 << 20;
 
 /// Most key packages committed at once (§3.6).
 const MAX_ADDS: usize = mls::MAX_ADDS_PER_COMMIT;
@@ -169,8 +214,10 @@ impl GroupConversation {
             freeze_until: None,
             deferred: Vec::new(),
             future: Vec::new(),
-            attested: false,
+            attested: None,
+            trials: 0,
             removals_due: Vec::new(),
+            joined_epoch: 0,
             left: false,
         }
     }
@@ -187,6 +234,7 @@ impl GroupConversation {
             .map_err(mls::welcome_error)?;
         let group = staged.into_group(provider).map_err(CoreError::mls)?;
         let mut convo = GroupConversation::fresh(group, Governance::default());
+        convo.joined_epoch = convo.epoch();
         if let Ok(Some(sync)) = convo.read_sync(provider, &welcome.conversation_sync_bytes) {
             if let Some(config) = Config::from_sync(&sync) {
                 convo.gov = Governance::new(config);
@@ -215,97 +263,6 @@ impl GroupConversation {
             }
         }
         Ok(None)
-    }
-
-    /// The conversation id.
-    pub fn id(&self) -> &ConversationId {
-        &self.id
-    }
-
-    /// The MLS epoch.
-    pub fn epoch(&self) -> u64 {
-        self.group.epoch().as_u64()
-    }
-
-    /// Name and description (extension 0xFF01).
-    pub fn metadata(&self) -> Metadata {
-        self.group
-            .extensions()
-            .unknown(mls::GROUP_METADATA_EXTENSION)
-            .and_then(|e| Metadata::decode(&e.0).ok())
-            .unwrap_or_default()
-    }
-
-    /// Every member installation's credential.
-    pub fn credentials(&self) -> Vec<DelegateCredential> {
-        self.group.members().filter_map(|m| leaf_credential(&m)).collect()
-    }
-
-    /// Members by account, each with its installations, in account order.
-    pub fn members(&self) -> Vec<(AccountId, Vec<InstallationId>)> {
-        let mut by: std::collections::BTreeMap<AccountId, Vec<InstallationId>> = Default::default();
-        for c in self.credentials() {
-            if let Some(a) = c.account {
-                by.entry(a).or_default().push(c.installation);
-            }
-        }
-        by.into_iter().collect()
-    }
-
-    fn member_ids(&self) -> Vec<Vec<u8>> {
-        self.credentials().iter().map(member_id).collect()
-    }
-
-    /// This epoch's steward list (member ids) after its re-elections, the epoch steward first.
-    pub fn stewards(&self) -> Vec<Vec<u8>> {
-        self.stewards_of_round(self.gov.retry_round)
-    }
-
-    /// The steward list of one election round of this epoch.
-    pub(super) fn stewards_of_round(&self, round: u32) -> Vec<Vec<u8>> {
-        steward_list(
-            self.epoch(),
-            round,
-            self.id.as_str(),
-            &self.member_ids(),
-            self.gov.config.stewards as usize,
-        )
-    }
-
-    /// Whether `id` is a steward of any election round of this epoch. A candidate is
-    /// accepted from any of them: members' clocks differ, so some may not have reached
-    /// the round whose steward committed, and a valid commit of the approved work is
-    /// harmless whoever of them makes it.
-    pub(super) fn steward_of_some_round(&self, id: &[u8]) -> bool {
-        (0..=MAX_REELECTIONS).any(|r| self.stewards_of_round(r).iter().any(|s| s == id))
-    }
-
-    /// The accounts of this epoch's stewards.
-    pub fn steward_accounts(&self) -> Vec<AccountId> {
-        let ids = self.stewards();
-        let mut out: Vec<AccountId> = Vec::new();
-        for c in self.credentials() {
-            let listed = ids.contains(&member_id(&c));
-            if let Some(a) = c.account.filter(|_| listed) {
-                if !out.contains(&a) {
-                    out.push(a);
-                }
-            }
-        }
-        out
-    }
-
-    fn leaves_of(&self, account: &AccountId) -> Vec<LeafNodeIndex> {
-        self.group
-            .members()
-            .filter(|m| leaf_credential(m).and_then(|c| c.account).as_ref() == Some(account))
-            .map(|m| m.index)
-            .collect()
-    }
-
-    /// Whether an account has an installation in the group.
-    pub fn has_account(&self, account: &AccountId) -> bool {
-        !self.leaves_of(account).is_empty()
     }
 
     /// Encrypts an app frame, or defers it while our own candidate is pending.
@@ -380,15 +337,18 @@ impl GroupConversation {
             return Ok(out);
         }
         let Some(protocol) = mls::inbound(&self.group, bytes)? else { return Ok(out) };
+        if protocol.epoch().as_u64() < self.joined_epoch {
+            return Ok(out);
+        }
         if protocol.epoch() > self.group.epoch() {
-            // The group moved on: what we hold for this epoch is all we will get, and the
-            // later traffic attests that one of our candidates was taken (commit attestation).
-            if self.future.len() < MAX_FUTURE {
-                self.future.push((protocol.epoch().as_u64(), bytes.to_vec(), sent_at));
-            }
-            if self.freeze_until.is_some() {
-                self.attested = true;
-                self.select(provider, key, me, now, &mut out)?;
+            // The group may have moved on; the clear epoch alone proves nothing (`attest`).
+            let epoch = protocol.epoch().as_u64();
+            self.keep_future(epoch, bytes, sent_at);
+            if self.freeze_until.is_some() && epoch == self.epoch() + 1 {
+                if let Some(taken) = self.attest(provider, bytes) {
+                    self.attested = Some(taken);
+                    self.select(provider, key, me, now, &mut out)?;
+                }
             }
             return Ok(out);
         }

@@ -20,6 +20,7 @@ impl GroupConversation {
             own_ids: own.ids,
             own_actions: own.actions as u32,
             left: self.left,
+            joined_epoch: self.joined_epoch,
         };
         ConversationRecord {
             group_state: state.encode_to_vec(),
@@ -67,8 +68,10 @@ impl GroupConversation {
             own,
             deferred: state.deferred,
             future: Vec::new(),
-            attested: false,
+            attested: None,
+            trials: 0,
             removals_due: Vec::new(),
+            joined_epoch: state.joined_epoch,
             left: state.left,
         })
     }
@@ -110,6 +113,10 @@ pub struct GroupStateRecord {
     /// Peers' candidates of the open freeze.
     #[prost(message, repeated, tag = "11")]
     pub candidates: Vec<CandidateRecord>,
+    /// The epoch this installation joined the group in (0: created it, or a record
+    /// from before this field).
+    #[prost(uint64, tag = "12")]
+    pub joined_epoch: u64,
 }
 
 /// A peer's commit candidate, staged: what selection needs after a restart.

@@ -162,7 +162,8 @@ pub fn seal_ticket(
     sealed.tls_serialize_detached().map_err(CoreError::mls)
 }
 
-/// An opened ticket: where the tree is and how to open it.
+/// An opened ticket: where the tree is and how to open it (a copy zeroizes its key too).
+#[derive(Clone)]
 pub struct Ticket {
     /// The group id.
     pub group_id: Vec<u8>,

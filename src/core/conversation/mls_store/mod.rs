@@ -14,7 +14,7 @@
 //! the encoding of the few key types) stays in the package for that.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::RwLock;
 
 use openmls_libcrux_crypto::CryptoProvider;
@@ -60,12 +60,20 @@ pub struct MlsStore {
     pub values: RwLock<HashMap<Vec<u8>, Vec<u8>>>,
     /// Entries of schema 1 (JSON, openmls's memory-storage layout) may be present.
     legacy: AtomicBool,
+    /// Writes through openmls's storage API so far: a caller that saw the same count
+    /// knows nothing changed (no diff to persist, nothing to roll back).
+    writes: AtomicU64,
 }
 
 impl MlsStore {
     /// Marks the entries as possibly of schema 1 (set when such a store is restored).
     pub fn set_legacy(&self, legacy: bool) {
         self.legacy.store(legacy, Ordering::Relaxed);
+    }
+
+    /// How many writes openmls has made (see the field).
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
     }
 }
 
@@ -214,6 +222,7 @@ impl MlsStore {
     fn put(&self, label: &[u8], key: &(impl StoreKey + ?Sized), value: &(impl Serialize + ?Sized)) -> R<()> {
         let ((k, old), v) = (self.keys(label, key)?, encode(&value)?);
         let mut values = self.values.write().map_err(|_| MlsStoreError::Poisoned)?;
+        self.writes.fetch_add(1, Ordering::Relaxed);
         if let Some(old) = old {
             values.remove(&old);
         }
@@ -224,6 +233,7 @@ impl MlsStore {
     fn remove(&self, label: &[u8], key: &(impl StoreKey + ?Sized)) -> R<()> {
         let (k, old) = self.keys(label, key)?;
         let mut values = self.values.write().map_err(|_| MlsStoreError::Poisoned)?;
+        self.writes.fetch_add(1, Ordering::Relaxed);
         values.remove(&k);
         if let Some(old) = old {
             values.remove(&old);

@@ -1,0 +1,118 @@
+/**
+ * A chat's events for the app: typed listeners, the backlog that holds what the first
+ * catch-up read until the app listens, listener failures reported as LISTENER_FAILED,
+ * and `messages()` as an async iterator.
+ */
+import { check, LogosChatError } from "./errors.js";
+import type { ChatMessage, ConversationInfo, Member, Sender } from "./types.js";
+
+/** What each event carries. */
+export interface ChatEventMap {
+  message: ChatMessage;
+  conversation: ConversationInfo;
+  members: { conversationId: string; members: Member[] };
+  missing: { conversationId: string; messageId: string; sender?: Sender };
+  ack: { conversationId: string; messageId: string; by: Sender };
+  lost: { conversationId: string; messageId: string; sender?: Sender };
+  synced: { conversationId?: string };
+  error: LogosChatError;
+}
+export type ChatEventName = keyof ChatEventMap;
+
+/** Events held for the app until it listens, while the first catch-up runs (bounded). */
+const BACKLOG_CAP = 10_000;
+const NAMES: readonly ChatEventName[] = ["message", "conversation", "members", "missing", "ack", "lost", "synced", "error"];
+
+type AnyListener = (value: unknown) => void;
+
+export class ChatEvents {
+  private readonly listeners = new Map<ChatEventName, Set<AnyListener>>(NAMES.map((n) => [n, new Set()]));
+  /**
+   * Until the first catch-up is done, events for which the app has no listener yet wait
+   * here: what arrived while the account was closed reaches `on("message")` and
+   * `messages()` once the app listens, even though it is read during `chat()`.
+   */
+  private backlog: Map<ChatEventName, unknown[]> | undefined = new Map();
+
+  on<K extends ChatEventName>(event: K, cb: (value: ChatEventMap[K]) => void): () => void {
+    check(typeof event === "string" && this.listeners.has(event), `unknown event ${String(event)}`);
+    check(typeof cb === "function", "listener must be a function");
+    const set = this.listeners.get(event) as Set<AnyListener>;
+    const listener = cb as AnyListener;
+    set.add(listener);
+    const waiting = this.backlog?.get(event);
+    if (waiting) {
+      // What came before the app listened (the first catch-up): handed over in order.
+      this.backlog?.delete(event);
+      queueMicrotask(() => {
+        for (const v of waiting) this.call(event, listener, v);
+      });
+    }
+    return () => set.delete(listener);
+  }
+
+  emit<K extends ChatEventName>(event: K, value: ChatEventMap[K]): void {
+    const set = this.listeners.get(event) as Set<AnyListener>;
+    if (set.size === 0 && this.backlog && event !== "error" && event !== "synced") {
+      let waiting = this.backlog.get(event);
+      if (!waiting) this.backlog.set(event, (waiting = []));
+      if (waiting.length < BACKLOG_CAP) waiting.push(value);
+      return;
+    }
+    for (const cb of set) this.call(event, cb, value);
+  }
+
+  /** The first catch-up is over: events with no listener are no longer kept. */
+  endBacklog(): void {
+    this.backlog = undefined;
+  }
+
+  /**
+   * Calls one app listener. A listener that throws must not break the driver or the
+   * other listeners: it is reported on `error` (LISTENER_FAILED), and a throwing `error`
+   * listener is reported on the console only.
+   */
+  private call(event: ChatEventName, cb: AnyListener, value: unknown): void {
+    try {
+      cb(value);
+    } catch (e) {
+      if (event === "error") {
+        console.error("logos-chat: an error listener threw", e);
+        return;
+      }
+      const err = new LogosChatError("LISTENER_FAILED", `a "${event}" listener threw: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+      for (const l of this.listeners.get("error") ?? []) this.call("error", l, err);
+    }
+  }
+
+  /** Every message from now on, until the chat closes (`onClose` registers the end). */
+  messages(onClose: (hook: () => void) => void): AsyncIterable<ChatMessage> {
+    const buffered: ChatMessage[] = [];
+    let wake: (() => void) | undefined;
+    let done = false;
+    const off = this.on("message", (m) => {
+      buffered.push(m);
+      wake?.();
+    });
+    onClose(() => {
+      done = true;
+      wake?.();
+    });
+    const iterator: AsyncIterator<ChatMessage> = {
+      next: async () => {
+        while (buffered.length === 0 && !done) await new Promise<void>((r) => (wake = r));
+        wake = undefined;
+        const value = buffered.shift();
+        if (value) return { value, done: false };
+        off();
+        return { value: undefined, done: true };
+      },
+      return: async () => {
+        done = true;
+        off();
+        return { value: undefined, done: true };
+      },
+    };
+    return { [Symbol.asyncIterator]: () => iterator };
+  }
+}
