@@ -3,7 +3,7 @@
  * in order), and applies the core's effects: subscribe (then catch up from
  * history) → publish → directory lookups → events. Business logic stays in Rust.
  */
-import { delayUntil } from "./timers.js";
+import { RetryTimer, WakeTimer } from "./timers.js";
 import { check, isWasmTrap, LogosChatError, toLogosError } from "./errors.js";
 import { KEYRING, storeKey } from "./keyring.js";
 import { crashAfterPersist, storageFor, webLock } from "./profile.js";
@@ -132,8 +132,8 @@ export class ChatImpl implements Chat, ConversationDriver {
     const err = new LogosChatError("CLOSED", `this chat stopped: ${this.trap}`, { cause: e });
     this.events.emit("error", err);
     this.closed = true;
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    this.retry.cancel();
+    this.wake.cancel();
     void (async () => {
       await Promise.all([...this.subscriptions.values()].map((s) => s.unsubscribe().catch(() => undefined)));
       this.subscriptions.clear();
@@ -161,7 +161,7 @@ export class ChatImpl implements Chat, ConversationDriver {
       try {
         await this.transport.publish(out.contentTopic, out.payload);
         sent.push(...(this.client.outboxSent(out.outboxId) as CoreEffects).store);
-        this.retryDelay = 1000;
+        this.retry.reset();
       } catch (e) {
         // It stays in the persisted outbox: retried with back-off, and at the next start.
         this.events.emit("error", toLogosError(e, "TRANSPORT_UNAVAILABLE"));
@@ -204,35 +204,25 @@ export class ChatImpl implements Chat, ConversationDriver {
     }
   }
 
-  private wakeTimer: ReturnType<typeof setTimeout> | undefined;
-  private wakeAt = Infinity;
+  private readonly wake = new WakeTimer();
+  private readonly retry = new RetryTimer();
 
   /** Arms the core's next timer (group commit windows, freezes, vote timeouts). */
   private arm(at: number): void {
-    if (this.closed || at >= this.wakeAt) return;
-    if (this.wakeTimer) clearTimeout(this.wakeTimer);
-    this.wakeAt = at;
-    this.wakeTimer = setTimeout(() => {
-      this.wakeTimer = undefined;
-      this.wakeAt = Infinity;
+    if (this.closed) return;
+    this.wake.arm(at, () => {
       this.run(() => this.apply(this.client.tick(Date.now()) as CoreEffects)).catch((e) => {
         if (!this.closed) this.events.emit("error", toLogosError(e));
       });
-    }, delayUntil(at));
+    });
   }
-
-  private retryTimer: ReturnType<typeof setTimeout> | undefined;
-  private retryDelay = 1000;
 
   /** Publishes the outbox again after a transient failure, backing off to 30 s. */
   private scheduleRetry(): void {
-    if (this.retryTimer || this.closed) return;
-    const delay = this.retryDelay;
-    this.retryDelay = Math.min(delay * 2, 30_000);
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = undefined;
+    if (this.closed) return;
+    this.retry.schedule(() => {
       this.run(() => this.apply(this.client.pendingOutbox() as CoreEffects)).catch(() => undefined);
-    }, delay);
+    });
   }
 
   /**
@@ -491,8 +481,8 @@ export class ChatImpl implements Chat, ConversationDriver {
     if (this.closed) return;
     await this.queue;
     this.closed = true;
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    this.retry.cancel();
+    this.wake.cancel();
     await Promise.all([...this.subscriptions.values()].map((s) => s.unsubscribe().catch(() => undefined)));
     this.subscriptions.clear();
     for (const hook of this.closeHooks.splice(0)) hook();

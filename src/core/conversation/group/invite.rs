@@ -56,3 +56,59 @@ pub fn open(provider: &Provider, ours: &[KeyPackage], sealed: &[u8]) -> Result<Z
     }
     Err(CoreError::NotForUs)
 }
+
+mod sending {
+    //! Sealing our commit's invites, one per joiner.
+    use super::super::commit::OwnCandidate;
+    use super::super::*;
+
+    impl GroupConversation {
+        /// After our own commit is merged: the Welcome, with the sync sealed in the new epoch.
+        pub(in crate::core::conversation::group) fn send_welcomes(
+            &mut self,
+            provider: &Provider,
+            key: &InstallationKey,
+            own: &OwnCandidate,
+            out: &mut GroupOutput,
+        ) -> Result<()> {
+            let Some(welcome) = &own.welcome else { return Ok(()) };
+            let sync = GroupAppFrame { body: Some(Body::Sync(self.gov.sync())) }.encode_to_vec();
+            let sync = self.group.create_message(provider, key, &sync).map_err(CoreError::mls)?;
+            let sync = sync.tls_serialize_detached().map_err(CoreError::mls)?;
+            // The ratchet tree goes out once, sealed, and each joiner gets a ticket to it (`tree`).
+            let tree = tree::seal_tree(provider, &self.group)?;
+            // Each joiner gets a Welcome with its own entry only: the full one lists every
+            // joiner's key package reference, which names them to anyone who reads the inbox (PRIV1).
+            let refs: Vec<&[u8]> = own.joiners.iter().map(|j| j.kp_ref.as_slice()).collect();
+            let cut = mls::welcomes_for(welcome, &refs)?;
+            for (j, welcome_bytes) in own.joiners.iter().zip(cut) {
+                let tree_ticket = tree::seal_ticket(provider, &self.group, &tree, &j.init_key)?;
+                let mw = MemberWelcome {
+                    welcome_bytes,
+                    conversation_sync_bytes: sync.clone(),
+                    joiner_identities: Vec::new(),
+                    tree_ticket,
+                };
+                let sealed = invite::seal(provider, &j.init_key, &mw.encode_to_vec())?;
+                out.welcomes.push((j.installation.clone(), sealed));
+            }
+            out.trees.push(tree);
+            Ok(())
+        }
+
+        /// Commits adds nobody voted for, as a misbehaving steward would.
+        #[cfg(test)]
+        pub(crate) fn rogue_commit_for_tests(
+            &mut self,
+            provider: &Provider,
+            key: &InstallationKey,
+            kps: Vec<KeyPackage>,
+        ) -> Result<GroupOutput> {
+            let own = self.build_commit(provider, key, kps, Vec::new(), None)?;
+            let mut out = GroupOutput::default();
+            out.publish.push(own.commit.clone());
+            self.group.clear_pending_commit(provider.storage()).map_err(CoreError::mls)?;
+            Ok(out)
+        }
+    }
+}
