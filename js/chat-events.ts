@@ -3,7 +3,8 @@
  * catch-up read until the app listens, listener failures reported as LISTENER_FAILED,
  * and `messages()` as an async iterator.
  */
-import { check, LogosChatError } from "./errors.js";
+import { check, LogosChatError, toLogosError } from "./errors.js";
+import { type CoreEvent, toInfo, toMessage } from "./core-types.js";
 import type { ChatMessage, ConversationInfo, Member, Sender } from "./types.js";
 
 /** What each event carries. */
@@ -33,6 +34,39 @@ export class ChatEvents {
    * `messages()` once the app listens, even though it is read during `chat()`.
    */
   private backlog: Map<ChatEventName, unknown[]> | undefined = new Map();
+
+  /** Emits one of the core's events as the app sees it; a conversation event also returns its info. */
+  emitCore(ev: Exclude<CoreEvent, { type: "voteRequest" }>): ConversationInfo | undefined {
+    const withSender = (e: { conversationId: string; messageId: string; sender?: Sender }) =>
+      e.sender ? { conversationId: e.conversationId, messageId: e.messageId, sender: e.sender } : { conversationId: e.conversationId, messageId: e.messageId };
+    switch (ev.type) {
+      case "message":
+        this.emit("message", toMessage(ev));
+        return undefined;
+      case "conversation": {
+        const info = toInfo(ev);
+        this.emit("conversation", info);
+        return info;
+      }
+      case "members":
+        this.emit("members", { conversationId: ev.conversationId, members: ev.members });
+        return undefined;
+      case "error":
+        this.emit("error", toLogosError(ev));
+        return undefined;
+      case "missing":
+        this.emit("missing", withSender(ev));
+        return undefined;
+      case "lost":
+        this.emit("lost", withSender(ev));
+        return undefined;
+      case "ack":
+        this.emit("ack", { conversationId: ev.conversationId, messageId: ev.messageId, by: ev.by });
+        return undefined;
+      default:
+        return undefined;
+    }
+  }
 
   on<K extends ChatEventName>(event: K, cb: (value: ChatEventMap[K]) => void): () => void {
     check(typeof event === "string" && this.listeners.has(event), `unknown event ${String(event)}`);

@@ -7,9 +7,9 @@ import { RetryTimer, WakeTimer } from "./timers.js";
 import { check, isWasmTrap, LogosChatError, toLogosError } from "./errors.js";
 import { KEYRING, storeKey } from "./keyring.js";
 import { crashAfterPersist, storageFor, webLock } from "./profile.js";
-import { type ConversationDriver, ConversationHandle, GroupHandle } from "./conversation.js";
+import { type ConversationDriver, ConversationHandle, GroupHandle, permissionBits } from "./conversation.js";
 import { type CoreConversation, type CoreEffects, type CoreMessage, toInfo, toMessage } from "./core-types.js";
-import type { Chat, ChatMessage, ChatOptions, Conversation, ConversationInfo, DeliveryMessage, Group, GroupTiming, Member, StorageAdapter, StoreOp, Subscription, Transport } from "./types.js";
+import type { Chat, ChatMessage, ChatOptions, Conversation, ConversationInfo, DeliveryMessage, Group, GroupPermissions, GroupTiming, Member, StorageAdapter, StoreOp, Subscription, Transport, VoteRequest } from "./types.js";
 
 const encoder = new TextEncoder();
 import { glue } from "./wasm.js";
@@ -32,6 +32,7 @@ export class ChatImpl implements Chat, ConversationDriver {
   private readonly closeHooks: (() => void)[] = [];
 
   private release: (() => void) | undefined;
+  private voteHook: ChatOptions["onVote"];
   private crashArmed = false;
 
   private constructor(
@@ -47,6 +48,7 @@ export class ChatImpl implements Chat, ConversationDriver {
     check(options !== null && typeof options === "object", "options must be an object");
     check(options.name === undefined || (typeof options.name === "string" && options.name.length > 0), "name must be a non-empty string");
     check(options.passphrase === undefined || typeof options.passphrase === "string", "passphrase must be a string");
+    check(options.onVote === undefined || typeof options.onVote === "function", "onVote must be a function");
     const name = options.name ?? "default";
     const { adapter, persistent, lockName } = storageFor(options, name);
     const release = lockName ? await webLock(lockName) : undefined;
@@ -74,6 +76,10 @@ export class ChatImpl implements Chat, ConversationDriver {
       }
       const chat = new ChatImpl(client, transport, adapter);
       chat.release = release;
+      if (options.onVote) {
+        chat.voteHook = options.onVote;
+        client.setVoteHook(true);
+      }
       void chat.accountId;
       const startup = client.takeStartupEffects() as CoreEffects;
       if (keyring) startup.store.unshift(keyring);
@@ -173,35 +179,28 @@ export class ChatImpl implements Chat, ConversationDriver {
     for (const q of fx.queries ?? []) await this.query(q.contentTopic, q.sinceMs);
     if (fx.wakeAt !== undefined) this.arm(fx.wakeAt);
     for (const ev of fx.events) {
-      switch (ev.type) {
-        case "message":
-          this.events.emit("message", toMessage(ev));
-          break;
-        case "conversation": {
-          const info = toInfo(ev);
-          this.infos.set(info.id, info);
-          this.events.emit("conversation", info);
-          break;
-        }
-        case "members":
-          this.events.emit("members", { conversationId: ev.conversationId, members: ev.members });
-          break;
-        case "error":
-          this.events.emit("error", toLogosError(ev));
-          break;
-        case "missing":
-          this.events.emit("missing", ev.sender ? { conversationId: ev.conversationId, messageId: ev.messageId, sender: ev.sender } : { conversationId: ev.conversationId, messageId: ev.messageId });
-          break;
-        case "lost":
-          this.events.emit("lost", ev.sender ? { conversationId: ev.conversationId, messageId: ev.messageId, sender: ev.sender } : { conversationId: ev.conversationId, messageId: ev.messageId });
-          break;
-        case "ack":
-          this.events.emit("ack", { conversationId: ev.conversationId, messageId: ev.messageId, by: ev.by });
-          break;
-        default:
-          break;
+      if (ev.type === "voteRequest") this.askVote(ev);
+      else {
+        const info = this.events.emitCore(ev);
+        if (info) this.infos.set(info.id, info);
       }
     }
+  }
+
+  /** The app's vote hook decides a permitted proposal (a hook that throws votes NO). */
+  private askVote(req: VoteRequest): void {
+    const hook = this.voteHook;
+    if (!hook) return;
+    void Promise.resolve()
+      .then(() => hook(req))
+      .then((yes) => yes === true, (e) => {
+        this.events.emit("error", new LogosChatError("LISTENER_FAILED", "the onVote hook threw; voting NO", { cause: e }));
+        return false;
+      })
+      .then((yes) => (this.closed ? undefined : this.run(() => this.apply(this.client.vote(req.conversationId, req.proposalId, yes, Date.now()) as CoreEffects))))
+      .catch((e) => {
+        if (!this.closed) this.events.emit("error", toLogosError(e));
+      });
   }
 
   private readonly wake = new WakeTimer();
@@ -319,17 +318,18 @@ export class ChatImpl implements Chat, ConversationDriver {
     });
   }
 
-  createGroup(init: { name: string; description?: string; members: string[]; timing?: GroupTiming }): Promise<Group> {
+  createGroup(init: { name: string; description?: string; members: string[]; timing?: GroupTiming; permissions?: GroupPermissions }): Promise<Group> {
     return this.run(async () => {
       check(init !== null && typeof init === "object", "init must be an object");
       check(typeof init.name === "string", "name must be a string");
       check(init.description === undefined || typeof init.description === "string", "description must be a string");
       check(Array.isArray(init.members) && init.members.every((m) => typeof m === "string"), "members must be an array of account ids");
       check(init.timing === undefined || (typeof init.timing === "object" && init.timing !== null), "timing must be an object");
+      const permissions = permissionBits(init.permissions);
       await this.directory.read();
       let started: { conversationId: string; effects: CoreEffects };
       try {
-        started = this.client.createGroup(init.name, init.description ?? "", init.members, init.timing, Date.now()) as typeof started;
+        started = this.client.createGroup(init.name, init.description ?? "", init.members, { ...init.timing, permissions }, Date.now()) as typeof started;
       } catch (e) {
         throw toLogosError(e);
       }

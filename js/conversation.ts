@@ -4,7 +4,7 @@
  * conversation info.
  */
 import { check } from "./errors.js";
-import type { ChatMessage, Conversation, Group, Member } from "./types.js";
+import type { ChatMessage, Conversation, Group, GroupPermissions, Member } from "./types.js";
 
 /** What a handle needs from the driver. */
 export interface ConversationDriver {
@@ -83,4 +83,17 @@ export class GroupHandle extends ConversationHandle implements Group {
     check(typeof description === "string", "description must be a string");
     return this.driver.groupCall(this.id, "setMetadata", this.name, description);
   }
+}
+
+/** `createGroup`'s permissions as the core's bits (add 1, remove 2, rename 4: stewards only). */
+export function permissionBits(p: GroupPermissions | undefined): number {
+  if (p === undefined) return 0;
+  check(typeof p === "object" && p !== null, "permissions must be an object");
+  let bits = 0;
+  for (const [i, key] of (["add", "remove", "rename"] as const).entries()) {
+    const role = p[key];
+    check(role === undefined || role === "members" || role === "stewards", `permissions.${key} is "members" or "stewards"`);
+    if (role === "stewards") bits |= 1 << i;
+  }
+  return bits;
 }

@@ -1,5 +1,5 @@
 /** The shapes the wasm layer hands the driver, and their conversion to the public types. */
-import type { ChatMessage, ConversationInfo, Member, StoreOp } from "./types.js";
+import type { ChatMessage, ConversationInfo, Member, StoreOp, VoteRequest } from "./types.js";
 
 /** The core's effects, as the wasm layer hands them over. */
 export interface CoreEffects {
@@ -23,7 +23,8 @@ export type CoreEvent =
   | { type: "missing"; conversationId: string; messageId: string; sender?: { accountId?: string; installationId: string } }
   | { type: "lost"; conversationId: string; messageId: string; sender?: { accountId?: string; installationId: string } }
   | { type: "members"; conversationId: string; members: Member[] }
-  | { type: "error"; code: string; message: string };
+  | { type: "error"; code: string; message: string }
+  | ({ type: "voteRequest" } & VoteRequest);
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 

@@ -4,12 +4,17 @@ export type ErrorCode =
   | "NOT_A_MEMBER" | "BLOCKED" | "PAYLOAD_TOO_LARGE" | "TRANSPORT_UNAVAILABLE" | "STORE_LOCKED"
   | "STORE_CORRUPT" | "WRONG_PASSPHRASE" | "DECRYPT_FAILED" | "PROTOCOL" | "CLOSED"
   /** An app listener threw: reported on `error`, the other listeners still ran. */
-  | "LISTENER_FAILED";
+  | "LISTENER_FAILED"
+  /** The group's permissions do not let this member ask for the change. */
+  | "PERMISSION_DENIED"
+  /** Too many requests at once (group proposals): try again in a few seconds. */
+  | "RATE_LIMITED";
 
 const CODES: ReadonlySet<string> = new Set<ErrorCode>([
   "INVALID_ARGUMENT", "INVALID_CARD", "INVALID_LINK", "UNKNOWN_ACCOUNT", "UNKNOWN_CONVERSATION",
   "NOT_A_MEMBER", "BLOCKED", "PAYLOAD_TOO_LARGE", "TRANSPORT_UNAVAILABLE", "STORE_LOCKED",
   "STORE_CORRUPT", "WRONG_PASSPHRASE", "DECRYPT_FAILED", "PROTOCOL", "CLOSED", "LISTENER_FAILED",
+  "PERMISSION_DENIED", "RATE_LIMITED",
 ]);
 
 /** The one error type the SDK throws or emits. */

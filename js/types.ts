@@ -156,6 +156,39 @@ export interface ChatOptions {
   store?: "indexeddb" | "memory" | { path: string } | StorageAdapter;
   /** Encrypts the store at rest under a key derived from it (PBKDF2-SHA-256). */
   passphrase?: string;
+  /**
+   * Decides this installation's vote on what another member of a group asks for (add,
+   * remove, rename), once the group's permissions allow it. Without a hook the SDK votes
+   * YES on every permitted request; requests the permissions forbid are voted NO without
+   * asking. A hook that throws votes NO; one that never answers counts as YES at the
+   * vote timeout (de-MLS's liveness rule).
+   */
+  onVote?: (request: VoteRequest) => boolean | Promise<boolean>;
+}
+
+/** A group member's request put to `ChatOptions.onVote`. */
+export interface VoteRequest {
+  conversationId: string;
+  proposalId: number;
+  kind: "add" | "remove" | "leave" | "rename";
+  /** The account that asks. */
+  by?: string;
+  /** The accounts it would add or remove. */
+  accounts: string[];
+  /** The new name and description (`rename`). */
+  name?: string;
+  description?: string;
+}
+
+/**
+ * Who may ask for a change in a group, fixed at creation and enforced in every member's
+ * vote: `"members"` (anyone, the default) or `"stewards"` (only the epoch's stewards). A
+ * member may always leave. The group id commits to them, so a joiner cannot be told others.
+ */
+export interface GroupPermissions {
+  add?: "members" | "stewards";
+  remove?: "members" | "stewards";
+  rename?: "members" | "stewards";
 }
 
 /** The sender of a message; `accountId` only once the directory confirms the installation. */
@@ -254,7 +287,7 @@ export interface Chat {
   readonly installationId: string;
   startDirect(accountId: string): Promise<Conversation>;
   /** Creates a named group with these accounts (every installation of each). */
-  createGroup(init: { name: string; description?: string; members: string[]; timing?: GroupTiming }): Promise<Group>;
+  createGroup(init: { name: string; description?: string; members: string[]; timing?: GroupTiming; permissions?: GroupPermissions }): Promise<Group>;
   conversations(): Promise<ConversationInfo[]>;
   conversation(id: string): Promise<Conversation | Group | undefined>;
   on(event: "message", cb: (m: ChatMessage) => void): () => void;

@@ -143,6 +143,28 @@ pub enum Event {
         /// Its members now.
         members: Vec<MemberInfo>,
     },
+    /// A member of a group asks for a change the permissions allow: the app's vote hook
+    /// decides our vote (`Client::vote`); unanswered, it counts as YES at the timeout.
+    #[serde(rename_all = "camelCase")]
+    VoteRequest {
+        /// The group.
+        conversation_id: String,
+        /// The proposal to answer.
+        proposal_id: u32,
+        /// `add`, `remove`, `leave` or `rename`.
+        kind: &'static str,
+        /// The account that asks (as its credential claims).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+        /// The accounts it would add or remove.
+        accounts: Vec<String>,
+        /// The new name (`rename`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        /// The new description (`rename`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
+    },
     /// Bad input from the network: dropped, state unchanged.
     Error {
         /// The public error code.

@@ -25,6 +25,10 @@ pub enum ErrorCode {
     StoreCorrupt,
     /// Not (or no longer) a member of the conversation.
     NotAMember,
+    /// The group's permissions do not allow this member the change.
+    PermissionDenied,
+    /// Too many requests at once; try again shortly.
+    RateLimited,
 }
 
 impl ErrorCode {
@@ -39,6 +43,8 @@ impl ErrorCode {
             ErrorCode::Protocol => "PROTOCOL",
             ErrorCode::StoreCorrupt => "STORE_CORRUPT",
             ErrorCode::NotAMember => "NOT_A_MEMBER",
+            ErrorCode::PermissionDenied => "PERMISSION_DENIED",
+            ErrorCode::RateLimited => "RATE_LIMITED",
         }
     }
 }
@@ -90,6 +96,12 @@ pub enum CoreError {
     /// Not (or no longer) a member of this conversation.
     #[error("not a member of {0}")]
     NotAMember(String),
+    /// The group's permissions do not allow this member the change.
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+    /// Too many requests at once.
+    #[error("rate limited: {0}")]
+    RateLimited(&'static str),
     /// A Welcome to a group this installation already holds (a replay of its inbox).
     #[error("already a member of this group")]
     AlreadyJoined,
@@ -109,6 +121,8 @@ impl CoreError {
             CoreError::Decrypt(_) | CoreError::TooLate(_) => ErrorCode::DecryptFailed,
             CoreError::StoreCorrupt(_) => ErrorCode::StoreCorrupt,
             CoreError::NotAMember(_) => ErrorCode::NotAMember,
+            CoreError::PermissionDenied(_) => ErrorCode::PermissionDenied,
+            CoreError::RateLimited(_) => ErrorCode::RateLimited,
             CoreError::Decode { .. }
             | CoreError::Verify(_)
             | CoreError::Mls(_)

@@ -12,6 +12,8 @@ pub mod demls;
 pub mod directory;
 pub mod effects;
 pub mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzz;
 pub mod reliable;
 pub mod sds;
 pub mod segment;

@@ -9,7 +9,7 @@ mod reliable;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-use crate::core::demls::Config;
+use crate::core::demls::{Config, Permissions};
 use crate::core::store::Store;
 use crate::core::wire::{encoded_message_size, message_hash, pubsub_topic};
 use crate::core::{Client, ContentTopic, CoreError, Effects};
@@ -283,20 +283,25 @@ struct Timing {
     vote_timeout_ms: Option<f64>,
     retry_ms: Option<f64>,
     stewards: Option<u32>,
+    /// `Permissions::bits` (the driver maps `{ add, remove, rename }` to them).
+    permissions: Option<u32>,
 }
 
 impl Timing {
-    fn config(&self) -> Config {
+    fn config(&self) -> Result<Config, JsValue> {
         let d = Config::default();
         let t = |v: Option<f64>, default: u64| v.map_or(default, ms);
-        Config {
+        let permissions = Permissions::from_bits(self.permissions.unwrap_or(0))
+            .ok_or_else(|| err(CoreError::InvalidArgument("unknown group permissions".into())))?;
+        Ok(Config {
             commit_batch_window: t(self.commit_window_ms, d.commit_batch_window),
             freeze_duration: t(self.freeze_ms, d.freeze_duration),
             consensus_timeout: t(self.vote_timeout_ms, d.consensus_timeout),
             retry_window: t(self.retry_ms, d.retry_window),
             stewards: self.stewards.unwrap_or(d.stewards),
             liveness_yes: d.liveness_yes,
-        }
+            permissions,
+        })
     }
 }
 
@@ -306,7 +311,8 @@ fn strings(v: js_sys::Array) -> Vec<String> {
 
 #[wasm_bindgen]
 impl WasmClient {
-    /// Creates a named group: `{ conversationId, effects }`. `timing` is a `GroupTiming` or undefined.
+    /// Creates a named group: `{ conversationId, effects }`. `timing` is a `GroupTiming`
+    /// (with the group's `permissions`) or undefined.
     #[wasm_bindgen(js_name = createGroup)]
     pub fn create_group(
         &mut self,
@@ -324,9 +330,20 @@ impl WasmClient {
         };
         let (conversation_id, effects) = self
             .inner
-            .create_group(name, description, &strings(members), Some(timing.config()), ms(now))
+            .create_group(name, description, &strings(members), Some(timing.config()?), ms(now))
             .map_err(err)?;
         Ok(to_js(&Started { conversation_id, effects }))
+    }
+
+    /// Lets the app decide our votes (`voteRequest` events, answered with `vote`).
+    #[wasm_bindgen(js_name = setVoteHook)]
+    pub fn set_vote_hook(&mut self, on: bool) {
+        self.inner.set_vote_hook(on);
+    }
+
+    /// Our vote on an open proposal of a group.
+    pub fn vote(&mut self, id: &str, proposal_id: u32, yes: bool, now: f64) -> Result<JsValue, JsValue> {
+        self.inner.vote(id, proposal_id, yes, ms(now)).map(|fx| to_js(&fx)).map_err(err)
     }
 
     /// Proposes adding accounts to a group.

@@ -290,4 +290,52 @@ export async function groupLifecycle(logos) {
   return { members: left.length };
 }
 
-export const all = { groupLifecycle, twoAccountsChatBothWays, startDirectRejectsBadAccounts, messagingApi, bringYourOwnTransport, outboxRetriesTransientFailures, aLostPushIsRepairedFromTheStore };
+/**
+ * Group permissions set at creation (only stewards add and rename: a member's call is
+ * PERMISSION_DENIED), and the app's vote hook: two members of four vote NO on an add,
+ * which never commits, while a rename they approve does.
+ */
+export async function groupPermissionsAndVotes(logos) {
+  const hub = logos.createMemoryHub();
+  const timing = { commitWindowMs: 200, freezeMs: 1500, voteTimeoutMs: 1500, retryMs: 300 };
+  const asked = [];
+  const hook = (name) => async (request) => {
+    asked.push({ name, ...request });
+    return request.kind !== "add";
+  };
+  const open = async (name, onVote) => (await logos.connect("memory", { hub })).chat({ name, store: "memory", onVote });
+  const [alice, bob, carol, dave, erin] = [await open("alice"), await open("bob"), await open("carol", hook("carol")), await open("dave", hook("dave")), await open("erin")];
+  const chats = [alice, bob, carol, dave, erin];
+  await rejectsWith(alice.createGroup({ name: "x", members: [bob.accountId], permissions: { add: "admins" } }), "INVALID_ARGUMENT");
+
+  // Only stewards may add or rename.
+  const joined = [bob, carol].map((c) => waitFor(c, "conversation", (x) => x.kind === "group" && x.name === "strict"));
+  const strict = await alice.createGroup({ name: "strict", members: [bob.accountId, carol.accountId], timing, permissions: { add: "stewards", rename: "stewards" } });
+  await Promise.all(joined);
+  const stewards = await strict.stewards();
+  const member = [alice, bob, carol].find((c) => !stewards.includes(c.accountId));
+  assert(member, "one of three is not a steward");
+  const handle = await member.conversation(strict.id);
+  await rejectsWith(handle.addMembers([erin.accountId]), "PERMISSION_DENIED");
+  await rejectsWith(handle.setName("mine"), "PERMISSION_DENIED");
+
+  // The vote hook: carol and dave vote NO on adds, YES on renames.
+  const all4 = [bob, carol, dave].map((c) => waitFor(c, "conversation", (x) => x.kind === "group" && x.name === "open"));
+  const group = await alice.createGroup({ name: "open", members: [bob.accountId, carol.accountId, dave.accountId], timing });
+  await Promise.all(all4);
+  const bobGroup = await bob.conversation(group.id);
+  await bobGroup.addMembers([erin.accountId]);
+  const renamed = [alice, bob, carol, dave].map((c) => waitFor(c, "conversation", (x) => x.id === group.id && x.name === "renamed", 20_000));
+  await bobGroup.setName("renamed");
+  await Promise.all(renamed);
+  const adds = asked.filter((a) => a.kind === "add" && a.conversationId === group.id);
+  assert(adds.length === 2 && adds.every((a) => a.by === bob.accountId && a.accounts.join() === erin.accountId), `carol and dave were asked about erin: ${JSON.stringify(adds)}`);
+  assert(asked.some((a) => a.kind === "rename" && a.name === "renamed"), "and about the rename");
+  const members = (await group.members()).map((m) => m.accountId);
+  assert(members.length === 4 && !members.includes(erin.accountId), "the add two of four voted down did not commit");
+  assert((await erin.conversations()).length === 0, "erin was never invited");
+  for (const chat of chats) await chat.close();
+  return { members: members.length };
+}
+
+export const all = { groupLifecycle, groupPermissionsAndVotes, twoAccountsChatBothWays, startDirectRejectsBadAccounts, messagingApi, bringYourOwnTransport, outboxRetriesTransientFailures, aLostPushIsRepairedFromTheStore };

@@ -163,6 +163,14 @@ impl Client {
         self.rewind();
     }
 
+    /// A group's state, to make a member misbehave.
+    pub(crate) fn group_mut_for_tests(
+        &mut self,
+        id: &str,
+    ) -> Option<&mut crate::core::conversation::GroupConversation> {
+        self.groups.get_mut(&ConversationId::parse(id).ok()?)
+    }
+
     /// A group's state (read-only).
     pub(crate) fn group_for_tests(&self, id: &str) -> Option<&crate::core::conversation::GroupConversation> {
         self.groups.get(&ConversationId::parse(id).ok()?)

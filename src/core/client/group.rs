@@ -9,7 +9,7 @@ use prost::Message as _;
 
 use super::{fx_digest, group_envelope, outbox, Client};
 use crate::core::address::{AccountId, ConversationId, InstallationId};
-use crate::core::conversation::group::{member_id, tree};
+use crate::core::conversation::group::{member_id, tree, VoteRequest};
 use crate::core::conversation::{ConversationMeta, GroupConversation, GroupOutput, Metadata};
 use crate::core::demls::Config;
 use crate::core::directory::account_submission;
@@ -98,13 +98,13 @@ impl Client {
         for d in self.bundle.devices.clone().iter().filter(|d| **d != me) {
             key_packages.extend(self.directory.key_package(d, self.provider.crypto()));
         }
-        let mut group_id = [0u8; 16];
-        self.rng.fill_bytes(&mut group_id);
+        let mut nonce = [0u8; 16];
+        self.rng.fill_bytes(&mut nonce);
         let (mut g, out) = GroupConversation::create(
             &self.provider,
             &self.installation,
             &self.credential,
-            group_id,
+            nonce,
             &metadata,
             config,
             key_packages,
@@ -120,9 +120,26 @@ impl Client {
     }
 
     fn propose(&mut self, id: &str, request: Request, proposal_id: u32, now_ms: u64) -> Result<Effects> {
+        let p = GroupProposal { proposal_id, request: Some(request), created_at: now_ms };
+        self.group_call(id, now_ms, |c, g| g.propose(c.provider, c.installation, c.credential, p, now_ms))
+    }
+
+    /// One call on a group we are a member of, in a guarded bracket: its output applied
+    /// and persisted.
+    fn group_call(
+        &mut self,
+        id: &str,
+        now_ms: u64,
+        f: impl FnOnce(&ClientKeys<'_>, &mut GroupConversation) -> Result<GroupOutput>,
+    ) -> Result<Effects> {
         self.guarded(|c| {
             let id = ConversationId::parse(id)?;
             c.touch(&id);
+            let keys = ClientKeys {
+                provider: &c.provider,
+                installation: &c.installation,
+                credential: &c.credential,
+            };
             let g = c
                 .groups
                 .get_mut(&id)
@@ -130,8 +147,7 @@ impl Client {
             if g.left {
                 return Err(CoreError::NotAMember(id.as_str().to_owned()));
             }
-            let p = GroupProposal { proposal_id, request: Some(request), created_at: now_ms };
-            let out = g.propose(&c.provider, &c.installation, &c.credential, p, now_ms)?;
+            let out = f(&keys, g)?;
             let mut fx = Effects::default();
             c.apply_group_output(&id, out, now_ms, &mut fx)?;
             c.sync_mls(&mut fx)?;
@@ -182,6 +198,22 @@ impl Client {
             sha2::Digest::finalize(sha2::Digest::chain_update(sha2::Sha256::default(), account.as_bytes()));
         let pid = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
         self.propose(id, Request::Leave(RemoveAccount { account: account.as_bytes().to_vec() }), pid, now_ms)
+    }
+
+    /// Lets the app decide our votes on permitted proposals of other members: each raises
+    /// `Event::VoteRequest`, answered with [`Client::vote`]. Unanswered, our silence counts
+    /// as YES at the consensus timeout (de-MLS's liveness rule), as the default policy
+    /// would have voted. Requests the permissions forbid, or that cannot be done, are
+    /// voted NO without asking.
+    pub fn set_vote_hook(&mut self, on: bool) {
+        self.votes_by_app = on;
+    }
+
+    /// Our vote on an open proposal of a group (the app's answer to a `VoteRequest`).
+    pub fn vote(&mut self, id: &str, proposal_id: u32, yes: bool, now_ms: u64) -> Result<Effects> {
+        self.group_call(id, now_ms, |c, g| {
+            g.cast_vote(c.provider, c.installation, c.credential, proposal_id, yes, now_ms)
+        })
     }
 
     /// Proposes a new name and description.
@@ -376,6 +408,21 @@ impl Client {
             let more = self.deliver_chat(id, &sender, reliable, sent_at, now_ms)?;
             fx.extend(more);
         }
+        for r in std::mem::take(&mut out.vote_requests) {
+            if self.votes_by_app {
+                fx.events.push(vote_request_event(id, &r));
+            } else if let Some(g) = self.groups.get_mut(id) {
+                let more = g.cast_vote(
+                    &self.provider,
+                    &self.installation,
+                    &self.credential,
+                    r.proposal_id,
+                    true,
+                    now_ms,
+                )?;
+                out.publish.extend(more.publish);
+            }
+        }
         let topic = id.topic().as_str().to_owned();
         let others =
             self.groups.get(id).map(|g| g.credentials().into_iter().map(|c| c.installation).collect());
@@ -454,4 +501,32 @@ pub(super) fn members_of(g: &GroupConversation) -> Vec<MemberInfo> {
             pending: false,
         })
         .collect()
+}
+
+/// The event that puts a permitted proposal to the app's vote hook.
+fn vote_request_event(id: &ConversationId, r: &VoteRequest) -> Event {
+    let account =
+        |b: &[u8]| <[u8; 32]>::try_from(b).map(|a| AccountId::from_bytes(a).to_hex()).unwrap_or_default();
+    let (kind, accounts, name, description) = match &r.request {
+        Request::Add(a) => ("add", vec![account(&a.account)], None, None),
+        Request::Remove(x) => ("remove", vec![account(&x.account)], None, None),
+        Request::Leave(x) => ("leave", vec![account(&x.account)], None, None),
+        Request::Metadata(m) => ("rename", Vec::new(), Some(m.name.clone()), Some(m.description.clone())),
+    };
+    Event::VoteRequest {
+        conversation_id: id.as_str().to_owned(),
+        proposal_id: r.proposal_id,
+        kind,
+        by: r.owner.as_ref().map(AccountId::to_hex),
+        accounts,
+        name,
+        description,
+    }
+}
+
+/// The keys a group call borrows while the group itself is borrowed mutably.
+struct ClientKeys<'a> {
+    provider: &'a crate::core::conversation::mls_store::Provider,
+    installation: &'a crate::core::account::InstallationKey,
+    credential: &'a crate::core::account::DelegateCredential,
 }

@@ -99,6 +99,8 @@ pub struct Client {
     rel: reliability::Reliability,
     /// What the open call may change, as it was (`checkpoint`).
     checkpoint: Option<checkpoint::Checkpoint>,
+    /// The app decides our votes on permitted group proposals (`Event::VoteRequest`).
+    votes_by_app: bool,
 }
 
 impl std::fmt::Debug for Client {
@@ -190,6 +192,7 @@ impl Client {
             joins: joining::Joins::default(),
             rel: reliability::Reliability::default(),
             checkpoint: None,
+            votes_by_app: false,
         })
     }
 

@@ -9,6 +9,53 @@ pub const MAX_TIMER_MS: u64 = 24 * 3600 * 1000;
 /// Most stewards per epoch.
 pub const MAX_STEWARDS: u32 = 64;
 
+/// Who may ask for a change (API.md `permissions`): any member, or only the epoch's
+/// stewards. A leave is always allowed (only for oneself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Role {
+    /// Any member.
+    #[default]
+    Members,
+    /// Only a steward of the epoch the proposal is voted in.
+    Stewards,
+}
+
+/// Who may add, remove and rename: fixed at creation, enforced in every member's vote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Permissions {
+    /// Who may propose adding an account.
+    pub add: Role,
+    /// Who may propose removing another account.
+    pub remove: Role,
+    /// Who may propose a new name or description.
+    pub rename: Role,
+}
+
+impl Permissions {
+    /// The wire form: bit 0 add, bit 1 remove, bit 2 rename set when stewards only.
+    pub fn bits(self) -> u32 {
+        let b = |r: Role, bit: u32| if r == Role::Stewards { 1 << bit } else { 0 };
+        b(self.add, 0) | b(self.remove, 1) | b(self.rename, 2)
+    }
+
+    /// From the wire; unknown bits are refused (a later version's rule we cannot enforce).
+    pub fn from_bits(bits: u32) -> Option<Self> {
+        let r = |bit: u32| if bits & (1 << bit) != 0 { Role::Stewards } else { Role::Members };
+        (bits & !0b111 == 0).then(|| Permissions { add: r(0), remove: r(1), rename: r(2) })
+    }
+}
+
+/// The group id of a group made with `nonce` and `permissions`: a joiner recomputes it
+/// from the sync its welcomer sends, so a welcomer cannot tell it other permissions than
+/// the group was made with (the MLS group id is authenticated by the Welcome).
+pub fn group_id_for(nonce: &[u8], permissions: Permissions) -> [u8; 16] {
+    crate::core::address::blake2b::<16>(&[
+        b"logos-chat group id v1",
+        nonce,
+        &permissions.bits().to_be_bytes(),
+    ])
+}
+
 /// Timers (ms) and knobs of a group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Config {
@@ -24,6 +71,8 @@ pub struct Config {
     pub stewards: u32,
     /// Silent voters count as YES at the timeout (`liveness_criteria_yes`).
     pub liveness_yes: bool,
+    /// Who may ask for what.
+    pub permissions: Permissions,
 }
 
 impl Default for Config {
@@ -35,6 +84,7 @@ impl Default for Config {
             retry_window: 5_000,
             stewards: 2,
             liveness_yes: true,
+            permissions: Permissions::default(),
         }
     }
 }
@@ -48,6 +98,7 @@ impl Config {
         sync.retry_window = self.retry_window;
         sync.stewards = self.stewards;
         sync.liveness_yes = self.liveness_yes;
+        sync.permissions = self.permissions.bits();
     }
 
     /// From the wire; `None` when a timer is zero or there is no steward (§3.8: a joiner
@@ -60,6 +111,7 @@ impl Config {
             retry_window: s.retry_window,
             stewards: s.stewards,
             liveness_yes: s.liveness_yes,
+            permissions: Permissions::from_bits(s.permissions)?,
         };
         c.is_valid().then_some(c)
     }
@@ -95,5 +147,16 @@ mod tests {
         assert_eq!(Config::from_sync(&s), None);
         s.stewards = MAX_STEWARDS;
         assert!(Config::from_sync(&s).is_some());
+        s.permissions = 0b1000;
+        assert_eq!(Config::from_sync(&s), None, "an unknown permission bit");
+    }
+
+    #[test]
+    fn permissions_round_trip_through_their_bits() {
+        for bits in 0..8 {
+            assert_eq!(Permissions::from_bits(bits).map(Permissions::bits), Some(bits));
+        }
+        let p = Permissions { add: Role::Stewards, ..Permissions::default() };
+        assert_eq!(p.bits(), 1);
     }
 }

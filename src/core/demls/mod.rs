@@ -18,9 +18,9 @@ pub mod state;
 pub mod steward;
 pub mod vote;
 
-pub use config::Config;
+pub use config::{group_id_for, Config, Permissions, Role};
 pub use score::{ScoreEvent, Scores};
 pub use select::CandidateKey;
-pub use state::{Governance, GovernanceRecord, MAX_REELECTIONS};
+pub use state::{Governance, GovernanceRecord, MAX_REELECTIONS, PROPOSAL_BURST};
 pub use steward::steward_list;
 pub use vote::{Ballot, Decision};

@@ -52,7 +52,27 @@ pub struct Governance {
     /// The epoch the founder's creation commits end at: before it, the founder adds the
     /// initial members 50 per commit with no vote (they were named at creation).
     pub founding_epoch: u64,
+    /// The nonce the group id commits to with the permissions (empty for a group whose
+    /// id commits to nothing, such as one libchat made).
+    pub nonce: Vec<u8>,
+    /// Each member's proposal allowance (not persisted: full again after a restart).
+    pub allowances: BTreeMap<Vec<u8>, Allowance>,
 }
+
+/// A member's proposal allowance: [`PROPOSAL_BURST`] at once, one more every
+/// [`PROPOSAL_REFILL_MS`]. Proposals beyond it are not opened (every member drops them
+/// alike, so none is approved), which bounds the votes one member can make the whole
+/// group publish. The burst holds a whole `addMembers` of one commit's 50 adds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Allowance {
+    left: u64,
+    at: u64,
+}
+
+/// Proposals a member may make at once.
+pub const PROPOSAL_BURST: u64 = 64;
+/// And how long until one more is allowed (ms).
+pub const PROPOSAL_REFILL_MS: u64 = 1_000;
 
 /// Re-elections in one epoch before recovery mode (de-MLS 4.1: 2).
 pub const MAX_REELECTIONS: u32 = 2;
@@ -83,6 +103,33 @@ impl Governance {
         ballot.cast(owner, true);
         self.open.insert(id, Open { proposal, ballot, opened_at: now });
         self.check(id, now)
+    }
+
+    /// Takes one proposal from `member`'s allowance; false when it has none left.
+    pub fn allow(&mut self, member: &[u8], now: u64) -> bool {
+        let a = self.allowances.entry(member.to_vec()).or_insert(Allowance { left: PROPOSAL_BURST, at: now });
+        let refill = now.saturating_sub(a.at) / PROPOSAL_REFILL_MS;
+        if refill > 0 {
+            a.left = a.left.saturating_add(refill).min(PROPOSAL_BURST);
+            a.at = a.at.saturating_add(refill.saturating_mul(PROPOSAL_REFILL_MS));
+        }
+        if a.left == 0 {
+            return false;
+        }
+        a.left -= 1;
+        true
+    }
+
+    /// Whether `member` has a proposal left now (without taking it).
+    pub fn has_allowance(&self, member: &[u8], now: u64) -> bool {
+        self.allowances
+            .get(member)
+            .is_none_or(|a| a.left > 0 || now.saturating_sub(a.at) >= PROPOSAL_REFILL_MS)
+    }
+
+    /// Whether `member` voted on an open proposal.
+    pub fn has_voted(&self, id: u32, member: &[u8]) -> bool {
+        self.open.get(&id).is_some_and(|o| o.ballot.votes.contains_key(member))
     }
 
     /// Whether a proposal is open.
@@ -166,6 +213,7 @@ impl Governance {
     pub fn sync(&self) -> GroupSync {
         let mut s = GroupSync {
             founding_epoch: self.founding_epoch,
+            permissions_nonce: self.nonce.clone(),
             scores: self
                 .scores
                 .0
@@ -206,6 +254,7 @@ impl Governance {
         let sync = rec.sync.unwrap_or_default();
         let mut g = Governance::new(Config::from_sync(&sync).unwrap_or_default());
         g.founding_epoch = sync.founding_epoch;
+        g.nonce = sync.permissions_nonce;
         g.scores = Scores(sync.scores.into_iter().map(|p| (p.member_id, p.score)).collect());
         for o in rec.open {
             let proposal: GroupProposal = decode_record("group proposal", &o.proposal)?;

@@ -136,17 +136,25 @@ fn the_epoch_steward_goes_silent_and_the_backup_commits() {
     net.assert_converged(&g, &[a, b, c, d, e]);
 }
 
-#[test]
-fn when_no_listed_steward_commits_a_re_election_in_the_same_epoch_picks_one_who_does() {
+/// Five members with one steward per epoch, who goes offline; a newcomer to add; and a
+/// member to propose it.
+#[allow(clippy::type_complexity)]
+fn silent_steward(seed: u64) -> (Net, String, Vec<usize>, usize, String, usize, usize) {
     let mut net = Net::default();
-    let nodes: Vec<usize> = (0..5).map(|i| net.join(80 + i)).collect();
-    let newcomer = net.join(90);
+    let nodes: Vec<usize> = (0..5).map(|i| net.join(seed + i)).collect();
+    let newcomer = net.join(seed + 10);
     let config = Config { stewards: 1, ..Config::default() };
-    let g = net.create_group(nodes[0], "l2", &nodes[1..], Some(config));
+    let g = net.create_group(nodes[0], "liveness", &nodes[1..], Some(config));
     let steward = net.nodes[nodes[0]].client.group_stewards(&g).unwrap()[0].clone();
     let silent = net.index_of(&steward);
     net.set_online(silent, false);
     let proposer = nodes.iter().copied().find(|n| *n != silent).unwrap();
+    (net, g, nodes, newcomer, steward, silent, proposer)
+}
+
+#[test]
+fn when_no_listed_steward_commits_a_re_election_in_the_same_epoch_picks_one_who_does() {
+    let (mut net, g, nodes, newcomer, steward, silent, proposer) = silent_steward(380);
     let topic = format!("/logos-chat/1/{}/proto", net.nodes[proposer].client.group_topic_address(&g));
     let before = net.published_on.get(&topic).copied().unwrap_or(0);
     net.add(proposer, &g, &[newcomer]);
@@ -161,6 +169,27 @@ fn when_no_listed_steward_commits_a_re_election_in_the_same_epoch_picks_one_who_
     let published = net.published_on.get(&topic).copied().unwrap_or(0) - before;
     assert_eq!(published, 6, "one re-elected steward committed");
     assert!(net.nodes[proposer].client.group_score(&g, &steward) < 100, "the silent steward is penalised");
+    net.set_online(silent, true);
+    net.run();
+    net.assert_converged(&g, &all);
+}
+
+/// With these seeds every re-election round draws the silent steward again, so the group
+/// goes to recovery mode (anyone commits). Members reach it at slightly different times:
+/// one that is not there yet must still take a recovery commit as a candidate (the
+/// approved work is overdue), not refuse it and stay an epoch behind for good.
+#[test]
+fn when_every_round_draws_the_silent_steward_a_recovery_commit_reaches_every_member() {
+    let (mut net, g, nodes, newcomer, _, silent, proposer) = silent_steward(80);
+    net.add(proposer, &g, &[newcomer]);
+    net.advance(WINDOW + 2 * 5_000 + 30_000);
+    let mut all = nodes.clone();
+    all.push(newcomer);
+    let online: Vec<usize> = all.iter().copied().filter(|n| *n != silent).collect();
+    net.assert_agree(&g, &online, &all);
+    for n in &online {
+        assert!(net.errors(*n).is_empty(), "node {n}: {:?}", net.errors(*n));
+    }
     net.set_online(silent, true);
     net.run();
     net.assert_converged(&g, &all);

@@ -2,6 +2,8 @@
 
 mod big_group;
 mod direct;
+mod fuzz;
+mod governance;
 mod group;
 mod group_hostile;
 mod lossy;

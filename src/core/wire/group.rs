@@ -138,6 +138,14 @@ pub struct GroupSync {
     /// The epoch the founder's unvoted creation commits end at.
     #[prost(uint64, tag = "8")]
     pub founding_epoch: u64,
+    /// Who may add, remove, rename (`Permissions::bits`; 0: any member).
+    #[prost(uint32, tag = "9")]
+    pub permissions: u32,
+    /// The nonce the group id commits to with the permissions
+    /// (`group_id = B2b-128("logos-chat group id v1" ‖ nonce ‖ permissions u32 BE)`), so
+    /// that a joiner can check what its welcomer says against the MLS group id.
+    #[prost(bytes = "vec", tag = "10")]
+    pub permissions_nonce: Vec<u8>,
 }
 
 /// de-MLS `PeerScore`.

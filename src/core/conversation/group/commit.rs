@@ -164,15 +164,7 @@ impl GroupConversation {
             let (_, bytes, sent_at) = self.future.remove(pos);
             // A message that no longer processes is dropped, as it would have been live.
             if let Ok(more) = self.process(provider, key, me, &bytes, sent_at, now) {
-                out.publish.extend(more.publish);
-                out.welcomes.extend(more.welcomes);
-                out.members_changed |= more.members_changed;
-                out.left |= more.left;
-                out.rejected.extend(more.rejected);
-                if let Some((sender, chat)) = more.chat {
-                    out.replayed_chat.push((sender, chat, sent_at));
-                }
-                out.replayed_chat.extend(more.replayed_chat);
+                out.absorb(more, sent_at);
             }
             if self.left {
                 break;
@@ -233,12 +225,20 @@ impl GroupConversation {
     ) -> Result<()> {
         let stewards = self.stewards();
         let id = member_id(&committer);
-        if !self.gov.recovery && !self.steward_of_some_round(&id) {
+        // A member's commit may come from one that reached recovery mode before us (L3:
+        // anyone commits), or that we read back after being away: once approved work is
+        // past its commit window, or when it commits exactly our approved work, it is a
+        // candidate, which the selection checks like any other. Refused, it would leave
+        // us an epoch behind for good while the others merged it.
+        let effect = self.effect_of(&staged);
+        let overdue = self.gov.commit_due().is_some_and(|t| now >= t);
+        let approved_work =
+            || effect.as_ref().is_some_and(|e| effect_size(e) > 0 && *e == self.plan(provider).effect);
+        if !self.gov.recovery && !overdue && !self.steward_of_some_round(&id) && !approved_work() {
             self.penalise(&id, ScoreEvent::MisbehavingCommit);
             out.rejected.push("a commit from a member who is not a steward of this epoch".into());
             return Ok(());
         }
-        let effect = self.effect_of(&staged);
         let actions = effect.as_ref().map_or(0, effect_size);
         // The epoch steward of round 0: what every member agrees on, whatever its round.
         let epoch_steward = self.stewards_of_round(0).first() == Some(&id);

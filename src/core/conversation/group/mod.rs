@@ -20,7 +20,10 @@ use super::metadata::Metadata;
 use super::{mls, ConversationMeta};
 use crate::core::account::{DelegateCredential, InstallationKey};
 use crate::core::address::{AccountId, ConversationId, InstallationId};
-use crate::core::demls::{CandidateKey, Config, Governance, GovernanceRecord, ScoreEvent, MAX_REELECTIONS};
+use crate::core::demls::{
+    group_id_for, CandidateKey, Config, Governance, GovernanceRecord, Permissions, Role, ScoreEvent,
+    MAX_REELECTIONS,
+};
 use crate::core::directory::parse_key_package;
 use crate::core::error::{CoreError, Result};
 use crate::core::sds::Channel;
@@ -52,6 +55,52 @@ pub struct GroupOutput {
     pub left: bool,
     /// Candidates that were rejected, and why (reported as `error` events).
     pub rejected: Vec<String>,
+    /// Permitted proposals of other members awaiting our vote.
+    pub vote_requests: Vec<VoteRequest>,
+}
+
+impl GroupOutput {
+    /// Takes in the output of a message processed within this call (a later-epoch one
+    /// replayed, sent at `sent_at`): every field, so that none is lost on the way.
+    pub(super) fn absorb(&mut self, more: GroupOutput, sent_at: u64) {
+        let GroupOutput {
+            publish,
+            welcomes,
+            trees,
+            chat_published,
+            chat,
+            replayed_chat,
+            members_changed,
+            left,
+            rejected,
+            vote_requests,
+        } = more;
+        let offset = self.publish.len();
+        self.publish.extend(publish);
+        self.chat_published.extend(chat_published.into_iter().map(|(i, id)| (i + offset, id)));
+        self.welcomes.extend(welcomes);
+        self.trees.extend(trees);
+        if let Some((sender, chat)) = chat {
+            self.replayed_chat.push((sender, chat, sent_at));
+        }
+        self.replayed_chat.extend(replayed_chat);
+        self.members_changed |= members_changed;
+        self.left |= left;
+        self.rejected.extend(rejected);
+        self.vote_requests.extend(vote_requests);
+    }
+}
+
+/// A permitted proposal of another member that awaits our vote: the app's vote hook
+/// decides it, or the client votes YES at once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VoteRequest {
+    /// The proposal.
+    pub proposal_id: u32,
+    /// The account that asks (as its credential says).
+    pub owner: Option<AccountId>,
+    /// What it asks for.
+    pub request: Request,
 }
 
 mod attest;
@@ -171,15 +220,18 @@ impl GroupConversation {
     /// (§3.6) bounds what members must validate; at creation there are none, and batches
     /// would make the first joiners process every later batch and the founder publish a
     /// tree per batch (1,000 members: 20 commits and 20 trees, about 30 MB, against 3 MB).
+    ///
+    /// The group id commits to `nonce` and the permissions (`demls::group_id_for`).
     pub fn create(
         provider: &Provider,
         key: &InstallationKey,
         me: &DelegateCredential,
-        group_id: [u8; 16],
+        nonce: [u8; 16],
         metadata: &Metadata,
         config: Config,
         key_packages: Vec<KeyPackage>,
     ) -> Result<(Self, GroupOutput)> {
+        let group_id = group_id_for(&nonce, config.permissions);
         let group = MlsGroup::new_with_group_id(
             provider,
             key,
@@ -189,6 +241,7 @@ impl GroupConversation {
         )
         .map_err(CoreError::mls)?;
         let mut convo = GroupConversation::fresh(group, Governance::new(config));
+        convo.gov.nonce = nonce.to_vec();
         let mut out = GroupOutput { members_changed: true, ..GroupOutput::default() };
         if !key_packages.is_empty() {
             convo.gov.founding_epoch = 1;
@@ -236,8 +289,15 @@ impl GroupConversation {
         let mut convo = GroupConversation::fresh(group, Governance::default());
         convo.joined_epoch = convo.epoch();
         if let Ok(Some(sync)) = convo.read_sync(provider, &welcome.conversation_sync_bytes) {
-            if let Some(config) = Config::from_sync(&sync) {
+            if let Some(mut config) = Config::from_sync(&sync) {
+                // Permissions count only if the group id commits to them; otherwise
+                // any member may ask (the welcomer's word alone is not enough).
+                let committed = group_id_for(&sync.permissions_nonce, config.permissions);
+                if committed.as_slice() != convo.group.group_id().as_slice() {
+                    config.permissions = Permissions::default();
+                }
                 convo.gov = Governance::new(config);
+                convo.gov.nonce = sync.permissions_nonce;
                 convo.gov.founding_epoch = sync.founding_epoch;
                 convo.gov.scores.0 = sync.scores.into_iter().map(|p| (p.member_id, p.score)).collect();
             }

@@ -1,5 +1,8 @@
 //! Proposals and votes (PROTOCOL.md §3.2, §3.4): opening one with our own YES, checking
-//! what a member asks for, and the SDK's voting policy (YES on a valid request).
+//! what a member asks for, and the SDK's voting policy (issue 12): NO on a request that
+//! cannot be done or that the group's permissions do not allow its owner; a permitted
+//! one is put to the app's vote hook if it has one (`VoteRequest`), else YES. A member's
+//! proposals beyond its allowance (`Governance::allow`) are not opened at all.
 
 use super::*;
 
@@ -13,6 +16,21 @@ impl GroupConversation {
         proposal: GroupProposal,
         now: u64,
     ) -> Result<GroupOutput> {
+        if let Some(request) = &proposal.request {
+            if !self.permitted(me, request) {
+                return Err(CoreError::PermissionDenied(format!(
+                    "this group lets only its stewards {}",
+                    match request {
+                        Request::Add(_) => "add members",
+                        Request::Remove(_) => "remove members",
+                        _ => "rename it",
+                    }
+                )));
+            }
+        }
+        if !self.gov.allow(&member_id(me), now) {
+            return Err(CoreError::RateLimited("too many proposals at once; try again in a few seconds"));
+        }
         let expected = if matches!(proposal.request, Some(Request::Leave(_))) {
             1
         } else {
@@ -49,6 +67,48 @@ impl GroupConversation {
         }
     }
 
+    /// Whether the group's permissions let `owner` ask for `request`: a leave, or a
+    /// removal of one's own account, always; the rest by the role the group was made with.
+    pub(super) fn permitted(&self, owner: &DelegateCredential, request: &Request) -> bool {
+        let p = self.gov.config.permissions;
+        let role = match request {
+            Request::Leave(_) => return true,
+            Request::Remove(r)
+                if owner.account.as_ref().is_some_and(|a| a.as_bytes() == r.account.as_slice()) =>
+            {
+                return true
+            }
+            Request::Add(_) => p.add,
+            Request::Remove(_) => p.remove,
+            Request::Metadata(_) => p.rename,
+        };
+        let id = member_id(owner);
+        // The epoch's elected stewards, and those of the re-election round we are in
+        // (not every round's: a member who is a steward only in a later round is not one).
+        role == Role::Members || self.stewards_of_round(0).contains(&id) || self.stewards().contains(&id)
+    }
+
+    /// Casts our vote on an open proposal (the app's answer to a `VoteRequest`); a
+    /// proposal decided meanwhile takes no vote.
+    pub fn cast_vote(
+        &mut self,
+        provider: &Provider,
+        key: &InstallationKey,
+        me: &DelegateCredential,
+        proposal_id: u32,
+        yes: bool,
+        now: u64,
+    ) -> Result<GroupOutput> {
+        let mut out = GroupOutput::default();
+        if !self.gov.is_open(proposal_id) || self.gov.has_voted(proposal_id, &member_id(me)) {
+            return Ok(out);
+        }
+        let frame = GroupAppFrame { body: Some(Body::Vote(GroupVote { proposal_id, vote: yes })) };
+        out.publish.extend(self.seal(provider, key, frame.encode_to_vec())?);
+        self.gov.vote(proposal_id, &member_id(me), yes, now);
+        Ok(out)
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(super) fn on_proposal(
         &mut self,
@@ -73,12 +133,25 @@ impl GroupConversation {
         if self.gov.is_open(id) || self.gov.decided.contains(&id) {
             return Ok(());
         }
+        if !leave && owner.installation != me.installation && !self.gov.allow(&member_id(owner), now) {
+            return Ok(()); // beyond its allowance: not opened, here or at any honest member
+        }
+        let yes = valid && self.permitted(owner, &request);
         let decided = self.gov.open(p, &member_id(owner), expected, now);
         if decided.is_none() && owner.installation != me.installation {
-            // The SDK's policy: a valid request from a member gets YES, anything else NO.
-            let frame = GroupAppFrame { body: Some(Body::Vote(GroupVote { proposal_id: id, vote: valid })) };
-            out.publish.extend(self.seal(provider, key, frame.encode_to_vec())?);
-            self.gov.vote(id, &member_id(me), valid, now);
+            if yes {
+                // The app's hook decides, or the client votes YES at once.
+                out.vote_requests.push(VoteRequest {
+                    proposal_id: id,
+                    owner: owner.account.clone(),
+                    request,
+                });
+            } else {
+                let frame =
+                    GroupAppFrame { body: Some(Body::Vote(GroupVote { proposal_id: id, vote: false })) };
+                out.publish.extend(self.seal(provider, key, frame.encode_to_vec())?);
+                self.gov.vote(id, &member_id(me), false, now);
+            }
         }
         Ok(())
     }
