@@ -2,8 +2,10 @@
 // pushes dropped, each delayed 0-200 ms, 10% duplicated) still delivers every message
 // exactly once; what was sent while an account was closed reaches on("message") after
 // it reopens; a stored profile opens with the network down; a throwing listener is
-// reported and the others still run.
+// reported and the others still run; a flood of crafted messages from a stranger costs
+// bounded memory (memory-child.mjs).
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -131,4 +133,18 @@ test("a wasm trap closes the chat with one clear error instead of failing every 
   const again = await node.chat({ name: "trap2", store: "memory" });
   assert.ok(again.accountId);
   await node.close();
+});
+
+test("1,000 crafted messages from a stranger to an inbox and a group topic grow wasm memory by less than 64 MiB, and chat still flows both ways", { timeout: 120_000 }, () => {
+  const r = spawnSync(process.execPath, ["--expose-gc", "memory-child.mjs"], { encoding: "utf8", timeout: 100_000 });
+  const line = r.stdout.trim().split("\n").pop() ?? "";
+  assert.ok(line.startsWith("{"), `the child printed no result: ${r.stderr}`);
+  const out = JSON.parse(line);
+  console.log(`memory: ${JSON.stringify(out)}`);
+  assert.equal(out.sent, 1000);
+  assert.equal(out.targets, 2);
+  assert.equal(out.memories, 1, "the package's wasm memory was found");
+  assert.ok(out.wasmGrownMiB < 64, `wasm memory grew by ${out.wasmGrownMiB} MiB`);
+  assert.ok(out.heapGrownMiB < 64, `the JS heap grew by ${out.heapGrownMiB} MiB`);
+  assert.ok(out.errors.bob > 0, "bad input from the network is reported on error");
 });
