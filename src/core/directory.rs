@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 
-use openmls::prelude::tls_codec::{DeserializeBytes as _, Serialize as _};
+use openmls::prelude::tls_codec::Serialize as _;
 use openmls::prelude::{KeyPackage, KeyPackageIn, ProtocolVersion};
 use openmls_traits::crypto::OpenMlsCrypto;
 use prost::Message as _;
@@ -179,8 +179,8 @@ fn verify_submission(
 
 /// Deserializes a bare TLS key package and runs openmls validation (MLS 1.0).
 pub fn parse_key_package(bytes: &[u8], crypto: &impl OpenMlsCrypto) -> Result<KeyPackage> {
-    let kp =
-        KeyPackageIn::tls_deserialize_exact_bytes(bytes).map_err(|e| CoreError::decode("key package", e))?;
+    let kp = crate::core::conversation::mls::decode_exact::<KeyPackageIn>(bytes)
+        .map_err(|e| CoreError::decode("key package", e))?;
     kp.validate(crypto, ProtocolVersion::Mls10)
         .map_err(|e| CoreError::decode("key package", format!("{e:?}")))
 }

@@ -16,6 +16,12 @@ use super::wire::{HistoryEntry, ReliablePayload};
 /// How many ids a payload's causal history carries (libchat: 10).
 pub const CAUSAL_HISTORY_LEN: usize = 10;
 
+/// The most one received message may move our Lamport clock (issue 12): the clock
+/// counts messages, so a legitimate peer is never a million ahead, while one payload
+/// claiming `i32::MAX` would pin the clock there for good (every later message of ours
+/// carrying the same time).
+pub const MAX_LAMPORT_JUMP: i32 = 1 << 20;
+
 /// `hex(B2b-256("deterministic_frame_id|" ‖ channel ‖ "|" ‖ sender ‖ "|" ‖ lamport i32 BE ‖ "|" ‖ content))`.
 pub fn message_id(channel_id: &str, sender_id: &str, lamport: i32, content: &[u8]) -> MessageId {
     let mut out = [0u8; 32];
@@ -99,7 +105,8 @@ impl Channel {
     /// history only once it is delivered ([`Channel::delivered`]): naming a message that
     /// is still held would tell its sender we have what it depends on.
     pub fn receive(&mut self, p: &ReliablePayload) -> Vec<MessageId> {
-        self.lamport = self.lamport.max(p.lamport_timestamp);
+        let ceiling = self.lamport.saturating_add(MAX_LAMPORT_JUMP);
+        self.lamport = self.lamport.max(p.lamport_timestamp.min(ceiling));
         let mut acked = Vec::new();
         if self.reported.len() > 4 * RECENT_CAP {
             self.reported.clear();

@@ -163,6 +163,17 @@ impl Client {
         self.rewind();
     }
 
+    /// This installation's identity id (the SDS sender id).
+    pub(crate) fn identity_id_for_tests(&self) -> String {
+        self.credential.identity_id()
+    }
+
+    /// A direct chat's Lamport clock.
+    pub(crate) fn lamport_for_tests(&self, id: &str) -> i32 {
+        let id = ConversationId::parse(id).ok();
+        id.and_then(|id| self.conversations.get(&id)).map_or(0, |c| c.channel.parts().0)
+    }
+
     /// A group's state, to make a member misbehave.
     pub(crate) fn group_mut_for_tests(
         &mut self,

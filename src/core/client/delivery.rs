@@ -89,6 +89,22 @@ impl Client {
         if reliable.channel_id != id.as_str() {
             return Err(CoreError::Verify("payload names another conversation"));
         }
+        // The id and the sender are the sender's claims: the id must be the one its
+        // content, clock and sender derive (§2.9), and the sender the MLS-authenticated
+        // one, or a member could take another message's id (and have it dropped as a
+        // duplicate) or write in another member's name in the causal history.
+        if reliable.sender_id != sender.identity_id() {
+            return Err(CoreError::Verify("payload names another sender than its MLS sender"));
+        }
+        let derived = crate::core::sds::message_id(
+            &reliable.channel_id,
+            &reliable.sender_id,
+            reliable.lamport_timestamp,
+            &reliable.content,
+        );
+        if derived.as_str() != reliable.message_id {
+            return Err(CoreError::Verify("a message id that its content does not derive"));
+        }
         let mut fx = Effects::default();
         if self.seen_message(id, &reliable.message_id) {
             return Ok(fx); // a re-send, a store read, a restart's replay: handled once

@@ -185,3 +185,29 @@ impl Client {
         invite::open(&self.provider, std::slice::from_ref(&self.key_package), sealed).ok().map(|w| w.to_vec())
     }
 }
+
+#[cfg(test)]
+impl Client {
+    /// Sends a direct message whose payload `edit` has changed after wrapping, as a
+    /// misbehaving member would.
+    pub(crate) fn send_edited_for_tests(
+        &mut self,
+        conversation: &str,
+        content: &[u8],
+        edit: impl FnOnce(&mut ReliablePayload),
+    ) -> Result<Effects> {
+        let id = ConversationId::parse(conversation)?;
+        let sender_id = self.credential.identity_id();
+        let convo = self
+            .conversations
+            .get_mut(&id)
+            .ok_or_else(|| CoreError::UnknownConversation(id.as_str().to_owned()))?;
+        let mut reliable = convo.channel.wrap(id.as_str(), &sender_id, content.to_vec());
+        edit(&mut reliable);
+        let mls_bytes = convo.encrypt(&self.provider, &self.installation, &reliable.encode_to_vec())?;
+        let mut fx = Effects::default();
+        self.enqueue(&mut fx, id.topic().as_str().to_owned(), group_envelope(&id, mls_bytes))?;
+        self.sync_mls(&mut fx)?;
+        Ok(fx)
+    }
+}

@@ -198,6 +198,30 @@ pub fn welcome_error<E: std::fmt::Debug>(e: WelcomeError<E>) -> CoreError {
     }
 }
 
+/// Zero bytes a slice decode runs over beyond its input (see [`decode_exact`]).
+const DECODE_PADDING: usize = 4096;
+
+/// Decodes a whole `T` from network bytes with openmls's slice decoder, which cannot
+/// panic here. For some inputs (found by fuzzing, `fuzz/corpus/mls/crash-*`) openmls's
+/// slice decoder of extension lists counts what it consumed by re-encoding what it
+/// decoded, which can be longer than the bytes there, and then slices the remainder out
+/// of range: a panic, a trap in wasm that a stranger could send to any inbox or publish
+/// as a key package. So the input is decoded from a copy followed by zero padding, which
+/// keeps that slice in range, and it must leave exactly the padding: an input whose
+/// decoder read past its end, or that has trailing bytes, is refused.
+pub fn decode_exact<T: tls_codec::DeserializeBytes>(
+    bytes: &[u8],
+) -> std::result::Result<T, tls_codec::Error> {
+    let mut padded = Vec::with_capacity(bytes.len().saturating_add(DECODE_PADDING));
+    padded.extend_from_slice(bytes);
+    padded.resize(bytes.len().saturating_add(DECODE_PADDING), 0);
+    let (value, rest) = T::tls_deserialize_bytes(&padded)?;
+    if rest.len() != DECODE_PADDING {
+        return Err(tls_codec::Error::DecodingError("the input does not decode to its own length".into()));
+    }
+    Ok(value)
+}
+
 /// Decodes an MLSMessage from network bytes without allocating what its length fields
 /// merely claim. openmls's decoder for `MlsMessageIn` (even its slice entry point) reads
 /// through `std::io::Read`, and tls_codec's reader-based vectors allocate the claimed
@@ -212,7 +236,7 @@ pub fn decode_mls_message(bytes: &[u8]) -> std::result::Result<MlsMessageIn, tls
     if body.get(..2) == Some(&[0, 1][..]) {
         return Err(tls_codec::Error::DecodingError("public messages are not accepted".into()));
     }
-    MlsMessageBodyIn::tls_deserialize_bytes(body)?;
+    decode_exact::<MlsMessageBodyIn>(body)?;
     MlsMessageIn::tls_deserialize_exact_bytes(bytes)
 }
 

@@ -236,3 +236,69 @@ fn a_lost_message_is_reported_missing_once_and_known_once_it_is_read_back() {
             && !net.nodes[bob].client.has_message("bad", &first)
     );
 }
+
+/// Issue 12, class 8: an SDS payload's id, sender and clock are its sender's claims.
+fn edited(
+    net: &mut Net,
+    from: usize,
+    dm: &str,
+    text: &str,
+    edit: impl FnOnce(&mut crate::core::wire::ReliablePayload),
+) {
+    let fx = net.nodes[from].client.send_edited_for_tests(dm, text.as_bytes(), edit).unwrap();
+    net.apply(from, fx);
+    net.run();
+}
+
+#[test]
+fn a_message_id_its_content_does_not_derive_or_another_senders_name_is_refused() {
+    let mut net = Net::default();
+    let [alice, bob] = [net.join(401), net.join(402)];
+    let dm = net.start_direct(alice, &net.account(bob)).unwrap();
+    net.run();
+    // Alice claims the id her next real message will have, to have it dropped as a copy.
+    let next =
+        crate::core::sds::message_id(&dm, &net.nodes[alice].client.identity_id_for_tests(), 2, b"real");
+    edited(&mut net, alice, &dm, "fake", |p| p.message_id = next.as_str().to_owned());
+    edited(&mut net, alice, &dm, "not mine", |p| p.sender_id = "someone else".into());
+    let texts: Vec<String> = net.texts(bob).into_iter().map(|t| t.1).collect();
+    assert!(texts.is_empty(), "bob took {texts:?}");
+    assert_eq!(net.errors(bob), ["PROTOCOL", "PROTOCOL"]);
+    // The real message still arrives and bob still answers. (Alice's client names its
+    // forgeries in her causal history, so bob holds "real" for them until the hold ends.)
+    net.send(alice, &dm, "real");
+    net.send(bob, &dm, "reply");
+    net.advance(crate::core::client::HOLD_MS + 1_000);
+    assert_eq!(net.texts(bob).last().map(|t| t.1.as_str()), Some("real"));
+    assert_eq!(net.texts(alice).last().map(|t| t.1.as_str()), Some("reply"));
+}
+
+#[test]
+fn a_lamport_time_far_ahead_moves_our_clock_only_so_far() {
+    use crate::core::sds::{message_id, MAX_LAMPORT_JUMP};
+    let mut net = Net::default();
+    let [alice, bob] = [net.join(411), net.join(412)];
+    let dm = net.start_direct(alice, &net.account(bob)).unwrap();
+    net.run();
+    let me = net.nodes[alice].client.identity_id_for_tests();
+    edited(&mut net, alice, &dm, "from the far future", |p| {
+        p.lamport_timestamp = i32::MAX;
+        p.message_id = message_id(&p.channel_id, &me, i32::MAX, &p.content).as_str().to_owned();
+    });
+    assert_eq!(
+        net.texts(bob).last().map(|t| t.1.as_str()),
+        Some("from the far future"),
+        "delivered all the same"
+    );
+    // Bob's clock moved by at most the bound: his messages still count up, and two with
+    // the same content get two ids.
+    let a = net.send(bob, &dm, "ok");
+    let b = net.send(bob, &dm, "ok");
+    assert_ne!(a, b);
+    // (Alice's client remembers the id before her edit: she holds bob's messages, which
+    // name the edited one, until the hold ends.)
+    net.advance(crate::core::client::HOLD_MS + 1_000);
+    let lamport = net.nodes[bob].client.lamport_for_tests(&dm);
+    assert!(lamport <= MAX_LAMPORT_JUMP + 10, "bob's clock is at {lamport}");
+    assert_eq!(net.texts(alice).iter().filter(|t| t.1 == "ok").count(), 2);
+}
