@@ -1,6 +1,14 @@
 //! Native benchmarks of the sans-IO core (criterion): the same operations the wasm
 //! harness in `bench/` measures in Node and Chromium, so the two give a wasm/native ratio.
-#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use logos_chat::core::{Client, Effects};

@@ -12,7 +12,15 @@
 //! a 1 KiB application message (encrypt, decrypt), with the byte sizes of the per-joiner
 //! Welcome, the tree (published once per commit), the commits and the message against
 //! the 150 KiB limit.
-#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 #[path = "shared/group_profile.rs"]
 mod group_profile;

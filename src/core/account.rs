@@ -124,10 +124,11 @@ impl DelegateCredential {
         let bad = |why: &str| CoreError::decode("delegate credential", why);
         let rest = b.strip_prefix(&[0x23, 0x23]).ok_or_else(|| bad("missing 0x2323 prefix"))?;
         let (mut installation, mut account) = (None, None);
-        let mut i = 0usize;
-        while rest.len().saturating_sub(i) >= 2 {
-            let (tag, len) = (rest[i], usize::from(rest[i + 1]));
-            let value = rest.get(i + 2..i + 2 + len).ok_or_else(|| bad("value runs past the end"))?;
+        let mut rest = rest;
+        while let [tag, len, tail @ ..] = rest {
+            let (tag, len) = (*tag, usize::from(*len));
+            let (value, next) = tail.split_at_checked(len).ok_or_else(|| bad("value runs past the end"))?;
+            rest = next;
             match tag {
                 0x01 => {
                     let key: [u8; 32] = value.try_into().map_err(|_| bad("delegate key length"))?;
@@ -140,7 +141,6 @@ impl DelegateCredential {
                 }
                 _ => {}
             }
-            i += 2 + len;
         }
         Ok(DelegateCredential { installation: installation.ok_or_else(|| bad("no delegate key"))?, account })
     }
@@ -181,7 +181,7 @@ impl DeviceBundle {
     fn encode_payload(lamport: u64, devices: &[InstallationId]) -> Result<Vec<u8>> {
         let count = u16::try_from(devices.len())
             .map_err(|_| CoreError::InvalidArgument("too many installations".into()))?;
-        let mut p = Vec::with_capacity(41 + 32 * devices.len());
+        let mut p = Vec::with_capacity(devices.len().saturating_mul(32).saturating_add(41));
         p.extend_from_slice(BUNDLE_PREFIX);
         p.push(BUNDLE_VERSION);
         p.extend_from_slice(&lamport.to_le_bytes());

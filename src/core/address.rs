@@ -186,8 +186,8 @@ pub fn content_topic_parts(s: &str) -> Result<(&str, &str)> {
     let rest = s.strip_prefix('/').ok_or_else(bad)?;
     let parts: Vec<&str> = rest.split('/').collect();
     let parts = match parts.len() {
-        4 => &parts[..],
-        5 if parts.first() == Some(&"0") => &parts[1..],
+        4 => parts.as_slice(),
+        5 if parts.first() == Some(&"0") => parts.get(1..).unwrap_or_default(),
         _ => return Err(bad()),
     };
     if parts.iter().any(|p| p.is_empty()) {

@@ -13,6 +13,11 @@ pub mod directory;
 pub mod effects;
 pub mod error;
 #[cfg(any(test, feature = "fuzzing"))]
+#[allow(
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    reason = "the fuzz harness, not the product: a panic here is a finding"
+)]
 pub mod fuzz;
 pub mod reliable;
 pub mod sds;

@@ -41,22 +41,22 @@ pub fn split(payload: &[u8]) -> Option<Vec<Vec<u8>>> {
 /// Splits `payload` into encoded segments of at most `segment_size` bytes (at least
 /// 4 KiB); `None` if it needs more than 256.
 pub fn split_into(payload: &[u8], segment_size: usize) -> Option<Vec<Vec<u8>>> {
-    let chunk = (segment_size.max(4096) - 128) / 64 * 64;
+    let chunk = segment_size.max(4096).saturating_sub(128) & !63;
     let hash = Keccak256::digest(payload).to_vec();
     let chunks: Vec<&[u8]> = payload.chunks(chunk).collect();
     if chunks.len() > MAX_SEGMENTS {
         return None;
     }
-    let count = chunks.len() as u32;
+    let count = u32::try_from(chunks.len()).ok()?;
     Some(
         chunks
             .into_iter()
-            .enumerate()
-            .map(|(i, c)| {
+            .zip(0u32..)
+            .map(|(c, index)| {
                 SegmentMessage {
                     original_payload_hash: hash.clone(),
                     original_payload_length: payload.len() as u64,
-                    index: i as u32,
+                    index,
                     data_segment_count: count,
                     parity_segment_count: None,
                     is_parity: false,
@@ -76,7 +76,7 @@ pub fn parse(bytes: &[u8]) -> Option<SegmentMessage> {
         && count > 0
         && count <= MAX_SEGMENTS
         && (s.is_parity || (s.index as usize) < count)
-        && s.original_payload_length <= (count * CHUNK) as u64
+        && s.original_payload_length <= count.saturating_mul(CHUNK) as u64
         && s.payload.len() <= CHUNK;
     sane.then_some(s)
 }
@@ -128,8 +128,8 @@ impl Reassembler {
         if candidates.contains(&s.payload) || candidates.len() >= MAX_CANDIDATES {
             return None; // a copy, or too many versions of this segment already
         }
-        set.bytes += s.payload.len();
-        self.buffered += s.payload.len();
+        set.bytes = set.bytes.saturating_add(s.payload.len());
+        self.buffered = self.buffered.saturating_add(s.payload.len());
         candidates.push(s.payload);
         if set.parts.len() == set.count {
             if let Some(whole) = assemble(set, s.original_payload_length, &s.original_payload_hash) {
@@ -153,7 +153,7 @@ impl Reassembler {
     fn remove(&mut self, key: &[u8]) -> Option<Partial> {
         let set = self.sets.remove(key)?;
         self.order.retain(|k| k.as_slice() != key);
-        self.buffered -= set.bytes;
+        self.buffered = self.buffered.saturating_sub(set.bytes);
         Some(set)
     }
 }
@@ -164,22 +164,20 @@ fn assemble(set: &Partial, length: u64, hash: &[u8]) -> Option<Vec<u8>> {
     let parts: Vec<&Vec<Vec<u8>>> = set.parts.values().collect();
     let mut choice = vec![0usize; parts.len()];
     for _ in 0..MAX_TRIES {
-        let whole: Vec<u8> = parts.iter().zip(&choice).flat_map(|(c, &i)| c[i].iter().copied()).collect();
+        let whole: Vec<u8> =
+            parts.iter().zip(&choice).filter_map(|(c, &i)| c.get(i)).flatten().copied().collect();
         if whole.len() as u64 == length && Keccak256::digest(&whole).as_slice() == hash {
             return Some(whole);
         }
         // The next combination, odometer style; done when every one was tried.
-        let mut i = 0;
+        let mut digits = choice.iter_mut().zip(&parts);
         loop {
-            if i == parts.len() {
-                return None;
-            }
-            choice[i] += 1;
-            if choice[i] < parts[i].len() {
+            let (digit, candidates) = digits.next()?;
+            *digit = digit.saturating_add(1);
+            if *digit < candidates.len() {
                 break;
             }
-            choice[i] = 0;
-            i += 1;
+            *digit = 0;
         }
     }
     None

@@ -29,6 +29,7 @@ pub(crate) fn err(e: CoreError) -> JsValue {
     to_js(&JsError { code: e.code().as_str(), message: e.to_string() })
 }
 
+#[allow(clippy::cast_possible_truncation, reason = "finite and positive: `as` saturates at u64::MAX")]
 pub(crate) fn ms(t: f64) -> u64 {
     if t.is_finite() && t > 0.0 {
         t as u64

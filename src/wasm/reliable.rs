@@ -20,6 +20,10 @@ fn num(options: &JsValue, name: &str) -> Result<Option<f64>, JsValue> {
 }
 
 /// Reads the settings a JavaScript caller may change (camelCase, all optional).
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "a float-to-int `as` saturates: an app's huge value is the type's maximum"
+)]
 fn config(options: JsValue) -> Result<ChannelConfig, JsValue> {
     let mut c = ChannelConfig::default();
     if !options.is_object() {

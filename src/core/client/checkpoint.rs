@@ -38,7 +38,7 @@ impl Client {
     /// Opens a bracket (or nests in the open one).
     pub(super) fn begin(&mut self) {
         if let Some(cp) = self.checkpoint.as_mut() {
-            cp.depth += 1;
+            cp.depth = cp.depth.saturating_add(1);
             return;
         }
         self.checkpoint = Some(Checkpoint {
@@ -91,7 +91,7 @@ impl Client {
     /// Closes a bracket: what the call did stays.
     pub(super) fn end(&mut self) {
         match self.checkpoint.as_mut() {
-            Some(cp) if cp.depth > 0 => cp.depth -= 1,
+            Some(cp) if cp.depth > 0 => cp.depth = cp.depth.saturating_sub(1),
             _ => self.checkpoint = None,
         }
     }
@@ -101,7 +101,7 @@ impl Client {
     pub(super) fn rewind(&mut self) {
         match self.checkpoint.as_mut() {
             Some(cp) if cp.depth > 0 => {
-                cp.depth -= 1;
+                cp.depth = cp.depth.saturating_sub(1);
                 return;
             }
             _ => {}

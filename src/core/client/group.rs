@@ -196,7 +196,7 @@ impl Client {
         let account = self.account.id();
         let digest =
             sha2::Digest::finalize(sha2::Digest::chain_update(sha2::Sha256::default(), account.as_bytes()));
-        let pid = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
+        let pid = digest.first_chunk::<4>().map_or(0, |b| u32::from_be_bytes(*b));
         self.propose(id, Request::Leave(RemoveAccount { account: account.as_bytes().to_vec() }), pid, now_ms)
     }
 

@@ -52,11 +52,11 @@ impl Joins {
     /// Keeps a group-topic envelope until the join (bounded; the oldest goes first).
     pub(super) fn hold(&mut self, id: &ConversationId, topic: &str, payload: &[u8], sent_at: u64) {
         let id = id.clone();
-        self.held_bytes += payload.len();
+        self.held_bytes = self.held_bytes.saturating_add(payload.len());
         self.held.push_back((id, topic.to_owned(), payload.to_vec(), sent_at));
         while self.held.len() > MAX_HELD || self.held_bytes > MAX_HELD_BYTES {
             match self.held.pop_front() {
-                Some((_, _, p, _)) => self.held_bytes -= p.len(),
+                Some((_, _, p, _)) => self.held_bytes = self.held_bytes.saturating_sub(p.len()),
                 None => break,
             }
         }

@@ -422,6 +422,17 @@ fn info(c: &DirectConversation) -> ConversationInfo {
     }
 }
 
+/// A time in ms as the API carries it (f64) as a whole `u64`: negative and NaN are 0,
+/// beyond `u64::MAX` is `u64::MAX`.
+#[allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "a float-to-int `as` saturates, NaN is 0"
+)]
+pub(crate) fn whole_ms(t: f64) -> u64 {
+    t as u64
+}
+
 /// libchat sends raw UTF-8 with no content-type framing: UTF-8 reads as text.
 pub(crate) fn content_type(content: &[u8]) -> &'static str {
     if std::str::from_utf8(content).is_ok() {

@@ -72,7 +72,7 @@ impl Client {
         track: Option<&Track>,
     ) -> Result<()> {
         let id = self.next_outbox;
-        self.next_outbox += 1;
+        self.next_outbox = self.next_outbox.saturating_add(1);
         let mut rec = OutboxRecord {
             id,
             content_topic: content_topic.clone(),
@@ -208,7 +208,7 @@ impl Client {
         rec.message_id = track.message_id.clone();
         rec.awaiting = track.awaiting.clone();
         rec.any_ack = track.awaiting.len() > FULL_ACK_MAX;
-        rec.next_at = track.now + RETRANSMIT_DELAYS_MS[0];
+        rec.next_at = track.now.saturating_add(RETRANSMIT_DELAYS_MS.first().copied().unwrap_or_default());
         self.rel.unacked.entry(track.message_id.clone()).or_default().push(rec.id);
     }
 
@@ -250,10 +250,10 @@ impl Client {
                 given_up.insert(rec.message_id.clone());
                 continue;
             }
-            rec.retransmits += 1;
-            let last = RETRANSMIT_DELAYS_MS[RETRANSMIT_DELAYS_MS.len() - 1];
-            rec.next_at =
-                now_ms + RETRANSMIT_DELAYS_MS.get(rec.retransmits as usize).copied().unwrap_or(last);
+            rec.retransmits = rec.retransmits.saturating_add(1);
+            let last = RETRANSMIT_DELAYS_MS.last().copied().unwrap_or_default();
+            let delay = RETRANSMIT_DELAYS_MS.get(rec.retransmits as usize).copied().unwrap_or(last);
+            rec.next_at = now_ms.saturating_add(delay);
             let (content_topic, payload) = (rec.content_topic.clone(), rec.payload.clone());
             self.persist_outbox(oid, fx)?;
             fx.publish.push(Outbound { content_topic, payload, outbox_id: oid });

@@ -199,7 +199,7 @@ impl Client {
                 self.rel
                     .repair
                     .entry(id.clone())
-                    .or_insert(Retry { attempt: 0, next_at: now_ms + REPAIR_FIRST_MS });
+                    .or_insert(Retry { attempt: 0, next_at: now_ms.saturating_add(REPAIR_FIRST_MS) });
                 fx.events.push(Event::Missing {
                     conversation_id: id.as_str().to_owned(),
                     message_id: e.message_id.clone(),
@@ -212,7 +212,15 @@ impl Client {
             self.emit_chat(message, claimed, seq, &sender_id, lamport, fx)?;
         } else {
             let held = self.rel.held.entry(id.clone()).or_default();
-            held.push(Held { message, deps, deadline: now_ms + HOLD_MS, claimed, seq, sender_id, lamport });
+            held.push(Held {
+                message,
+                deps,
+                deadline: now_ms.saturating_add(HOLD_MS),
+                claimed,
+                seq,
+                sender_id,
+                lamport,
+            });
             let bytes: usize = held.iter().map(|h| h.message.content.len()).sum();
             if held.len() > MAX_HELD || bytes > MAX_HELD_BYTES {
                 if let Some(first) = held.first_mut() {
@@ -322,14 +330,15 @@ impl Client {
     /// The directory read for `account` failed: it is tried again with back-off, and
     /// after [`LOOKUP_TRIES`] the messages waiting on it are released unconfirmed.
     pub fn lookup_failed(&mut self, account: &str, now_ms: u64) -> Effects {
-        let attempt = self.rel.lookups.get(account).map_or(1, |r| r.attempt + 1);
+        let attempt = self.rel.lookups.get(account).map_or(1, |r| r.attempt.saturating_add(1));
         if attempt >= LOOKUP_TRIES {
             self.rel.lookups.remove(account);
             return self.lookup_complete(account);
         }
-        self.rel
-            .lookups
-            .insert(account.to_owned(), Retry { attempt, next_at: now_ms + backoff(attempt - 1) });
+        self.rel.lookups.insert(
+            account.to_owned(),
+            Retry { attempt, next_at: now_ms.saturating_add(backoff(attempt.saturating_sub(1))) },
+        );
         Effects { wake_at: self.next_wake(now_ms), ..Effects::default() }
     }
 
@@ -339,10 +348,11 @@ impl Client {
         if ok {
             self.rel.catchups.remove(content_topic);
         } else {
-            let attempt = self.rel.catchups.get(content_topic).map_or(0, |r| r.attempt + 1);
-            self.rel
-                .catchups
-                .insert(content_topic.to_owned(), Retry { attempt, next_at: now_ms + backoff(attempt) });
+            let attempt = self.rel.catchups.get(content_topic).map_or(0, |r| r.attempt.saturating_add(1));
+            self.rel.catchups.insert(
+                content_topic.to_owned(),
+                Retry { attempt, next_at: now_ms.saturating_add(backoff(attempt)) },
+            );
         }
         Effects { wake_at: self.next_wake(now_ms), ..Effects::default() }
     }
@@ -371,8 +381,8 @@ impl Client {
                 since_ms: Some(since.saturating_sub(REPAIR_LOOKBACK_MS) as f64),
                 attempt: r.attempt,
             });
-            r.attempt += 1;
-            r.next_at = now_ms + backoff(r.attempt);
+            r.attempt = r.attempt.saturating_add(1);
+            r.next_at = now_ms.saturating_add(backoff(r.attempt));
         }
         let due: Vec<String> =
             self.rel.lookups.iter().filter(|(_, r)| r.next_at <= now_ms).map(|(a, _)| a.clone()).collect();

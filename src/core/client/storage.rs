@@ -132,7 +132,7 @@ impl Client {
             if let Ok(d) = <[u8; 32]>::try_from(r.digest.as_slice()) {
                 client.seen.insert(d, r.order);
                 client.seen_order.push_back(d);
-                client.seen_counter = client.seen_counter.max(r.order + 1);
+                client.seen_counter = client.seen_counter.max(r.order.saturating_add(1));
             }
         }
         for (id, records) in held {
@@ -140,7 +140,7 @@ impl Client {
         }
         for v in by_store.remove(&Store::Outbox).unwrap_or_default() {
             let rec: OutboxRecord = decode_record("outbox", &v)?;
-            client.next_outbox = client.next_outbox.max(rec.id + 1);
+            client.next_outbox = client.next_outbox.max(rec.id.saturating_add(1));
             client.outbox.insert(rec.id, rec);
         }
         client.restore_unacked();
@@ -212,7 +212,7 @@ impl Client {
             return;
         }
         self.mls_synced = writes;
-        self.mls_rollbacks += 1;
+        self.mls_rollbacks = self.mls_rollbacks.saturating_add(1);
         if let Ok(mut values) = provider.storage().values.write() {
             *values = self.mls_mirror.clone();
         }
@@ -247,9 +247,9 @@ impl Client {
             return Err(CoreError::UnknownConversation(m.conversation_id.clone()));
         };
         let seq = meta.next_seq;
-        meta.next_seq += 1;
+        meta.next_seq = meta.next_seq.saturating_add(1);
         let handled = super::reliability::msg_digest(&id, &m.id);
-        meta.last_message_at = meta.last_message_at.max(m.sent_at as u64);
+        meta.last_message_at = meta.last_message_at.max(super::whole_ms(m.sent_at));
         if !m.outgoing {
             meta.unread = meta.unread.saturating_add(1);
         }
@@ -284,7 +284,7 @@ impl Client {
         let from = self.cipher.message_key(id.as_str(), 0);
         let to = match before_seq {
             Some(0) => return Ok((from.clone(), from)),
-            Some(s) => self.cipher.message_key(id.as_str(), s - 1),
+            Some(s) => self.cipher.message_key(id.as_str(), s.saturating_sub(1)),
             None => self.cipher.message_key(id.as_str(), u64::MAX),
         };
         Ok((from, to))
@@ -332,11 +332,9 @@ impl Client {
 
     /// (entries, bytes) held in the MLS store: what a restart would have to persist.
     pub fn storage_footprint(&self) -> (usize, usize) {
-        self.provider
-            .storage()
-            .values
-            .read()
-            .map_or((0, 0), |v| (v.len(), v.iter().map(|(k, x)| k.len() + x.len()).sum()))
+        self.provider.storage().values.read().map_or((0, 0), |v| {
+            (v.len(), v.iter().fold(0usize, |n, (k, x)| n.saturating_add(k.len()).saturating_add(x.len())))
+        })
     }
 
     /// Since when (ms) the driver needs a topic's history after a restart: a
@@ -367,7 +365,7 @@ impl Client {
             return Ok(());
         }
         let order = self.seen_counter;
-        self.seen_counter += 1;
+        self.seen_counter = self.seen_counter.saturating_add(1);
         self.seen.insert(*digest, order);
         self.seen_order.push_back(*digest);
         let rec = SeenRecord { digest: digest.to_vec(), order };

@@ -39,11 +39,12 @@ impl Metadata {
 
     /// Parses extension bytes; any version but 1 is an error.
     pub fn decode(mut b: &[u8]) -> Result<Self> {
-        let v = b.get(..2).ok_or_else(|| CoreError::decode("group metadata", "truncated"))?;
-        if u16::from_be_bytes([v[0], v[1]]) != VERSION {
+        let (v, rest) =
+            b.split_first_chunk::<2>().ok_or_else(|| CoreError::decode("group metadata", "truncated"))?;
+        if u16::from_be_bytes(*v) != VERSION {
             return Err(CoreError::decode("group metadata", "unknown version"));
         }
-        b = &b[2..];
+        b = rest;
         let name = take_vec(&mut b)?;
         let desc = take_vec(&mut b)?;
         if !b.is_empty() {

@@ -300,13 +300,15 @@ pub fn welcomes_for(welcome: &[u8], kp_refs: &[&[u8]]) -> Result<Vec<Vec<u8>>> {
 /// Appends an MLS variable-length vector: a 1-, 2- or 4-byte QUIC-style varint length,
 /// then the bytes (RFC 9420 §2.1.2).
 pub fn put_vec(out: &mut Vec<u8>, b: &[u8]) {
-    let n = b.len();
-    if n < 64 {
-        out.push(n as u8);
-    } else if n < 16_384 {
-        out.extend_from_slice(&(0x4000u16 | n as u16).to_be_bytes());
-    } else {
-        out.extend_from_slice(&(0x8000_0000u32 | n as u32).to_be_bytes());
+    match (u8::try_from(b.len()), u16::try_from(b.len())) {
+        (Ok(n), _) if n < 64 => out.push(n),
+        (_, Ok(n)) if n < 16_384 => out.extend_from_slice(&(0x4000u16 | n).to_be_bytes()),
+        // 2^30 bytes or more has no encoding: the length saturates, so a reader finds
+        // the vector truncated instead of reading a wrapped length.
+        _ => {
+            let n = u32::try_from(b.len()).unwrap_or(u32::MAX).min(0x3fff_ffff);
+            out.extend_from_slice(&(0x8000_0000u32 | n).to_be_bytes());
+        }
     }
     out.extend_from_slice(b);
 }
@@ -319,13 +321,14 @@ pub fn take_vec<'a>(b: &mut &'a [u8]) -> Result<&'a [u8]> {
         0 => (usize::from(first), 1),
         1 => (usize::from(u16::from_be_bytes([first & 0x3f, *b.get(1).ok_or_else(bad)?])), 2),
         2 => {
-            let s = b.get(..4).ok_or_else(bad)?;
-            (u32::from_be_bytes([s[0] & 0x3f, s[1], s[2], s[3]]) as usize, 4)
+            let s = b.first_chunk::<4>().ok_or_else(bad)?;
+            let n = u32::from_be_bytes(*s) & 0x3fff_ffff;
+            (usize::try_from(n).map_err(|_| bad())?, 4)
         }
         _ => return Err(CoreError::decode("tls vector", "bad varint")),
     };
-    let body = b.get(head..head + len).ok_or_else(bad)?;
-    *b = &b[head + len..];
+    let (body, rest) = b.get(head..).and_then(|r| r.split_at_checked(len)).ok_or_else(bad)?;
+    *b = rest;
     Ok(body)
 }
 

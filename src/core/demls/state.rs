@@ -116,7 +116,7 @@ impl Governance {
         if a.left == 0 {
             return false;
         }
-        a.left -= 1;
+        a.left = a.left.saturating_sub(1);
         true
     }
 
@@ -169,7 +169,7 @@ impl Governance {
         let due: Vec<u32> = self
             .open
             .iter()
-            .filter(|(_, o)| now >= o.opened_at + self.config.consensus_timeout)
+            .filter(|(_, o)| now >= o.opened_at.saturating_add(self.config.consensus_timeout))
             .map(|(id, _)| *id)
             .collect();
         let mut out = Vec::new();
@@ -185,20 +185,22 @@ impl Governance {
 
     /// When stewards commit: the commit window after the oldest approval.
     pub fn commit_due(&self) -> Option<u64> {
-        self.approved.first().map(|a| a.at + self.config.commit_batch_window)
+        self.approved.first().map(|a| a.at.saturating_add(self.config.commit_batch_window))
     }
 
     /// When the next liveness step is due if no candidate came: the window, the freeze,
     /// and a retry window per step; a re-election (L2) while rounds are left, then
     /// recovery mode (L3).
     pub fn recovery_due(&self) -> Option<u64> {
-        let retries = u64::from(self.retry_round) + 1;
-        self.commit_due().map(|t| t + self.config.freeze_duration + self.config.retry_window * retries)
+        let retries = u64::from(self.retry_round).saturating_add(1);
+        let after =
+            self.config.freeze_duration.saturating_add(self.config.retry_window.saturating_mul(retries));
+        self.commit_due().map(|t| t.saturating_add(after))
     }
 
     /// The earliest timer: a proposal's timeout, the commit window or recovery.
     pub fn next_deadline(&self) -> Option<u64> {
-        let timeouts = self.open.values().map(|o| o.opened_at + self.config.consensus_timeout);
+        let timeouts = self.open.values().map(|o| o.opened_at.saturating_add(self.config.consensus_timeout));
         timeouts.chain(self.commit_due()).chain(if self.recovery { None } else { self.recovery_due() }).min()
     }
 
@@ -235,7 +237,7 @@ impl Governance {
                 .values()
                 .map(|o| OpenRecord {
                     proposal: o.proposal.encode_to_vec(),
-                    expected: o.ballot.expected as u32,
+                    expected: u32::try_from(o.ballot.expected).unwrap_or(u32::MAX),
                     voters: o.ballot.votes.keys().cloned().collect(),
                     votes: o.ballot.votes.values().copied().collect(),
                     opened_at: o.opened_at,

@@ -46,7 +46,7 @@ impl Ballot {
 
     fn counts(&self) -> (usize, usize) {
         let yes = self.votes.values().filter(|v| **v).count();
-        (yes, self.votes.len() - yes)
+        (yes, self.votes.len().saturating_sub(yes))
     }
 
     /// YES votes needed: ⌈2n/3⌉, or all of them for n ≤ 2.
@@ -55,7 +55,7 @@ impl Ballot {
         if n <= 2 {
             n
         } else {
-            (2 * n).div_ceil(3)
+            n.saturating_mul(2).div_ceil(3)
         }
     }
 
@@ -79,9 +79,12 @@ impl Ballot {
             return d;
         }
         let (yes, no) = self.counts();
-        let voted = yes + no;
+        let voted = yes.saturating_add(no);
         let silent = self.expected.saturating_sub(voted);
-        if liveness_yes && 2 * voted > self.expected && yes + silent >= self.threshold() {
+        if liveness_yes
+            && voted.saturating_mul(2) > self.expected
+            && yes.saturating_add(silent) >= self.threshold()
+        {
             Decision::Yes
         } else {
             Decision::No

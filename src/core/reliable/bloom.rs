@@ -13,6 +13,7 @@ pub const BITS: u64 = 150_000;
 /// Hash functions.
 pub const HASHES: u64 = 10;
 /// 64-bit words on the wire.
+#[allow(clippy::cast_possible_truncation, reason = "150,000 fits any usize of 32 bits or more")]
 pub const WORDS: usize = (BITS as usize).div_ceil(64);
 /// Serialized length in bytes.
 pub const BYTES: usize = WORDS * 8;
@@ -22,22 +23,20 @@ pub fn murmur3_32(data: &[u8], seed: u32) -> u32 {
     const C1: u32 = 0xcc9e_2d51;
     const C2: u32 = 0x1b87_3593;
     let mut h = seed;
-    let mut blocks = data.chunks_exact(4);
-    for b in &mut blocks {
-        let mut k = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    let (blocks, tail) = data.as_chunks::<4>();
+    for b in blocks {
+        let mut k = u32::from_le_bytes(*b);
         k = k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2);
         h ^= k;
         h = h.rotate_left(13).wrapping_mul(5).wrapping_add(0xe654_6b64);
     }
-    let tail = blocks.remainder();
     if !tail.is_empty() {
-        let mut k = 0u32;
-        for (i, &byte) in tail.iter().enumerate() {
-            k |= u32::from(byte) << (8 * i);
-        }
+        let k = tail.iter().rev().fold(0u32, |k, &byte| k.wrapping_shl(8) | u32::from(byte));
         h ^= k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2);
     }
-    h ^= data.len() as u32;
+    #[allow(clippy::cast_possible_truncation, reason = "MurmurHash3 mixes in the length mod 2^32")]
+    let len = data.len() as u32;
+    h ^= len;
     h ^= h >> 16;
     h = h.wrapping_mul(0x85eb_ca6b);
     h ^= h >> 13;
@@ -48,12 +47,12 @@ pub fn murmur3_32(data: &[u8], seed: u32) -> u32 {
 /// `hashN` of the filter (see the module docs).
 pub fn hash_n(item: &str, n: u64, m: u64) -> u64 {
     let h = |s: &[u8]| i64::from(murmur3_32(s, 0) as i32).unsigned_abs();
-    let a = h(item.as_bytes()) % m;
-    let mut with_b = Vec::with_capacity(item.len() + 2);
-    with_b.extend_from_slice(item.as_bytes());
-    with_b.extend_from_slice(b" b");
-    let b = h(&with_b) % m;
-    (a + n * b) % m
+    let modulo = |x: u64| x.checked_rem(m).unwrap_or(0);
+    let a = modulo(h(item.as_bytes()));
+    let with_b = [item.as_bytes(), b" b"].concat();
+    let b = modulo(h(&with_b));
+    // a, b < m and n < HASHES: no wrap for the filter's m (Nim computes it in int64).
+    modulo(a.wrapping_add(n.wrapping_mul(b)))
 }
 
 /// A fixed-size bloom filter of message ids.
@@ -80,7 +79,9 @@ impl Bloom {
     pub fn insert(&mut self, id: &str) {
         for n in 0..HASHES {
             let bit = hash_n(id, n, BITS);
-            self.words[(bit / 64) as usize] |= 1 << (bit % 64);
+            if let Some(w) = usize::try_from(bit / 64).ok().and_then(|i| self.words.get_mut(i)) {
+                *w |= 1 << (bit % 64);
+            }
         }
     }
 
@@ -88,7 +89,8 @@ impl Bloom {
     pub fn contains(&self, id: &str) -> bool {
         (0..HASHES).all(|n| {
             let bit = hash_n(id, n, BITS);
-            self.words[(bit / 64) as usize] & (1 << (bit % 64)) != 0
+            let word = usize::try_from(bit / 64).ok().and_then(|i| self.words.get(i));
+            word.is_some_and(|w| w & (1 << (bit % 64)) != 0)
         })
     }
 
@@ -102,10 +104,7 @@ impl Bloom {
         if bytes.len() != BYTES {
             return None;
         }
-        let words = bytes
-            .chunks_exact(8)
-            .map(|c| u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-            .collect();
+        let words = bytes.as_chunks::<8>().0.iter().map(|c| u64::from_be_bytes(*c)).collect();
         Some(Bloom { words })
     }
 }

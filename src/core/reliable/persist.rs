@@ -23,7 +23,7 @@ pub(super) fn prefix(channel_id: &str, sender_id: &str) -> [u8; 8] {
 }
 
 pub(super) fn key(prefix: &[u8; 8], kind: u8, id: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(9 + id.len());
+    let mut k = Vec::with_capacity(id.len().saturating_add(9));
     k.extend_from_slice(prefix);
     k.push(kind);
     k.extend_from_slice(id);

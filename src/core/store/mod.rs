@@ -197,7 +197,7 @@ impl StoreCipher {
         let mut nonce = [0u8; NONCE_LEN];
         rng.fill_bytes(&mut nonce);
         let aad = [store.name().as_bytes(), b"\0", key].concat();
-        let mut ct = vec![0u8; plaintext.len() + TAG_LEN];
+        let mut ct = vec![0u8; plaintext.len().saturating_add(TAG_LEN)];
         libcrux_chacha20poly1305::xchacha20_poly1305::encrypt(
             &self.value_key,
             plaintext,
@@ -206,7 +206,7 @@ impl StoreCipher {
             &nonce,
         )
         .map_err(|_| CoreError::StoreCorrupt("value too large to seal".into()))?;
-        let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
+        let mut out = Vec::with_capacity(ct.len().saturating_add(1 + NONCE_LEN));
         out.push(SEAL_VERSION);
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&ct);
@@ -217,14 +217,14 @@ impl StoreCipher {
     pub fn open(&self, store: Store, key: &[u8], sealed: &[u8]) -> Result<Vec<u8>> {
         let bad = || CoreError::StoreCorrupt(format!("a {} record does not authenticate", store.name()));
         let (&version, rest) = sealed.split_first().ok_or_else(bad)?;
-        if version != SEAL_VERSION || rest.len() < NONCE_LEN + TAG_LEN {
+        if version != SEAL_VERSION {
             return Err(bad());
         }
-        let (nonce, ct) = rest.split_at(NONCE_LEN);
-        let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| bad())?;
+        let (nonce, ct) = rest.split_first_chunk::<NONCE_LEN>().ok_or_else(bad)?;
+        let len = ct.len().checked_sub(TAG_LEN).ok_or_else(bad)?;
         let aad = [store.name().as_bytes(), b"\0", key].concat();
-        let mut pt = vec![0u8; ct.len() - TAG_LEN];
-        libcrux_chacha20poly1305::xchacha20_poly1305::decrypt(&self.value_key, &mut pt, ct, &aad, &nonce)
+        let mut pt = vec![0u8; len];
+        libcrux_chacha20poly1305::xchacha20_poly1305::decrypt(&self.value_key, &mut pt, ct, &aad, nonce)
             .map_err(|_| bad())?;
         Ok(pt)
     }

@@ -42,25 +42,25 @@ pub struct WakuMessage {
 /// which is what the network's limit applies to.
 pub fn encoded_message_size(content_topic: &str, payload_len: usize) -> usize {
     fn varint_len(mut v: u64) -> usize {
-        let mut n = 1;
+        let mut n = 1usize;
         while v >= 0x80 {
             v >>= 7;
-            n += 1;
+            n = n.saturating_add(1);
         }
         n
     }
-    let field = |len: usize| if len == 0 { 0 } else { 1 + varint_len(len as u64) + len };
+    let field =
+        |len: usize| if len == 0 { 0 } else { varint_len(len as u64).saturating_add(len).saturating_add(1) };
     // payload, content topic, and a 10-byte zigzag nanosecond timestamp (tag 10).
-    field(payload_len) + field(content_topic.len()) + 1 + 10
+    field(payload_len).saturating_add(field(content_topic.len())).saturating_add(1 + 10)
 }
 
 /// The autoshard of a content topic: `u64 BE(sha256(app ‖ version)[24..32]) mod shards` (§5.4).
 pub fn content_topic_shard(content_topic: &str, shard_count: u64) -> Result<u64> {
     let (app, version) = content_topic_parts(content_topic)?;
     let digest = Sha256::new().chain_update(app).chain_update(version).finalize();
-    let mut tail = [0u8; 8];
-    tail.copy_from_slice(&digest[24..32]);
-    Ok(u64::from_be_bytes(tail) % shard_count.max(1))
+    let tail = digest.last_chunk::<8>().copied().unwrap_or_default();
+    Ok(u64::from_be_bytes(tail).checked_rem(shard_count).unwrap_or(0))
 }
 
 /// The pubsub topic `/waku/2/rs/{cluster}/{shard}` of a content topic under autosharding.

@@ -46,15 +46,14 @@ impl Client {
             let message = chat_message(m);
             for d in &r.deps {
                 if !self.seen_message(id, d) && !self.seen.contains_key(&lost_digest(id, d)) {
-                    self.rel
-                        .wanted
-                        .entry(id.clone())
-                        .or_default()
-                        .entry(d.clone())
-                        .or_insert(Wanted { sender_hint: String::new(), since: message.sent_at as u64 });
-                    self.rel
-                        .repair
-                        .insert(id.clone(), Retry { attempt: 0, next_at: now_ms + REPAIR_FIRST_MS });
+                    self.rel.wanted.entry(id.clone()).or_default().entry(d.clone()).or_insert(Wanted {
+                        sender_hint: String::new(),
+                        since: super::super::whole_ms(message.sent_at),
+                    });
+                    self.rel.repair.insert(
+                        id.clone(),
+                        Retry { attempt: 0, next_at: now_ms.saturating_add(REPAIR_FIRST_MS) },
+                    );
                 }
             }
             self.rel.held.entry(id.clone()).or_default().push(Held {
@@ -80,8 +79,8 @@ pub(in crate::core::client) fn message_record(m: &ChatMessage, seq: u64) -> Mess
         sender_installation: m.sender.installation_id.clone(),
         content: m.content.clone(),
         content_type: m.content_type.clone(),
-        sent_at: m.sent_at as u64,
-        received_at: m.received_at as u64,
+        sent_at: super::super::whole_ms(m.sent_at),
+        received_at: super::super::whole_ms(m.received_at),
         outgoing: m.outgoing,
         seq,
     }

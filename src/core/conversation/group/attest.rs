@@ -27,8 +27,8 @@ pub(super) enum Attested {
 impl GroupConversation {
     /// Keeps a message of a later epoch until we reach it, within the bounds.
     pub(super) fn keep_future(&mut self, epoch: u64, bytes: &[u8], sent_at: u64) {
-        let held: usize = self.future.iter().map(|(_, b, _)| b.len()).sum();
-        if self.future.len() < MAX_FUTURE && held + bytes.len() <= MAX_FUTURE_BYTES {
+        let held = self.future.iter().fold(bytes.len(), |n, (_, b, _)| n.saturating_add(b.len()));
+        if self.future.len() < MAX_FUTURE && held <= MAX_FUTURE_BYTES {
             self.future.push((epoch, bytes.into(), sent_at));
         }
     }
@@ -39,7 +39,7 @@ impl GroupConversation {
         if self.trials >= MAX_TRIALS {
             return None;
         }
-        self.trials += 1;
+        self.trials = self.trials.saturating_add(1);
         let hashes: Vec<[u8; 32]> = self.candidates.iter().map(|c| c.key.commit_hash).collect();
         let mut tries: Vec<Attested> = hashes.into_iter().map(Attested::Peer).collect();
         if self.own.is_some() && self.group.pending_commit().is_some() {

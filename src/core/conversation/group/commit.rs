@@ -52,7 +52,7 @@ pub(super) struct OwnCandidate {
 
 /// The number of governance actions a commit carries (candidate rule 1).
 pub(super) fn effect_size(e: &Effect) -> usize {
-    e.adds.len() + e.removes.len() + usize::from(e.metadata.is_some())
+    e.adds.len().saturating_add(e.removes.len()).saturating_add(usize::from(e.metadata.is_some()))
 }
 
 impl GroupConversation {
@@ -73,7 +73,7 @@ impl GroupConversation {
                         .iter()
                         .filter_map(|k| parse_key_package(k, provider.crypto()).ok())
                         .collect();
-                    if plan.key_packages.len() + kps.len() > MAX_ADDS && !plan.ids.is_empty() {
+                    if plan.key_packages.len().saturating_add(kps.len()) > MAX_ADDS && !plan.ids.is_empty() {
                         break;
                     }
                     if !self.has_account(&acct) && !plan.effect.adds.contains(&acct) && !kps.is_empty() {
@@ -245,7 +245,7 @@ impl GroupConversation {
         let key_ = CandidateKey::new(actions, epoch_steward, id.clone(), bytes);
         self.candidates.retain(|c| c.committer != id);
         self.candidates.push(Candidate { key: key_, committer: id, effect, staged });
-        self.freeze_until.get_or_insert(now + self.gov.config.freeze_duration);
+        self.freeze_until.get_or_insert(now.saturating_add(self.gov.config.freeze_duration));
         // A peer's candidate moves every steward into the freeze, and each mints its own (§3.6).
         if self.own.is_none() && live {
             self.mint(provider, key, me, now, out)?;
@@ -261,7 +261,7 @@ impl GroupConversation {
 
     /// Every listed steward's candidate is in (in recovery, anyone may commit: wait for the freeze).
     pub(super) fn all_candidates_in(&self, stewards: &[Vec<u8>]) -> bool {
-        let have = self.candidates.len() + usize::from(self.own.is_some());
+        let have = self.candidates.len().saturating_add(usize::from(self.own.is_some()));
         !self.gov.recovery && have >= stewards.len()
     }
 
@@ -352,7 +352,7 @@ impl GroupConversation {
         own.actions = effect_size(&plan.effect);
         out.publish.push(own.commit.clone());
         self.own = Some(own);
-        self.freeze_until.get_or_insert(now + self.gov.config.freeze_duration);
+        self.freeze_until.get_or_insert(now.saturating_add(self.gov.config.freeze_duration));
         if self.all_candidates_in(&stewards) {
             self.select(provider, key, me, now, out)?;
         }
@@ -454,7 +454,7 @@ impl GroupConversation {
                 if let Ok(GroupAppFrame { body: Some(Body::Chat(p)) }) =
                     GroupAppFrame::decode(frame.as_slice())
                 {
-                    out.chat_published.push((out.publish.len() - 1, p.message_id));
+                    out.chat_published.push((out.publish.len().saturating_sub(1), p.message_id));
                 }
             }
         }

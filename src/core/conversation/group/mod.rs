@@ -77,7 +77,7 @@ impl GroupOutput {
         } = more;
         let offset = self.publish.len();
         self.publish.extend(publish);
-        self.chat_published.extend(chat_published.into_iter().map(|(i, id)| (i + offset, id)));
+        self.chat_published.extend(chat_published.into_iter().map(|(i, id)| (i.saturating_add(offset), id)));
         self.welcomes.extend(welcomes);
         self.trees.extend(trees);
         if let Some((sender, chat)) = chat {
@@ -404,7 +404,7 @@ impl GroupConversation {
             // The group may have moved on; the clear epoch alone proves nothing (`attest`).
             let epoch = protocol.epoch().as_u64();
             self.keep_future(epoch, bytes, sent_at);
-            if self.freeze_until.is_some() && epoch == self.epoch() + 1 {
+            if self.freeze_until.is_some() && self.epoch().checked_add(1) == Some(epoch) {
                 if let Some(taken) = self.attest(provider, bytes) {
                     self.attested = Some(taken);
                     self.select(provider, key, me, now, &mut out)?;
@@ -489,7 +489,7 @@ impl GroupConversation {
                 self.penalise(s, ScoreEvent::CensorshipInactivity);
             }
             if self.gov.retry_round < MAX_REELECTIONS {
-                self.gov.retry_round += 1;
+                self.gov.retry_round = self.gov.retry_round.saturating_add(1);
             } else {
                 self.gov.recovery = true;
             }
@@ -505,10 +505,12 @@ impl GroupConversation {
             return None;
         }
         let idle = self.own.is_none() && self.candidates.is_empty();
-        let timeouts = self.gov.open.values().map(|o| o.opened_at + self.gov.config.consensus_timeout);
+        let timeouts =
+            self.gov.open.values().map(|o| o.opened_at.saturating_add(self.gov.config.consensus_timeout));
         let commit = self.gov.commit_due().filter(|t| idle && *t > now);
         let recovery = self.gov.recovery_due().filter(|t| idle && !self.gov.recovery && *t > now);
-        let recovery_mint = self.gov.commit_due().filter(|_| idle && self.gov.recovery).map(|_| now + 1);
+        let recovery_mint =
+            self.gov.commit_due().filter(|_| idle && self.gov.recovery).map(|_| now.saturating_add(1));
         timeouts.chain(commit).chain(recovery).chain(recovery_mint).chain(self.freeze_until).min()
     }
 

@@ -18,7 +18,7 @@ impl GroupConversation {
             own_joiner_init_keys: own.joiners.iter().map(|j| j.init_key.clone()).collect(),
             candidates: self.candidates.iter().filter_map(Candidate::record).collect(),
             own_ids: own.ids,
-            own_actions: own.actions as u32,
+            own_actions: u32::try_from(own.actions).unwrap_or(u32::MAX),
             left: self.left,
             joined_epoch: self.joined_epoch,
         };
@@ -59,7 +59,7 @@ impl GroupConversation {
         let frozen = own.is_some() || !candidates.is_empty();
         Ok(GroupConversation {
             id,
-            freeze_until: frozen.then_some(now + gov.config.freeze_duration),
+            freeze_until: frozen.then_some(now.saturating_add(gov.config.freeze_duration)),
             group,
             channel,
             meta,
@@ -143,7 +143,7 @@ impl Candidate {
     fn record(&self) -> Option<CandidateRecord> {
         Some(CandidateRecord {
             committer: self.committer.clone(),
-            actions: self.key.actions as u32,
+            actions: u32::try_from(self.key.actions).unwrap_or(u32::MAX),
             by_epoch_steward: self.key.by_epoch_steward,
             commit_hash: self.key.commit_hash.to_vec(),
             staged: postcard::to_allocvec(self.staged.as_ref()).ok()?,

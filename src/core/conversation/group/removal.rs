@@ -46,7 +46,7 @@ impl GroupConversation {
             let digest = <sha2::Sha256 as sha2::Digest>::digest(
                 [b"score-removal".as_slice(), account.as_bytes()].concat(),
             );
-            let id = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
+            let id = digest.first_chunk::<4>().map_or(0, |b| u32::from_be_bytes(*b));
             let request =
                 Request::Remove(crate::core::wire::RemoveAccount { account: account.as_bytes().to_vec() });
             let more = self.propose(

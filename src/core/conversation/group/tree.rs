@@ -66,7 +66,7 @@ impl SealedTree {
         let plain = Zeroizing::new(GroupBundles { submissions }.encode_to_vec());
         let nonce: [u8; NONCE_LEN] =
             provider.rand().random_array().map_err(|_| CoreError::mls("no randomness"))?;
-        let mut sealed = vec![0u8; plain.len() + TAG_LEN];
+        let mut sealed = vec![0u8; plain.len().saturating_add(TAG_LEN)];
         libcrux_chacha20poly1305::xchacha20_poly1305::encrypt(
             &self.key,
             &plain,
@@ -117,10 +117,10 @@ fn open(
 ) -> Result<Zeroizing<Vec<u8>>> {
     let nonce =
         <[u8; NONCE_LEN]>::try_from(nonce).map_err(|_| CoreError::decode(what, "nonce is not 24 bytes"))?;
-    if sealed.len() < TAG_LEN {
+    let Some(len) = sealed.len().checked_sub(TAG_LEN) else {
         return Err(CoreError::decode(what, "truncated"));
-    }
-    let mut plain = Zeroizing::new(vec![0u8; sealed.len() - TAG_LEN]);
+    };
+    let mut plain = Zeroizing::new(vec![0u8; len]);
     libcrux_chacha20poly1305::xchacha20_poly1305::decrypt(key, &mut plain, sealed, aad, &nonce)
         .map_err(|_| CoreError::Verify("group tree does not open"))?;
     Ok(plain)
@@ -133,7 +133,7 @@ pub fn seal_tree(provider: &Provider, group: &MlsGroup) -> Result<SealedTree> {
         Zeroizing::new(provider.rand().random_array().map_err(|_| CoreError::mls("no randomness"))?);
     let nonce: [u8; NONCE_LEN] =
         provider.rand().random_array().map_err(|_| CoreError::mls("no randomness"))?;
-    let mut ciphertext = vec![0u8; tree.len() + TAG_LEN];
+    let mut ciphertext = vec![0u8; tree.len().saturating_add(TAG_LEN)];
     libcrux_chacha20poly1305::xchacha20_poly1305::encrypt(&key, &tree, &mut ciphertext, TREE_AAD, &nonce)
         .map_err(|_| CoreError::mls("ratchet tree too large to seal"))?;
     let tree = GroupTree { nonce: nonce.to_vec(), ciphertext, ..GroupTree::default() };

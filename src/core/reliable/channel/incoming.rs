@@ -35,7 +35,10 @@ impl ReliableChannel {
         {
             return Err(bad("causal history over 256 entries or ids over 256 bytes"));
         }
-        if msg.lamport_timestamp.is_some_and(|l| l > now.max(self.lamport) + MAX_LAMPORT_AHEAD_MS) {
+        if msg
+            .lamport_timestamp
+            .is_some_and(|l| l > now.max(self.lamport).saturating_add(MAX_LAMPORT_AHEAD_MS))
+        {
             return Err(bad("Lamport time more than a day ahead"));
         }
         Ok(Some(msg))
@@ -104,7 +107,9 @@ impl ReliableChannel {
         for d in &waiting {
             self.note_missing(d, now, fx);
         }
-        if self.incoming.len() >= MAX_BUFFERED || self.incoming_bytes + size > MAX_BUFFERED_BYTES {
+        if self.incoming.len() >= MAX_BUFFERED
+            || self.incoming_bytes.saturating_add(size) > MAX_BUFFERED_BYTES
+        {
             // Full: the sender re-sends it, or a later message's history names it.
             fx.events.push(ChannelEvent::Error {
                 code: "PAYLOAD_TOO_LARGE",
@@ -116,7 +121,7 @@ impl ReliableChannel {
         self.bloom.insert(&msg.message_id);
         let rec = InRecord { bytes: msg.encode_to_vec(), hint: hint.clone(), since: now };
         self.put(persist::IN, msg.message_id.as_bytes(), rec.encode_to_vec(), fx);
-        self.incoming_bytes += size;
+        self.incoming_bytes = self.incoming_bytes.saturating_add(size);
         self.incoming.insert(msg.message_id.clone(), Buffered { msg, hint, since: now, size });
     }
 
@@ -139,7 +144,7 @@ impl ReliableChannel {
                 hint: d.retrieval_hint.clone(),
                 since: now,
                 attempt: 0,
-                next_at: now + repair_backoff(0),
+                next_at: now.saturating_add(repair_backoff(0)),
             },
         );
     }
@@ -160,8 +165,8 @@ impl ReliableChannel {
             }
             // A bloom filter can lie (0.1% when full): the second sighting from the same
             // participant counts (`@waku/sds`: two sightings).
-            if rec.possibly_by.iter().filter(|p| **p == by).count() + 1 >= self.config.possible_acks as usize
-            {
+            let sightings = rec.possibly_by.iter().filter(|p| **p == by).count().saturating_add(1);
+            if sightings >= usize::try_from(self.config.possible_acks).unwrap_or(usize::MAX) {
                 self.acked(&id, &by, now, fx);
             } else {
                 rec.possibly_by.push(by.clone());
@@ -176,7 +181,8 @@ impl ReliableChannel {
         if rec.acked_by.is_empty() {
             return false;
         }
-        let mut active = self.peers.iter().filter(|(_, t)| **t + PEER_IDLE_MS > now).map(|(p, _)| p);
+        let mut active =
+            self.peers.iter().filter(|(_, t)| t.saturating_add(PEER_IDLE_MS) > now).map(|(p, _)| p);
         if self.peers.len() > FULL_ACK_MAX {
             return true;
         }
@@ -234,14 +240,14 @@ impl ReliableChannel {
                 lamport,
             });
         }
-        self.unacked_in += 1;
+        self.unacked_in = self.unacked_in.saturating_add(1);
         self.schedule_sync(now);
         self.put_meta(fx);
     }
 
     fn schedule_sync(&mut self, now: u64) {
-        let jitter = u64::from(self.prefix[0]) * self.config.sync_delay_ms / 255;
-        self.sync_at.get_or_insert(now + self.config.sync_delay_ms + jitter);
+        let jitter = u64::from(self.prefix[0]).saturating_mul(self.config.sync_delay_ms) / 255;
+        self.sync_at.get_or_insert(now.saturating_add(self.config.sync_delay_ms).saturating_add(jitter));
     }
 
     /// Feeds a delivered segment to the reassembler; emits the payload once whole.
@@ -285,7 +291,7 @@ impl ReliableChannel {
                 .min();
             let Some((_, id)) = ready else { return };
             let Some(b) = self.incoming.remove(&id) else { return };
-            self.incoming_bytes -= b.size;
+            self.incoming_bytes = self.incoming_bytes.saturating_sub(b.size);
             self.delete(persist::IN, id.as_bytes(), fx);
             self.deliver(b.msg, b.hint, now, fx);
         }
@@ -299,19 +305,18 @@ impl ReliableChannel {
         let mut gone: Vec<(String, Option<String>)> = self
             .missing
             .iter()
-            .filter(|(_, m)| m.since + lost_after <= now)
+            .filter(|(_, m)| m.since.saturating_add(lost_after) <= now)
             .map(|(id, m)| (id.clone(), m.sender.clone()))
             .collect();
         let mut forced: Vec<String> = self
             .incoming
             .values()
-            .filter(|b| b.since + lost_after <= now)
+            .filter(|b| b.since.saturating_add(lost_after) <= now)
             .map(|b| b.msg.message_id.clone())
             .collect();
         let mut i = 0;
-        while i < forced.len() {
-            let deps =
-                self.incoming.get(&forced[i]).map(|b| b.msg.causal_history.clone()).unwrap_or_default();
+        while let Some(f) = forced.get(i) {
+            let deps = self.incoming.get(f).map(|b| b.msg.causal_history.clone()).unwrap_or_default();
             for d in deps {
                 if self.log_index.contains_key(&d.message_id) {
                     continue;
@@ -324,7 +329,7 @@ impl ReliableChannel {
                     gone.push((d.message_id.clone(), (!d.sender_id.is_empty()).then(|| d.sender_id.clone())));
                 }
             }
-            i += 1;
+            i = i.saturating_add(1);
         }
         if gone.is_empty() {
             return;

@@ -172,14 +172,14 @@ impl ReliableChannel {
             ));
         }
         let bloom_len = if self.config.bloom_in_content { super::bloom::BYTES } else { 0 };
-        let room = self.config.segment_size.saturating_sub(OVERHEAD + bloom_len);
+        let room = self.config.segment_size.saturating_sub(OVERHEAD.saturating_add(bloom_len));
         let chunks: Vec<(bool, Vec<u8>)> = if payload.len() <= room {
             vec![(false, payload.to_vec())]
         } else {
             segment::split_into(payload, room)
                 .ok_or(CoreError::PayloadTooLarge {
                     size: payload.len(),
-                    limit: room * segment::MAX_SEGMENTS,
+                    limit: room.saturating_mul(segment::MAX_SEGMENTS),
                 })?
                 .into_iter()
                 .map(|s| (true, s))
@@ -199,7 +199,7 @@ impl ReliableChannel {
                 request_id: request_id.clone(),
                 bytes: bytes.clone(),
                 attempt: 0,
-                next_at: now + self.config.ack_timeout_ms,
+                next_at: now.saturating_add(self.config.ack_timeout_ms),
                 ..OutRecord::default()
             };
             self.put(persist::OUT, id.as_bytes(), rec.encode_to_vec(), &mut fx);
@@ -230,7 +230,7 @@ impl ReliableChannel {
         let mut fx = ChannelEffects::default();
         let Ok(hint) = hex::decode(message_hash) else { return fx };
         if let Some(&seq) = self.log_index.get(message_id) {
-            if let Some(e) = self.log.get_mut((seq - self.first_seq) as usize) {
+            if let Some(e) = self.log_pos(seq).and_then(|i| self.log.get_mut(i)) {
                 e.hint = hint;
                 let rec = LogRecord {
                     id: e.id.clone(),
@@ -274,8 +274,8 @@ impl ReliableChannel {
                 continue;
             }
             let Some(rec) = self.outgoing.get_mut(&id) else { continue };
-            rec.attempt += 1;
-            rec.next_at = now + self.config.ack_timeout_ms;
+            rec.attempt = rec.attempt.saturating_add(1);
+            rec.next_at = now.saturating_add(self.config.ack_timeout_ms);
             let (request_id, bytes, attempt) = (rec.request_id.clone(), rec.bytes.clone(), rec.attempt);
             let value = rec.encode_to_vec();
             self.put(persist::OUT, id.as_bytes(), value, &mut fx);
@@ -285,13 +285,13 @@ impl ReliableChannel {
         let mut hashes = Vec::new();
         let mut attempt = 0;
         for m in self.missing.values_mut() {
-            if m.next_at <= now && m.since + self.config.lost_after_ms > now {
+            if m.next_at <= now && m.since.saturating_add(self.config.lost_after_ms) > now {
                 if !m.hint.is_empty() {
                     hashes.push(hex::encode(&m.hint));
                     attempt = attempt.max(m.attempt);
                 }
-                m.attempt += 1;
-                m.next_at = now + repair_backoff(m.attempt);
+                m.attempt = m.attempt.saturating_add(1);
+                m.next_at = now.saturating_add(repair_backoff(m.attempt));
             }
         }
         if !hashes.is_empty() {
@@ -324,8 +324,8 @@ impl ReliableChannel {
     pub fn next_wake(&self) -> Option<u64> {
         let out = self.outgoing.values().map(|r| r.next_at);
         let lost = self.config.lost_after_ms;
-        let repair = self.missing.values().map(|m| m.next_at.min(m.since + lost));
-        let held = self.incoming.values().map(|b| b.since + lost);
+        let repair = self.missing.values().map(|m| m.next_at.min(m.since.saturating_add(lost)));
+        let held = self.incoming.values().map(|b| b.since.saturating_add(lost));
         out.chain(repair).chain(held).chain(self.sync_at).min()
     }
 
@@ -333,7 +333,7 @@ impl ReliableChannel {
 
     fn wrap(&mut self, content: Option<Vec<u8>>, segmented: bool, now: u64) -> SdsMessage {
         self.lamport = now.max(self.lamport.saturating_add(1));
-        self.counter += 1;
+        self.counter = self.counter.wrapping_add(1);
         let ns = now.saturating_mul(1_000_000).saturating_add(self.counter % 1_000_000);
         let mut h = Keccak256::new();
         h.update(self.sender_id.as_bytes());
@@ -371,7 +371,7 @@ impl ReliableChannel {
         // of ours cancels the pending sync, so leaving them to the sync lost them.
         for id in std::mem::take(&mut self.reack) {
             let Some(&seq) = self.log_index.get(&id) else { continue };
-            if let Some(e) = self.log.get((seq - self.first_seq) as usize) {
+            if let Some(e) = self.log_pos(seq).and_then(|i| self.log.get(i)) {
                 if !causal_history.iter().any(|h| h.message_id == id) {
                     causal_history.push(entry(e));
                 }
@@ -403,7 +403,10 @@ impl ReliableChannel {
             let Some(rec) = self.outgoing.remove(&id) else { continue };
             self.delete(persist::OUT, id.as_bytes(), fx);
             for (p, t) in &self.peers {
-                if *t + PEER_IDLE_MS > now && !rec.acked_by.contains(p) && !unacked_by.contains(p) {
+                if t.saturating_add(PEER_IDLE_MS) > now
+                    && !rec.acked_by.contains(p)
+                    && !unacked_by.contains(p)
+                {
                     unacked_by.push(p.clone());
                 }
             }
@@ -413,11 +416,16 @@ impl ReliableChannel {
 
     // ----- the log and storage
 
+    /// Where the log entry of sequence number `seq` is, if it is still in the log.
+    fn log_pos(&self, seq: u64) -> Option<usize> {
+        seq.checked_sub(self.first_seq).and_then(|d| usize::try_from(d).ok())
+    }
+
     fn append_log(&mut self, id: &str, hint: Vec<u8>, sender: &str, lost: bool, fx: &mut ChannelEffects) {
         if self.log_index.contains_key(id) {
             return;
         }
-        let seq = self.first_seq + self.log.len() as u64;
+        let seq = self.first_seq.saturating_add(self.log.len() as u64);
         let rec = LogRecord { id: id.into(), hint: hint.clone(), sender: sender.into(), lost };
         self.put(persist::LOG, &seq.to_be_bytes(), rec.encode_to_vec(), fx);
         if !lost {
@@ -429,8 +437,8 @@ impl ReliableChannel {
             let Some(old) = self.log.pop_front() else { break };
             self.delete(persist::LOG, &self.first_seq.to_be_bytes(), fx);
             self.log_index.remove(&old.id);
-            self.first_seq += 1;
-            self.trimmed += 1;
+            self.first_seq = self.first_seq.saturating_add(1);
+            self.trimmed = self.trimmed.saturating_add(1);
         }
         if self.trimmed >= LOG_CAP / 10 {
             // A bloom filter cannot forget: rebuild it from what the log still holds.

@@ -25,18 +25,20 @@ impl ReliableChannel {
         let mut log = BTreeMap::new();
         let mut segs = Vec::new();
         for (key, value) in records {
-            if key.len() < 9 || key[..8] != c.prefix {
+            let Some((head, rest)) = key.split_first_chunk::<8>() else { continue };
+            let Some((&kind, tail)) = rest.split_first() else { continue };
+            if *head != c.prefix {
                 continue;
             }
-            let id = String::from_utf8(key[9..].to_vec()).unwrap_or_default();
-            match key[8] {
+            let id = String::from_utf8(tail.to_vec()).unwrap_or_default();
+            match kind {
                 persist::META => {
                     let m = MetaRecord::decode(value.as_slice()).map_err(|_| corrupt("meta"))?;
                     c.lamport = c.lamport.max(m.lamport);
                     c.peers = m.peers.into_iter().map(|p| (p.id, p.last_seen)).collect();
                 }
                 persist::LOG => {
-                    let seq = <[u8; 8]>::try_from(&key[9..]).map_err(|_| corrupt("log"))?;
+                    let seq = <[u8; 8]>::try_from(tail).map_err(|_| corrupt("log"))?;
                     log.insert(
                         u64::from_be_bytes(seq),
                         LogRecord::decode(value.as_slice()).map_err(|_| corrupt("log"))?,
@@ -49,7 +51,7 @@ impl ReliableChannel {
                 persist::IN => {
                     let r = InRecord::decode(value.as_slice()).map_err(|_| corrupt("incoming"))?;
                     let msg = SdsMessage::decode(r.bytes.as_slice()).map_err(|_| corrupt("incoming"))?;
-                    c.incoming_bytes += r.bytes.len();
+                    c.incoming_bytes = c.incoming_bytes.saturating_add(r.bytes.len());
                     c.incoming
                         .insert(id, Buffered { msg, hint: r.hint, since: r.since, size: r.bytes.len() });
                 }
@@ -64,8 +66,8 @@ impl ReliableChannel {
         }
         for (seq, r) in log {
             // Sequence numbers are contiguous; a gap (a torn trim) restarts the numbering.
-            if seq != c.first_seq + c.log.len() as u64 {
-                c.first_seq = seq - c.log.len() as u64;
+            if seq != c.first_seq.saturating_add(c.log.len() as u64) {
+                c.first_seq = seq.saturating_sub(c.log.len() as u64);
             }
             if !r.lost {
                 c.bloom.insert(&r.id);
@@ -100,8 +102,11 @@ impl ReliableChannel {
     pub(super) fn put_meta(&mut self, fx: &mut ChannelEffects) {
         let peers =
             self.peers.iter().map(|(id, t)| persist::PeerRecord { id: id.clone(), last_seen: *t }).collect();
-        let rec =
-            MetaRecord { lamport: self.lamport, next_seq: self.first_seq + self.log.len() as u64, peers };
+        let rec = MetaRecord {
+            lamport: self.lamport,
+            next_seq: self.first_seq.saturating_add(self.log.len() as u64),
+            peers,
+        };
         self.put(persist::META, &[], rec.encode_to_vec(), fx);
     }
 
