@@ -100,9 +100,41 @@ fn bindings_report_errors_as_codes() {
     assert_eq!(get(&e, "code").as_string().as_deref(), Some("STORE_CORRUPT"));
     let e = c.send("00", b"x", 1.0).err().unwrap();
     assert_eq!(get(&e, "code").as_string().as_deref(), Some("UNKNOWN_CONVERSATION"));
-    // Garbage from the network is an event, never a throw.
-    let fx = c.receive("/logos-chat/1/ffffffff/proto", &[0xff; 40], 1.0, 1.0);
+}
+
+/// Bad input from the network is one `error` event and changes nothing: a copy of a real
+/// message with its last byte flipped, on the conversation's own topic, writes no
+/// record and publishes nothing, and the real message after it is still read.
+#[wasm_bindgen_test]
+fn a_copied_then_altered_message_is_one_error_event_and_changes_nothing() {
+    let mut net = Net::default();
+    let mut alice = WasmClient::create(1.0, &[4; 32]).unwrap();
+    let mut bob = WasmClient::create(1.0, &[5; 32]).unwrap();
+    net.publish(&alice.take_startup_effects());
+    net.publish(&bob.take_startup_effects());
+    net.deliver(&mut alice);
+    let started = alice.start_direct(&bob.account_id(), 3.0).unwrap();
+    let convo = get(&started, "conversationId").as_string().unwrap();
+    net.publish(&get(&started, "effects"));
+    net.deliver(&mut bob);
+    assert!(bob.has_conversation(&convo));
+    net.0.clear();
+
+    let sent = alice.send(&convo, b"the real one", 4.0).unwrap();
+    net.publish(&get(&sent, "effects"));
+    let (topic, real) = net.0.last().cloned().unwrap();
+    let mut altered = real.clone();
+    *altered.last_mut().unwrap() ^= 1;
+    let fx = bob.receive(&topic, &altered, 4.0, 5.0);
+    let events = list(&fx, "events");
+    assert_eq!(events.len(), 1, "one event for the altered copy");
+    assert_eq!(get(&events[0], "type").as_string().as_deref(), Some("error"));
+    assert!(get(&events[0], "code").as_string().is_some_and(|c| !c.is_empty()));
+    assert!(list(&fx, "store").is_empty(), "the altered copy wrote a record");
     assert!(list(&fx, "publish").is_empty());
+
+    let fx = bob.receive(&topic, &real, 4.0, 6.0);
+    assert_eq!(texts(&list(&fx, "events")), vec!["the real one"]);
 }
 
 #[wasm_bindgen_test]

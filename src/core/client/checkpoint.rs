@@ -31,7 +31,7 @@ pub(super) struct Checkpoint {
     joins: Option<joining::Joins>,
     /// Mirror entries a nested call persisted, as they were (put back before openmls's
     /// storage is rolled back to the mirror).
-    mirror: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    mirror: HashMap<Vec<u8>, Option<Secret>>,
 }
 
 impl Client {
@@ -82,7 +82,7 @@ impl Client {
     }
 
     /// Notes a mirror entry's value before `sync_mls` changed it.
-    pub(super) fn mirror_changed(&mut self, key: Vec<u8>, old: Option<Vec<u8>>) {
+    pub(super) fn mirror_changed(&mut self, key: Vec<u8>, old: Option<Secret>) {
         if let Some(cp) = self.checkpoint.as_mut() {
             cp.mirror.entry(key).or_insert(old);
         }

@@ -19,6 +19,7 @@ use rand_core::CryptoRngCore;
 
 use super::account::{AccountKey, DelegateCredential, DeviceBundle, InstallationKey};
 use super::address::{blake2b, AccountId, ConversationId, InstallationId, MessageId, CHAT_TOPIC_PREFIX};
+use super::conversation::mls_store::Secret;
 use super::conversation::{mls, ConversationMeta, DirectConversation, GroupConversation, Inbound};
 use super::directory::{self, Directory, ACCOUNT_TOPIC, KEYPACKAGE_TOPIC};
 use super::effects::{ChatMessage, ConversationInfo, Effects, Event, Outbound, SenderInfo};
@@ -84,7 +85,7 @@ pub struct Client {
     pending: Vec<Pending>,
     cipher: StoreCipher,
     /// The openmls entries as last persisted: what a call changed is the difference.
-    mls_mirror: HashMap<Vec<u8>, Vec<u8>>,
+    mls_mirror: crate::core::conversation::mls_store::Entries,
     /// openmls's write count when the mirror last matched its storage.
     mls_synced: u64,
     /// How often openmls's storage was put back from the mirror (a cost refused input

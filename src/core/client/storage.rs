@@ -3,6 +3,7 @@
 //! history paging, and the digests of handled envelopes.
 
 use super::*;
+use zeroize::{Zeroize as _, Zeroizing};
 
 impl Client {
     /// Runs `f`, and on failure puts back everything it touched (`checkpoint`).
@@ -79,8 +80,9 @@ impl Client {
             let mut values = client.provider.storage().values.write().map_err(CoreError::mls)?;
             for v in by_store.remove(&Store::Mls).unwrap_or_default() {
                 let rec: MlsRecord = decode_record("mls", &v)?;
-                values.insert(rec.key.clone(), rec.value.clone());
-                client.mls_mirror.insert(rec.key, rec.value);
+                let value = Zeroizing::new(rec.value);
+                values.insert(rec.key.clone(), value.clone());
+                client.mls_mirror.insert(rec.key, value);
             }
         }
         let mut fx = Effects {
@@ -163,7 +165,7 @@ impl Client {
             return Ok(());
         }
         let values = self.provider.storage().values.read().map_err(CoreError::mls)?;
-        let mut changed: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut changed: Vec<(Vec<u8>, Secret)> = Vec::new();
         for (k, v) in values.iter() {
             if self.mls_mirror.get(k) != Some(v) {
                 changed.push((k.clone(), v.clone()));
@@ -173,13 +175,10 @@ impl Client {
             self.mls_mirror.keys().filter(|k| !values.contains_key(*k)).cloned().collect();
         drop(values);
         for (k, v) in changed {
-            let rec = MlsRecord { key: k.clone(), value: v.clone() };
-            fx.store.push(self.cipher.put(
-                self.rng.as_mut(),
-                Store::Mls,
-                &mls_logical_key(&k),
-                &encode(&rec),
-            )?);
+            let mut rec = MlsRecord { key: k.clone(), value: v.to_vec() };
+            let plain = Zeroizing::new(encode(&rec));
+            rec.value.zeroize();
+            fx.store.push(self.cipher.put(self.rng.as_mut(), Store::Mls, &mls_logical_key(&k), &plain)?);
             let old = self.mls_mirror.insert(k.clone(), v);
             self.mirror_changed(k, old);
         }

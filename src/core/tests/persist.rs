@@ -122,7 +122,13 @@ fn the_store_holds_no_plaintext_and_no_private_key() {
         }
         assert_eq!(value.first(), Some(&1), "every value is sealed");
     }
-    let _ = StoreCipher::new(&[0; 32]);
+    // Sealed under the store key: it opens them, another key opens none.
+    let (right, wrong) = (StoreCipher::new(&store_key(21)), StoreCipher::new(&[0; 32]));
+    for ((store, key), value) in &net.nodes[alice].disk.0 {
+        let store = Store::from_name(store).unwrap();
+        assert!(right.open(store, key, value).is_ok(), "{} record does not open", store.name());
+        assert!(wrong.open(store, key, value).is_err(), "{} record opens under another key", store.name());
+    }
 }
 
 #[test]

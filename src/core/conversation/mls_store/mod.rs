@@ -23,6 +23,7 @@ use openmls_traits::types::CryptoError;
 use openmls_traits::OpenMlsProvider;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use zeroize::Zeroizing;
 
 /// The provider of every MLS operation: libcrux crypto and randomness, our storage.
 pub struct Provider {
@@ -53,11 +54,18 @@ impl OpenMlsProvider for Provider {
     }
 }
 
+/// An encoded openmls value: it may hold a private key or an epoch secret, so its
+/// bytes are wiped when it is dropped, overwritten or removed.
+pub type Secret = Zeroizing<Vec<u8>>;
+
+/// openmls's entries: encoded keys to encoded values.
+pub type Entries = HashMap<Vec<u8>, Secret>;
+
 /// openmls's storage: encoded keys to encoded values.
 #[derive(Default)]
 pub struct MlsStore {
     /// The entries (the client persists them and diffs them against its mirror).
-    pub values: RwLock<HashMap<Vec<u8>, Vec<u8>>>,
+    pub values: RwLock<Entries>,
     /// Entries of schema 1 (JSON, openmls's memory-storage layout) may be present.
     legacy: AtomicBool,
     /// Writes through openmls's storage API so far: a caller that saw the same count
@@ -226,7 +234,7 @@ impl MlsStore {
         if let Some(old) = old {
             values.remove(&old);
         }
-        values.insert(k, v);
+        values.insert(k, Zeroizing::new(v));
         Ok(())
     }
 
@@ -250,9 +258,9 @@ impl MlsStore {
         let (k, old) = self.keys(label, key)?;
         let values = self.values.read().map_err(|_| MlsStoreError::Poisoned)?;
         if let Some(v) = values.get(&k) {
-            return Ok(Some(Ok(v.clone())));
+            return Ok(Some(Ok(v.to_vec())));
         }
-        Ok(old.and_then(|old| values.get(&old).cloned()).map(Err))
+        Ok(old.and_then(|old| values.get(&old).map(|v| v.to_vec())).map(Err))
     }
 
     /// An entry, migrated from schema 1 (decoded from JSON and rewritten) if need be.
@@ -343,7 +351,7 @@ mod tests {
         let mut old = b"OwnLeafNodeIndex".to_vec();
         old.extend(serde_json::to_vec(&gid).unwrap());
         old.extend(1u16.to_be_bytes());
-        store.values.write().unwrap().insert(old.clone(), serde_json::to_vec(&idx).unwrap());
+        store.values.write().unwrap().insert(old.clone(), Zeroizing::new(serde_json::to_vec(&idx).unwrap()));
         let got: Option<LeafNodeIndex> = store.own_leaf_index(&gid).unwrap();
         assert_eq!(got, Some(idx));
         let values = store.values.read().unwrap();
@@ -361,7 +369,11 @@ mod tests {
         let mut old = b"OwnLeafNodeIndex".to_vec();
         old.extend(serde_json::to_vec(&gid).unwrap());
         old.extend(1u16.to_be_bytes());
-        store.values.write().unwrap().insert(old, serde_json::to_vec(&LeafNodeIndex::new(1)).unwrap());
+        store
+            .values
+            .write()
+            .unwrap()
+            .insert(old, Zeroizing::new(serde_json::to_vec(&LeafNodeIndex::new(1)).unwrap()));
         assert_eq!(store.own_leaf_index::<GroupId, LeafNodeIndex>(&gid).unwrap(), None);
     }
 }
