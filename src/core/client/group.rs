@@ -453,6 +453,9 @@ impl Client {
         for why in out.rejected {
             fx.events.push(Event::Error { code: "PROTOCOL", message: why });
         }
+        if out.behind {
+            self.note_behind(id, now_ms);
+        }
         if let Some(g) = self.groups.get(id) {
             if out.members_changed {
                 fx.events

@@ -78,6 +78,9 @@ pub(super) struct Reliability {
     repair: BTreeMap<ConversationId, Retry>,
     lookups: BTreeMap<String, Retry>,
     catchups: BTreeMap<String, Retry>,
+    /// Groups that hold messages of a later epoch than theirs: reads of the group topic
+    /// for the commit they missed, with back-off, [`LOOKUP_TRIES`] at most per episode.
+    behind: BTreeMap<ConversationId, Retry>,
     /// Message id → the outbox entries (segments) that carry it.
     pub(super) unacked: HashMap<String, Vec<u64>>,
 }
@@ -88,6 +91,7 @@ pub(super) struct RelSlice {
     held: Option<Vec<Held>>,
     wanted: Option<BTreeMap<String, Wanted>>,
     repair: Option<Retry>,
+    behind: Option<Retry>,
     lookups: BTreeMap<String, Retry>,
     catchups: BTreeMap<String, Retry>,
 }
@@ -98,6 +102,7 @@ impl Reliability {
             held: self.held.get(id).cloned(),
             wanted: self.wanted.get(id).cloned(),
             repair: self.repair.get(id).copied(),
+            behind: self.behind.get(id).copied(),
             lookups: self.lookups.clone(),
             catchups: self.catchups.clone(),
         }
@@ -113,6 +118,7 @@ impl Reliability {
         put(&mut self.held, id, s.held);
         put(&mut self.wanted, id, s.wanted);
         put(&mut self.repair, id, s.repair);
+        put(&mut self.behind, id, s.behind);
         self.lookups = s.lookups;
         self.catchups = s.catchups;
     }
@@ -384,6 +390,7 @@ impl Client {
             r.attempt = r.attempt.saturating_add(1);
             r.next_at = now_ms.saturating_add(backoff(r.attempt));
         }
+        self.epoch_repair_tick(now_ms, fx);
         let due: Vec<String> =
             self.rel.lookups.iter().filter(|(_, r)| r.next_at <= now_ms).map(|(a, _)| a.clone()).collect();
         for account in due {
@@ -409,10 +416,44 @@ impl Client {
         self.resend_due(now_ms, fx)
     }
 
+    /// A group kept a message of a later epoch: a read of its topic is due (after
+    /// [`REPAIR_FIRST_MS`]: the commit may only be late), unless one is already.
+    pub(super) fn note_behind(&mut self, id: &ConversationId, now_ms: u64) {
+        let first = Retry { attempt: 0, next_at: now_ms.saturating_add(REPAIR_FIRST_MS) };
+        self.rel.behind.entry(id.clone()).or_insert(first);
+    }
+
+    /// Reads the topic of each group still behind when its time comes: from a while
+    /// before the oldest later-epoch message, then (from the third try) all the store
+    /// holds. After [`LOOKUP_TRIES`] the episode ends; a later-epoch message starts
+    /// another. A forged epoch costs at most that many reads per episode.
+    fn epoch_repair_tick(&mut self, now_ms: u64, fx: &mut Effects) {
+        let due: Vec<ConversationId> =
+            self.rel.behind.iter().filter(|(_, r)| r.next_at <= now_ms).map(|(id, _)| id.clone()).collect();
+        for id in due {
+            let since = self.groups.get(&id).and_then(|g| g.behind_since());
+            let Some((since, r)) = since.zip(self.rel.behind.get_mut(&id)) else {
+                self.rel.behind.remove(&id);
+                continue;
+            };
+            let since_ms = (r.attempt < 2).then(|| since.saturating_sub(REPAIR_LOOKBACK_MS) as f64);
+            fx.queries.push(StoreQuery {
+                content_topic: id.topic().as_str().to_owned(),
+                since_ms,
+                attempt: r.attempt,
+            });
+            r.attempt = r.attempt.saturating_add(1);
+            r.next_at = now_ms.saturating_add(backoff(r.attempt));
+            if r.attempt >= LOOKUP_TRIES {
+                self.rel.behind.remove(&id);
+            }
+        }
+    }
+
     /// The earliest reliability timer.
     pub(super) fn reliability_wake(&self) -> Option<u64> {
         let held = self.rel.held.values().flatten().map(|h| h.deadline);
-        let repair = self.rel.repair.values().map(|r| r.next_at);
+        let repair = self.rel.repair.values().chain(self.rel.behind.values()).map(|r| r.next_at);
         let lookups = self.rel.lookups.values().map(|r| r.next_at);
         let catchups = self.rel.catchups.values().map(|r| r.next_at);
         let resend =

@@ -8,6 +8,9 @@ use crate::core::demls::{Config, Permissions, Role, PROPOSAL_BURST};
 use crate::core::error::ErrorCode;
 use crate::core::Event;
 
+use super::lossy::{Faults, LossyNet};
+use super::reliability::each_seed;
+
 fn stewards_only() -> Config {
     let only = Permissions { add: Role::Stewards, remove: Role::Stewards, rename: Role::Stewards };
     Config { permissions: only, ..Config::default() }
@@ -197,4 +200,97 @@ fn a_proposal_read_before_the_commit_it_follows_still_asks_for_our_vote() {
         .iter()
         .any(|e| matches!(e, Event::VoteRequest { kind: "rename", name: Some(n), .. } if n == "later"));
     assert!(asked, "the replayed proposal never reached bob's vote");
+}
+
+/// A group of five on the lossy network's clean start, one of them not a steward, and
+/// two outsiders: (net, group, members, the non-steward, a steward, outsider 1, outsider 2).
+fn lossy_group(seed: u64) -> (LossyNet, String, Vec<usize>, usize, usize, usize, usize) {
+    let mut net = LossyNet::new(seed, CLEAN);
+    let nodes: Vec<usize> = (0..5).map(|k| net.join(70_000 + seed * 8 + k)).collect();
+    let (one, two) = (net.join(70_000 + seed * 8 + 5), net.join(70_000 + seed * 8 + 6));
+    let g = net.create_group(nodes[0], &nodes[1..], stewards_only());
+    let t = net.now + 5_000;
+    net.run_until(t);
+    let stewards = net.client(nodes[0]).group_stewards(&g).unwrap();
+    let member = *nodes.iter().find(|n| !stewards.contains(&net.account(**n))).unwrap();
+    let steward = *nodes.iter().find(|n| stewards.contains(&net.account(**n))).unwrap();
+    assert_eq!(net.members(nodes[0], &g).len(), 5, "seed {seed}: everyone joined");
+    (net, g, nodes, member, steward, one, two)
+}
+
+const CLEAN: Faults = Faults { loss: 0.0, dup: 0.0, max_delay: 1, store_miss: 0.0 };
+const HOSTILE: Faults = Faults { loss: 0.3, dup: 0.1, max_delay: 200, store_miss: 0.0 };
+
+/// Governance on the lossy network (30% loss, duplicates, reordering): a member outside
+/// the steward list whose client ignores "stewards only" never gets its add committed at
+/// any member, however its proposal and the votes are lost or repeated, and while the
+/// group keeps talking.
+#[test]
+fn on_a_lossy_network_a_forbidden_add_never_commits() {
+    each_seed(3, |seed| {
+        let (mut net, g, nodes, member, steward, outsider, _) = lossy_group(seed);
+        net.set_faults(HOSTILE);
+        net.client(member).group_mut_for_tests(&g).unwrap().gov.config.permissions = Permissions::default();
+        net.add_members(member, &g, &[outsider]).unwrap();
+        for k in 0..40 {
+            net.send(if k % 2 == 0 { steward } else { member }, &g, &format!("m{k}"));
+            let t = net.now + WINDOW / 10;
+            net.run_until(t);
+        }
+        let outsider = net.account(outsider);
+        for &n in &nodes {
+            assert!(
+                !net.members(n, &g).contains(&outsider),
+                "seed {seed}: node {n} committed a forbidden add"
+            );
+        }
+    });
+}
+
+/// A member that lost a commit (and everything before the next epoch's traffic) reads
+/// the group topic back when it sees that traffic, and merges the commit.
+#[test]
+fn a_member_that_lost_a_commit_reads_it_back_when_the_next_epoch_talks() {
+    let (mut net, g, nodes, _, steward, _, late) = lossy_group(7);
+    let behind = *nodes.iter().find(|n| **n != steward).unwrap();
+    net.set_deaf(behind, true);
+    net.add_members(steward, &g, &[late]).unwrap();
+    let t = net.now + 2 * WINDOW;
+    net.run_until(t);
+    let joined = net.account(late);
+    assert!(net.members(steward, &g).contains(&joined), "the add committed");
+    // It hears again, with nothing to tell it that it missed a commit but what follows.
+    net.set_deaf(behind, false);
+    assert!(!net.members(behind, &g).contains(&joined));
+    net.send(steward, &g, "in the new epoch");
+    let t = net.now + 30_000;
+    net.run_until(t);
+    assert!(net.members(behind, &g).contains(&joined), "the member stayed an epoch behind");
+    assert!(net.delivered(behind, &g).iter().any(|m| !m.is_empty()), "and reads the new epoch's chat");
+}
+
+/// Known gap (found by the lossy simulator): votes lost at 30% make members decide a
+/// proposal differently; the steward that saw enough YES votes merges its commit and
+/// the members that did not reject it as unapproved, and the group forks (seed 1). A
+/// commit must carry the votes that approved it, or votes must be re-sent until decided.
+#[test]
+#[ignore = "known: lost votes fork the group (see the doc comment)"]
+fn on_a_lossy_network_a_permitted_add_commits_at_every_member() {
+    each_seed(3, |seed| {
+        let (mut net, g, nodes, _, steward, _, late) = lossy_group(seed);
+        net.set_faults(HOSTILE);
+        net.add_members(steward, &g, &[late]).unwrap();
+        let t = net.now + 4 * WINDOW;
+        net.run_until(t);
+        net.set_faults(CLEAN);
+        let joined = net.account(late);
+        for k in 0..20 {
+            net.send(steward, &g, &format!("m{k}"));
+            let t = net.now + WINDOW / 2;
+            net.run_until(t);
+        }
+        for &n in &nodes {
+            assert!(net.members(n, &g).contains(&joined), "seed {seed}: node {n} never committed the add");
+        }
+    });
 }

@@ -48,6 +48,8 @@ struct Node {
     lost: HashSet<(String, String)>,
     missing: Vec<(String, String, Option<String>)>,
     restarts: u32,
+    /// Every live push to it is lost (it stays up, subscribed, its timers run).
+    deaf: bool,
 }
 
 /// What the simulator knows of every sent message: who sent it, and what its sender had
@@ -56,6 +58,8 @@ struct Sent {
     sender: usize,
     conversation: String,
     before: HashSet<String>,
+    /// The nodes in the conversation when it was sent (a later joiner cannot read it).
+    audience: HashSet<usize>,
 }
 
 pub struct LossyNet {
@@ -107,6 +111,7 @@ impl LossyNet {
             lost: HashSet::new(),
             missing: Vec::new(),
             restarts: 0,
+            deaf: false,
         });
         let i = self.nodes.len() - 1;
         self.apply(i, fx);
@@ -161,7 +166,10 @@ impl LossyNet {
                 self.store.push(m.clone());
             }
             for j in 0..self.nodes.len() {
-                if !self.nodes[j].subs.contains(&m.topic) || self.chance(self.faults.loss) {
+                if !self.nodes[j].subs.contains(&m.topic)
+                    || self.nodes[j].deaf
+                    || self.chance(self.faults.loss)
+                {
                     continue;
                 }
                 let copies = if self.chance(self.faults.dup) { 2 } else { 1 };
@@ -198,6 +206,9 @@ impl LossyNet {
                 if let Some(s) = self.sent.get(&m.id) {
                     assert_eq!(s.conversation, m.conversation_id);
                     for dep in &s.before {
+                        if self.sent.get(dep).is_some_and(|d| !d.audience.contains(&i)) {
+                            continue; // sent before node i joined
+                        }
                         let dk = (m.conversation_id.clone(), dep.clone());
                         assert!(
                             node.delivered_set.contains(&dk) || node.lost.contains(&dk),
@@ -232,7 +243,9 @@ impl LossyNet {
                 .filter(|(_, s)| s.sender == i && s.conversation == convo)
                 .map(|(k, _)| k.clone()),
         );
-        self.sent.insert(id.clone(), Sent { sender: i, conversation: convo.to_owned(), before });
+        let audience =
+            (0..self.nodes.len()).filter(|&n| self.nodes[n].client.has_conversation(convo)).collect();
+        self.sent.insert(id.clone(), Sent { sender: i, conversation: convo.to_owned(), before, audience });
         let key = (convo.to_owned(), id.clone());
         self.nodes[i].delivered_set.insert(key.clone());
         self.nodes[i].delivered.push(key);
@@ -256,6 +269,11 @@ impl LossyNet {
         self.apply(i, fx);
         let fx = self.nodes[i].client.announce(self.now).unwrap();
         self.apply(i, fx);
+    }
+
+    /// Loses every live push to node `i` from now on (or stops losing them).
+    pub fn set_deaf(&mut self, i: usize, deaf: bool) {
+        self.nodes[i].deaf = deaf;
     }
 
     pub fn set_online(&mut self, i: usize, online: bool) {
@@ -323,6 +341,26 @@ impl LossyNet {
 
     pub fn random(&mut self, n: u64) -> u64 {
         self.rng.next_u64() % n
+    }
+}
+
+impl LossyNet {
+    /// Node `i` proposes adding `members` (it reads the directory first, as a driver does).
+    pub fn add_members(&mut self, i: usize, convo: &str, members: &[usize]) -> crate::core::Result<()> {
+        self.read_directory(i);
+        let accounts: Vec<String> = members.iter().map(|&m| self.account(m)).collect();
+        let fx = self.nodes[i].client.add_members(convo, &accounts, self.now)?;
+        self.apply(i, fx);
+        Ok(())
+    }
+
+    /// The accounts node `i` holds as committed members of `convo`.
+    pub fn members(&self, i: usize, convo: &str) -> Vec<String> {
+        let all = self.nodes[i].client.group_members(convo).unwrap_or_default();
+        let mut accounts: Vec<String> =
+            all.into_iter().filter(|m| !m.pending).map(|m| m.account_id).collect();
+        accounts.sort();
+        accounts
     }
 }
 

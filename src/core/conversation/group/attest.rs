@@ -25,6 +25,14 @@ pub(super) enum Attested {
 }
 
 impl GroupConversation {
+    /// When the oldest kept message of a later epoch was sent, if any is kept: the
+    /// commit we missed came before it. (The clear epoch may be forged: this only asks
+    /// for a read of the group topic, which the client bounds.)
+    pub fn behind_since(&self) -> Option<u64> {
+        let epoch = self.epoch();
+        self.future.iter().filter(|(e, _, _)| *e > epoch).map(|(_, _, t)| *t).min()
+    }
+
     /// Keeps a message of a later epoch until we reach it, within the bounds.
     pub(super) fn keep_future(&mut self, epoch: u64, bytes: &[u8], sent_at: u64) {
         let held = self.future.iter().fold(bytes.len(), |n, (_, b, _)| n.saturating_add(b.len()));

@@ -57,6 +57,9 @@ pub struct GroupOutput {
     pub rejected: Vec<String>,
     /// Permitted proposals of other members awaiting our vote.
     pub vote_requests: Vec<VoteRequest>,
+    /// A message of a later epoch was kept: we may have missed a commit (the client
+    /// reads the group topic back, see [`GroupConversation::behind_since`]).
+    pub behind: bool,
 }
 
 impl GroupOutput {
@@ -74,6 +77,7 @@ impl GroupOutput {
             left,
             rejected,
             vote_requests,
+            behind,
         } = more;
         let offset = self.publish.len();
         self.publish.extend(publish);
@@ -88,6 +92,7 @@ impl GroupOutput {
         self.left |= left;
         self.rejected.extend(rejected);
         self.vote_requests.extend(vote_requests);
+        self.behind |= behind;
     }
 }
 
@@ -410,6 +415,7 @@ impl GroupConversation {
                     self.select(provider, key, me, now, &mut out)?;
                 }
             }
+            out.behind = self.behind_since().is_some();
             return Ok(out);
         }
         let processed = match self.group.process_message(provider, protocol) {
