@@ -8,8 +8,9 @@ async function run() {
   const a = await logos.connect("local", { url });
   const b = await logos.connect("local", { url });
   const topic = "/my-app/1/lobby/proto";
-  const got = new Promise((resolve) => b.subscribe(topic, resolve));
-  await new Promise((r) => setTimeout(r, 300));
+  let arrived;
+  const got = new Promise((resolve) => (arrived = resolve));
+  await b.subscribe(topic, arrived); // resolves once the dev node has accepted the filter subscription
   const { messageHash } = await a.send(topic, new Uint8Array([4, 5, 6]));
   const m = await got;
   if (m.messageHash !== messageHash) throw new Error("hash mismatch");

@@ -39,25 +39,30 @@ test("alice and bob chat across process restarts; a crash between persist and pu
   // Crash: the process dies after committing, before publishing.
   const crashed = run("alice", [{ op: "send", text: "sent across a crash" }], { env: { LOGOS_CHAT_TEST_CRASH_AFTER_PERSIST: "1" } });
   assert.equal(crashed.signal, "SIGKILL", "the test hook killed the process");
-  const netBefore = readFileSync(join(net, "messages.jsonl"), "utf8").split("\n").filter(Boolean).length;
-  const a3 = run("alice", [{ op: "sleep", ms: 200 }]);
+  const netLines = () => readFileSync(join(net, "messages.jsonl"), "utf8").split("\n").filter(Boolean);
+  const netBefore = netLines().length;
+  const convoSince = (n) => netLines().slice(n).map((l) => JSON.parse(l)).filter((m) => !m.t.includes("store-")).length;
+  // Restarted, alice re-publishes what the crash left in the outbox: wait until it is out.
+  const a3 = run("alice", [{ op: "waitPublished", after: netBefore, count: 1 }]);
   assert.ok(!a3.error, JSON.stringify(a3.error));
   assert.equal(a3.history.filter((m) => m.text === "sent across a crash").length, 1, "stored once");
-  const a4 = run("alice", [{ op: "sleep", ms: 200 }]);
-  const lines = readFileSync(join(net, "messages.jsonl"), "utf8").split("\n").filter(Boolean);
-  assert.ok(!a4.error);
-  const b2 = run("bob", [{ op: "waitText", text: "sent across a crash" }, { op: "sleep", ms: 300 }]);
-  assert.deepEqual(b2.history.map((m) => m.text), ["first message from disk", "reply from a new process", "sent across a crash"]);
+  assert.equal(convoSince(netBefore), 1, "the first restart re-sent it");
+  // Restarted again, she must not re-send it: a new message she sends is published after
+  // anything her start would have re-sent, so once it is out the count says it all.
+  const a4 = run("alice", [{ op: "send", text: "sent after two restarts" }, { op: "waitPublished", after: netBefore, count: 2 }]);
+  assert.ok(!a4.error, JSON.stringify(a4.error));
   // Restarted twice, alice re-published the outbox once (plus her directory records each start).
-  const convoLines = lines.slice(netBefore).map((l) => JSON.parse(l)).filter((m) => !m.t.includes("store-"));
-  assert.equal(convoLines.length, 1, `the outbox re-sent the message exactly once: ${convoLines.length}`);
+  assert.equal(convoSince(netBefore), 2, `the outbox re-sent the message exactly once: ${convoSince(netBefore) - 1}`);
+  // Bob reads the crash's message once: by the time he has alice's next one, a second copy would be there.
+  const b2 = run("bob", [{ op: "waitText", text: "sent after two restarts" }]);
+  assert.deepEqual(b2.history.map((m) => m.text), ["first message from disk", "reply from a new process", "sent across a crash", "sent after two restarts"]);
 });
 
 test("the store on disk holds no plaintext message and no key material", () => {
   const dir = join(root, "stores", "alice");
   for (const f of readdirSync(dir)) {
     const bytes = readFileSync(join(dir, f));
-    for (const needle of ["first message from disk", "reply from a new process", "sent across a crash"]) {
+    for (const needle of ["first message from disk", "reply from a new process", "sent across a crash", "sent after two restarts"]) {
       assert.equal(bytes.includes(Buffer.from(needle)), false, `${f} contains "${needle}"`);
     }
   }
@@ -97,15 +102,25 @@ test("a wrong passphrase is WRONG_PASSPHRASE and changes nothing", () => {
 });
 
 test("a second process on the same profile gets STORE_LOCKED", async () => {
-  const args = JSON.stringify({ dir: join(root, "stores"), name: "bob", net, steps: [{ op: "sleep", ms: 2500 }] });
+  // The holder says when it has the profile open, and keeps it until told to let go.
+  const release = join(root, "release-bob");
+  const args = JSON.stringify({ dir: join(root, "stores"), name: "bob", net, steps: [{ op: "ready" }, { op: "waitFile", path: release }] });
   const holder = spawn(process.execPath, ["persist-child.mjs", args], { stdio: ["ignore", "pipe", "inherit"] });
+  const exited = new Promise((r) => holder.on("exit", r));
   let held = "";
-  holder.stdout.on("data", (d) => (held += d));
-  await new Promise((r) => setTimeout(r, 1200));
+  const ready = new Promise((resolve, reject) => {
+    holder.stdout.on("data", (d) => {
+      held += d;
+      if (held.includes('{"ready":true}')) resolve();
+    });
+    exited.then(() => reject(new Error(`the holder exited before it had the profile open: ${held}`)));
+  });
+  await ready;
   const second = run("bob");
   assert.equal(second.error?.code, "STORE_LOCKED", JSON.stringify(second));
-  await new Promise((r) => holder.on("exit", r));
-  assert.ok(!JSON.parse(held.trim()).error, "the first writer was undisturbed");
+  writeFileSync(release, "");
+  await exited;
+  assert.ok(!JSON.parse(held.trim().split("\n").pop()).error, "the first writer was undisturbed");
   assert.ok(!run("bob").error, "the lock is released on close");
 });
 

@@ -11,19 +11,12 @@ import { test } from "node:test";
 import { Message, MessageChannel, MessageChannelEvent } from "@waku/sds";
 import { connect, createMemoryHub } from "logos-chat";
 import { lossy } from "./lossy.mjs";
+import { until } from "./scenarios.mjs";
 
 const TOPIC = "/reliable-test/1/lobby/proto";
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-
-const until = async (pred, ms, what) => {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-};
 
 // Re-sends: LIP-173's 5 leave a message unacknowledged with probability about
 // 0.51^6 (2%) on this 30%-loss transport once acknowledgements come only from syncs
@@ -32,8 +25,9 @@ const FAST = { ackTimeoutMs: 300, syncDelayMs: 100, lostAfterMs: 20_000, maxRetr
 
 test("two channels over a lossy transport: every message once, in order", { timeout: 120_000 }, async () => {
   const hub = createMemoryHub();
-  const na = await connect(lossy(hub.transport(), 7));
-  const nb = await connect(lossy(hub.transport(), 8));
+  const [ta, tb] = [lossy(hub.transport(), 7), lossy(hub.transport(), 8)];
+  const na = await connect(ta);
+  const nb = await connect(tb);
   const a = await na.reliableChannel(TOPIC, { channelId: "room", senderId: "alice", ...FAST });
   const b = await nb.reliableChannel(TOPIC, { channelId: "room", senderId: "bob", ...FAST });
   const got = { a: [], b: [] };
@@ -41,21 +35,33 @@ test("two channels over a lossy transport: every message once, in order", { time
   b.on("message", (m) => got.b.push(dec.decode(m.payload)));
   const delivered = new Set();
   a.on("delivered", (e) => delivered.add(e.messageId));
+  const bDelivered = new Set();
+  b.on("delivered", (e) => bDelivered.add(e.messageId));
   const lip = [];
   b.addEventListener("message:received", (e) => lip.push(e.detail.messageId));
   const N = 30;
   const ids = [];
+  const bIds = [];
   for (let i = 0; i < N; i++) {
     ids.push((await a.send(enc.encode(`a${i}`))).messageId);
-    await b.send(enc.encode(`b${i}`));
+    bIds.push((await b.send(enc.encode(`b${i}`))).messageId);
+    // Pacing, not a wait: spreads the sends so that their delayed pushes interleave.
     await new Promise((r) => setTimeout(r, 20));
   }
-  await until(() => got.a.length >= N && got.b.length >= N, 90_000, `all delivered (a ${got.a.length}, b ${got.b.length})`);
-  await new Promise((r) => setTimeout(r, 500));
-  assert.deepEqual(got.b, Array.from({ length: N }, (_, i) => `a${i}`), "bob: each of alice's once, in order");
-  assert.deepEqual(got.a, Array.from({ length: N }, (_, i) => `b${i}`), "alice: each of bob's once, in order");
-  assert.equal(lip.length, N, "the LIP-173 event name fires too");
-  await until(() => ids.every((id) => delivered.has(id)), 30_000, "acknowledged");
+  await until(() => got.a.length >= N && got.b.length >= N, 90_000, () => `all delivered (a ${got.a.length}, b ${got.b.length})`);
+  await until(() => ids.every((id) => delivered.has(id)), 30_000, "alice's messages acknowledged");
+  // "Once" means something after every copy had its chance. Acknowledged both ways, no
+  // message is re-sent any more; once neither transport holds a push back, everything
+  // published so far is handed over; then one more message each way, read in causal
+  // order after all that came before it.
+  await until(() => bIds.every((id) => bDelivered.has(id)), 30_000, "bob's messages acknowledged");
+  await until(() => ta.inFlight === 0 && tb.inFlight === 0, 10_000, "the lossy transports to hand over every push they hold");
+  await a.send(enc.encode("a-last"));
+  await b.send(enc.encode("b-last"));
+  await until(() => got.b.includes("a-last") && got.a.includes("b-last"), 30_000, () => `the last message each way (a ${got.a.at(-1)}, b ${got.b.at(-1)})`);
+  assert.deepEqual(got.b, [...Array.from({ length: N }, (_, i) => `a${i}`), "a-last"], "bob: each of alice's once, in order");
+  assert.deepEqual(got.a, [...Array.from({ length: N }, (_, i) => `b${i}`), "b-last"], "alice: each of bob's once, in order");
+  assert.equal(lip.length, N + 1, "the LIP-173 event name fires too");
   await na.close();
   await nb.close();
 });
@@ -97,18 +103,27 @@ test("state survives a restart: nothing delivered twice, a gap repaired from the
     ch.on("message", (m) => got.push(dec.decode(m.payload)));
     return { n, ch, got };
   };
+  const acked = new Set();
+  a.on("delivered", (e) => acked.add(e.messageId));
+  const sent = [];
+  const send = async (text) => sent.push((await a.send(enc.encode(text))).messageId);
   let bob = await open();
-  await a.send(enc.encode("one"));
-  await a.send(enc.encode("two"));
+  await send("one");
+  await send("two");
   await until(() => bob.got.length === 2, 10_000, "one, two");
   await bob.n.close();
   // While bob is away: "three" goes out and is missed live.
-  await a.send(enc.encode("three"));
+  await send("three");
   bob = await open();
-  await a.send(enc.encode("four")); // names "three": bob reads it back from the store
-  await until(() => bob.got.length === 2, 15_000, `three and four (got ${bob.got})`);
-  await new Promise((r) => setTimeout(r, 1_500)); // alice's re-sends of what bob had come and go
-  assert.deepEqual(bob.got, ["three", "four"], "in order, and never one or two again");
+  await send("four"); // names "three": bob reads it back from the store
+  await until(() => bob.got.length === 2, 15_000, () => `three and four (got ${bob.got})`);
+  // Alice re-sends what bob has not acknowledged, "one" and "two" included. Once all four
+  // are acknowledged she stops; a message she sends after that reaches bob after every
+  // re-send, so by the time he reads it, a second "one" or "two" would have shown.
+  await until(() => sent.every((id) => acked.has(id)), 30_000, () => `alice's four acknowledged (${acked.size} of ${sent.length})`);
+  await send("five");
+  await until(() => bob.got.includes("five"), 15_000, () => `five (got ${bob.got})`);
+  assert.deepEqual(bob.got, ["three", "four", "five"], "in order, and never one or two again");
   await bob.n.close();
   await na.close();
 });
@@ -165,7 +180,9 @@ test("interop with @waku/sds 0.0.8: both ways, and each detects what it never go
   const gap = MessageChannel.getMessageId(lostPayload);
   await until(() => missing.some((m) => m.messageId === gap), 10_000, "ours reports the missing id");
   assert.equal(missing.find((m) => m.messageId === gap).senderId, "waku");
+  // The report came from handling "after the gap": it arrived and is held, not delivered.
   assert.equal(got.length, 1, "what depends on the gap waits");
+  assert.ok(ours.missing().includes(gap), "and the gap is still open");
 
   // Ours loses one (dropped on the way), then sends another: theirs names the gap.
   const sent = [];

@@ -20,6 +20,19 @@ function waitFor(chat, event, pred = () => true, ms = 10_000) {
   });
 }
 
+/**
+ * Polls `pred` (sync or async) every 25 ms until it holds; past `ms`, fails naming what
+ * was awaited (`what`, or `what()` for a description of the state at the deadline).
+ * Shared by the Node suites: wait on the condition, never a fixed sleep.
+ */
+export async function until(pred, ms, what) {
+  const end = Date.now() + ms;
+  while (!(await pred())) {
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${typeof what === "function" ? what() : what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
 async function rejectsWith(promise, code) {
   try {
     await promise;
@@ -100,8 +113,9 @@ export async function messagingApi(logos) {
   const a = await logos.connect("memory", { hub });
   const b = await logos.connect("memory", { hub });
   assert(a.health === "connected" && a.mode === "edge" && a.network === "memory", "node facts");
-  const got = new Promise((resolve) => b.subscribe("/my-app/1/lobby/proto", resolve));
-  await new Promise((r) => setTimeout(r, 0));
+  let arrived;
+  const got = new Promise((resolve) => (arrived = resolve));
+  await b.subscribe("/my-app/1/lobby/proto", arrived); // resolves once the subscription is in place
   const { messageHash } = await a.send("/my-app/1/lobby/proto", new Uint8Array([1, 2, 3]));
   const m = await got;
   assert(m.messageHash === messageHash && /^[0-9a-f]{64}$/.test(messageHash), "hash");
@@ -285,7 +299,14 @@ export async function groupLifecycle(logos) {
   await bobGroup.send("still here");
   await aliceGets;
   await rejectsWith(carolGroup.send("can I?"), "NOT_A_MEMBER");
-  assert(!daveSaw.includes("still here"), "a removed member reads nothing new");
+  // What dave does not read means something only once he has handled what bob published
+  // after it: a direct message bob sends him next. A chat handles its input one at a time,
+  // in the order the network hands it over, so when dave reads that, "still here" has been
+  // through his client too.
+  const daveGetsLater = waitFor(dave, "message", (m) => m.text === "after the group message", 20_000);
+  await (await bob.startDirect(dave.accountId)).send("after the group message");
+  await daveGetsLater;
+  assert(!daveSaw.includes("still here"), `a removed member reads nothing new (dave read ${daveSaw})`);
   for (const chat of chats) await chat.close();
   return { members: left.length };
 }
@@ -331,9 +352,17 @@ export async function groupPermissionsAndVotes(logos) {
   const adds = asked.filter((a) => a.kind === "add" && a.conversationId === group.id);
   assert(adds.length === 2 && adds.every((a) => a.by === bob.accountId && a.accounts.join() === erin.accountId), `carol and dave were asked about erin: ${JSON.stringify(adds)}`);
   assert(asked.some((a) => a.kind === "rename" && a.name === "renamed"), "and about the rename");
+  // Alice has merged the rename, so every commit before it too: an add that had committed
+  // would show in her member list now.
   const members = (await group.members()).map((m) => m.accountId);
   assert(members.length === 4 && !members.includes(erin.accountId), "the add two of four voted down did not commit");
-  assert((await erin.conversations()).length === 0, "erin was never invited");
+  // An invitation erin would have been sent went out before the rename committed; a direct
+  // chat alice opens with her now comes after it, and erin handles her input in order.
+  const erinJoined = waitFor(erin, "conversation", (c) => c.kind === "direct", 20_000);
+  await alice.startDirect(erin.accountId);
+  await erinJoined;
+  const erinHas = await erin.conversations();
+  assert(erinHas.length === 1 && erinHas[0].kind === "direct", `erin was never invited to the group: ${JSON.stringify(erinHas.map((c) => c.kind))}`);
   for (const chat of chats) await chat.close();
   return { members: members.length };
 }
