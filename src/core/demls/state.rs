@@ -57,7 +57,13 @@ pub struct Governance {
     pub nonce: Vec<u8>,
     /// Each member's proposal allowance (not persisted: full again after a restart).
     pub allowances: BTreeMap<Vec<u8>, Allowance>,
+    /// Votes read before their proposal (its copies were lost or are late): (proposal,
+    /// member, vote), cast when it opens; the oldest go first past [`MAX_EARLY_VOTES`].
+    pub early: Vec<(u32, Vec<u8>, bool)>,
 }
+
+/// Votes kept for proposals not seen yet.
+pub const MAX_EARLY_VOTES: usize = 256;
 
 /// A member's proposal allowance: [`PROPOSAL_BURST`] at once, one more every
 /// [`PROPOSAL_REFILL_MS`]. Proposals beyond it are not opened (every member drops them
@@ -101,6 +107,12 @@ impl Governance {
         }
         let mut ballot = Ballot::new(expected);
         ballot.cast(owner, true);
+        let (early, rest): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.early).into_iter().partition(|v| v.0 == id);
+        self.early = rest;
+        for (_, member, yes) in early {
+            ballot.cast(&member, yes);
+        }
         self.open.insert(id, Open { proposal, ballot, opened_at: now });
         self.check(id, now)
     }
@@ -139,7 +151,14 @@ impl Governance {
 
     /// Records a vote; returns the decision if it decided the proposal.
     pub fn vote(&mut self, id: u32, member: &[u8], yes: bool, now: u64) -> Option<Decision> {
-        let open = self.open.get_mut(&id)?;
+        let Some(open) = self.open.get_mut(&id) else {
+            if !self.decided.contains(&id) {
+                self.early.push((id, member.to_vec(), yes));
+                let over = self.early.len().saturating_sub(MAX_EARLY_VOTES);
+                self.early.drain(..over);
+            }
+            return None;
+        };
         if !open.ballot.cast(member, yes) {
             return None;
         }

@@ -288,6 +288,9 @@ impl LossyNet {
 
     /// Runs the network until `until` (virtual ms): pushes and timers in time order.
     pub fn run_until(&mut self, until: u64) {
+        // A node woken again and again at one instant with nothing between is a busy loop
+        // (a wake-up the core asks for and then does nothing at): a driver would spin too.
+        let mut idle_wakes: (Option<(usize, u64)>, u32) = (None, 0);
         loop {
             let push = self.timeline.keys().next().copied();
             let wake = (0..self.nodes.len())
@@ -304,11 +307,22 @@ impl LossyNet {
             if next_push <= next_wake {
                 let Some((k, (j, m))) = self.timeline.pop_first() else { break };
                 debug_assert_eq!(k.0, t);
+                idle_wakes = (None, 0);
                 if self.nodes[j].online {
                     let fx = self.nodes[j].client.receive(&m.topic, &m.payload, m.sent_at, self.now);
                     self.apply(j, fx);
                 }
             } else if let Some((_, i)) = wake {
+                if idle_wakes.0 == Some((i, self.now)) {
+                    idle_wakes.1 += 1;
+                    assert!(
+                        idle_wakes.1 < 100,
+                        "node {i} asks to be woken at {} and does nothing then",
+                        self.now
+                    );
+                } else {
+                    idle_wakes = (Some((i, self.now)), 0);
+                }
                 self.nodes[i].wake = None;
                 let fx = self.nodes[i].client.tick(self.now);
                 self.apply(i, fx);

@@ -74,8 +74,9 @@ pub struct Net {
     pub nodes: Vec<Node>,
     pub now: u64,
     pub publishes: usize,
-    /// Publishes per content topic.
+    /// Distinct messages published per content topic (a re-sent copy counts once).
     pub published_on: BTreeMap<String, usize>,
+    published_digests: std::collections::HashSet<[u8; 32]>,
     /// Partition: node → side; messages cross sides only through the history later.
     pub side: BTreeMap<usize, u8>,
 }
@@ -125,7 +126,9 @@ impl Net {
             let sent = self.nodes[i].client.outbox_sent(o.outbox_id);
             self.persist(i, &sent);
             self.publishes += 1;
-            *self.published_on.entry(o.content_topic.clone()).or_default() += 1;
+            if self.published_digests.insert(crate::core::client::fx_digest(&o.content_topic, &o.payload)) {
+                *self.published_on.entry(o.content_topic.clone()).or_default() += 1;
+            }
             let m = Msg { topic: o.content_topic, payload: o.payload, sent_at: self.now };
             self.history.push(m.clone());
             let from = self.side.get(&i).copied();

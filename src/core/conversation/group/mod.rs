@@ -115,6 +115,7 @@ mod members;
 mod proposal;
 mod record;
 mod removal;
+mod resend;
 mod snapshot;
 pub mod tree;
 
@@ -149,6 +150,8 @@ pub struct GroupConversation {
     trials: u32,
     /// Members whose score fell to the removal threshold, not yet proposed for removal.
     removals_due: Vec<Vec<u8>>,
+    /// Our proposals and votes, kept to go out again (`resend`).
+    resends: Vec<resend::Resend>,
     /// The epoch we joined (or created) the group in: traffic of earlier epochs, which a
     /// joiner reads back from the store, was never ours to read and is dropped quietly.
     joined_epoch: u64,
@@ -275,6 +278,7 @@ impl GroupConversation {
             attested: None,
             trials: 0,
             removals_due: Vec::new(),
+            resends: Vec::new(),
             joined_epoch: 0,
             left: false,
         }
@@ -502,6 +506,7 @@ impl GroupConversation {
             self.mint(provider, key, me, now, &mut out)?;
         }
         self.propose_removals(provider, key, me, now, &mut out)?;
+        self.resend_due(now, &mut out);
         Ok(out)
     }
 
@@ -517,7 +522,14 @@ impl GroupConversation {
         let recovery = self.gov.recovery_due().filter(|t| idle && !self.gov.recovery && *t > now);
         let recovery_mint =
             self.gov.commit_due().filter(|_| idle && self.gov.recovery).map(|_| now.saturating_add(1));
-        timeouts.chain(commit).chain(recovery).chain(recovery_mint).chain(self.freeze_until).min()
+        let resend = self.resend_wake();
+        timeouts
+            .chain(commit)
+            .chain(recovery)
+            .chain(recovery_mint)
+            .chain(self.freeze_until)
+            .chain(resend)
+            .min()
     }
 
     /// Reloads the group from the provider's storage (after a rollback).

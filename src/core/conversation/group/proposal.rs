@@ -39,6 +39,7 @@ impl GroupConversation {
         let frame = GroupAppFrame { body: Some(Body::Proposal(proposal.clone())) }.encode_to_vec();
         let mut out = GroupOutput::default();
         out.publish.extend(self.seal(provider, key, frame)?);
+        self.keep_for_resend(proposal.proposal_id, &out, now);
         self.gov.open(proposal, &member_id(me), expected, now);
         Ok(out)
     }
@@ -105,6 +106,7 @@ impl GroupConversation {
         }
         let frame = GroupAppFrame { body: Some(Body::Vote(GroupVote { proposal_id, vote: yes })) };
         out.publish.extend(self.seal(provider, key, frame.encode_to_vec())?);
+        self.keep_for_resend(proposal_id, &out, now);
         self.gov.vote(proposal_id, &member_id(me), yes, now);
         Ok(out)
     }

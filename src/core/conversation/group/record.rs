@@ -71,6 +71,7 @@ impl GroupConversation {
             attested: None,
             trials: 0,
             removals_due: Vec::new(),
+            resends: Vec::new(),
             joined_epoch: state.joined_epoch,
             left: state.left,
         })

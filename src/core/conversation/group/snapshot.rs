@@ -36,6 +36,7 @@ pub struct GroupSnapshot {
     attested: Option<Attested>,
     trials: u32,
     removals_due: Vec<Vec<u8>>,
+    resends: Vec<super::resend::Resend>,
     left: bool,
 }
 
@@ -46,19 +47,7 @@ impl GroupConversation {
             channel: self.channel.clone(),
             meta: self.meta.clone(),
             gov: self.gov.clone(),
-            candidates: self
-                .candidates
-                .iter()
-                .filter_map(|c| {
-                    let staged = postcard::to_allocvec(&*c.staged).ok()?;
-                    Some(KeptCandidate {
-                        key: c.key.clone(),
-                        committer: c.committer.clone(),
-                        effect: c.effect.clone(),
-                        staged,
-                    })
-                })
-                .collect(),
+            candidates: keep(&self.candidates),
             own: self.own.clone(),
             freeze_until: self.freeze_until,
             deferred: self.deferred.clone(),
@@ -66,6 +55,7 @@ impl GroupConversation {
             attested: self.attested.clone(),
             trials: self.trials,
             removals_due: self.removals_due.clone(),
+            resends: self.resends.clone(),
             left: self.left,
         }
     }
@@ -76,19 +66,7 @@ impl GroupConversation {
         self.channel = s.channel;
         self.meta = s.meta;
         self.gov = s.gov;
-        self.candidates = s
-            .candidates
-            .into_iter()
-            .filter_map(|k| {
-                let staged: StagedCommit = postcard::from_bytes(&k.staged).ok()?;
-                Some(Candidate {
-                    key: k.key,
-                    committer: k.committer,
-                    effect: k.effect,
-                    staged: Box::new(staged),
-                })
-            })
-            .collect();
+        self.candidates = unkeep(s.candidates);
         self.own = s.own;
         self.freeze_until = s.freeze_until;
         self.deferred = s.deferred;
@@ -96,7 +74,33 @@ impl GroupConversation {
         self.attested = s.attested;
         self.trials = s.trials;
         self.removals_due = s.removals_due;
+        self.resends = s.resends;
         self.left = s.left;
         self.reload(provider)
     }
+}
+
+/// Candidates as a snapshot keeps them (openmls does not clone a staged commit).
+fn keep(candidates: &[Candidate]) -> Vec<KeptCandidate> {
+    candidates
+        .iter()
+        .filter_map(|c| {
+            let staged = postcard::to_allocvec(&*c.staged).ok()?;
+            Some(KeptCandidate {
+                key: c.key.clone(),
+                committer: c.committer.clone(),
+                effect: c.effect.clone(),
+                staged,
+            })
+        })
+        .collect()
+}
+
+fn unkeep(kept: Vec<KeptCandidate>) -> Vec<Candidate> {
+    kept.into_iter()
+        .filter_map(|k| {
+            let staged: StagedCommit = postcard::from_bytes(&k.staged).ok()?;
+            Some(Candidate { key: k.key, committer: k.committer, effect: k.effect, staged: Box::new(staged) })
+        })
+        .collect()
 }
