@@ -179,6 +179,7 @@ fn verify_submission(
 
 /// Deserializes a bare TLS key package and runs openmls validation (MLS 1.0).
 pub fn parse_key_package(bytes: &[u8], crypto: &impl OpenMlsCrypto) -> Result<KeyPackage> {
+    crate::core::conversation::mls_shape::check_key_package(bytes)?;
     let kp = crate::core::conversation::mls::decode_exact::<KeyPackageIn>(bytes)
         .map_err(|e| CoreError::decode("key package", e))?;
     kp.validate(crypto, ProtocolVersion::Mls10)

@@ -198,7 +198,7 @@ pub fn welcome_error<E: std::fmt::Debug>(e: WelcomeError<E>) -> CoreError {
     }
 }
 
-/// Zero bytes a slice decode runs over beyond its input (see [`decode_exact`]).
+/// Bytes (0xFF) a slice decode runs over beyond its input (see [`decode_exact`]).
 const DECODE_PADDING: usize = 4096;
 
 /// Decodes a whole `T` from network bytes with openmls's slice decoder, which cannot
@@ -206,15 +206,18 @@ const DECODE_PADDING: usize = 4096;
 /// slice decoder of extension lists counts what it consumed by re-encoding what it
 /// decoded, which can be longer than the bytes there, and then slices the remainder out
 /// of range: a panic, a trap in wasm that a stranger could send to any inbox or publish
-/// as a key package. So the input is decoded from a copy followed by zero padding, which
+/// as a key package. So the input is decoded from a copy followed by padding, which
 /// keeps that slice in range, and it must leave exactly the padding: an input whose
-/// decoder read past its end, or that has trailing bytes, is refused.
+/// decoder read past its end, or that has trailing bytes, is refused. The padding is
+/// 0xFF, never a valid MLS vector length (0b11 prefix): zeros read as empty items, and
+/// a crafted length could make the decoder eat the whole padding and still slice past
+/// it (the second crash); 0xFF stops any read into it within a few bytes.
 pub fn decode_exact<T: tls_codec::DeserializeBytes>(
     bytes: &[u8],
 ) -> std::result::Result<T, tls_codec::Error> {
     let mut padded = Vec::with_capacity(bytes.len().saturating_add(DECODE_PADDING));
     padded.extend_from_slice(bytes);
-    padded.resize(bytes.len().saturating_add(DECODE_PADDING), 0);
+    padded.resize(bytes.len().saturating_add(DECODE_PADDING), 0xFF);
     let (value, rest) = T::tls_deserialize_bytes(&padded)?;
     if rest.len() != DECODE_PADDING {
         return Err(tls_codec::Error::DecodingError("the input does not decode to its own length".into()));
@@ -233,8 +236,13 @@ pub fn decode_exact<T: tls_codec::DeserializeBytes>(
 /// policy, as libchat's) reject public messages anyway.
 pub fn decode_mls_message(bytes: &[u8]) -> std::result::Result<MlsMessageIn, tls_codec::Error> {
     let body = bytes.get(2..).ok_or(tls_codec::Error::EndOfStream)?;
-    if body.get(..2) == Some(&[0, 1][..]) {
-        return Err(tls_codec::Error::DecodingError("public messages are not accepted".into()));
+    // Only private messages (2) and Welcomes (3) come from the network: a public message
+    // goes through openmls's reader, and a GroupInfo or KeyPackage carries extension
+    // lists openmls's slice decoder can panic on (`mls_shape`; key packages come alone).
+    if !matches!(body.get(..2), Some([0, 2] | [0, 3])) {
+        return Err(tls_codec::Error::DecodingError(
+            "only private messages and Welcomes are accepted".into(),
+        ));
     }
     decode_exact::<MlsMessageBodyIn>(body)?;
     MlsMessageIn::tls_deserialize_exact_bytes(bytes)

@@ -8,6 +8,7 @@ pub mod direct;
 pub mod group;
 pub mod metadata;
 pub mod mls;
+pub mod mls_shape;
 pub mod mls_store;
 
 pub use direct::{ConversationMeta, DirectConversation, Inbound};

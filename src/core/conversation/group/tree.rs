@@ -224,6 +224,7 @@ pub fn open_tree(t: &GroupTree, ticket: &Ticket) -> Result<(RatchetTreeIn, Vec<V
         return Err(CoreError::Verify("not the tree the ticket names"));
     }
     let tree = open(&ticket.key, &t.nonce, &t.ciphertext, TREE_AAD, "group tree")?;
+    crate::core::conversation::mls_shape::check_ratchet_tree(tree.as_slice())?;
     let tree = crate::core::conversation::mls::decode_exact::<RatchetTreeIn>(tree.as_slice())
         .map_err(|e| CoreError::decode("ratchet tree", e))?;
     let bundles = if t.bundles.is_empty() {
