@@ -4,7 +4,7 @@
 //! configs, so that a key package built here is accepted by libchat and the
 //! reverse. Owns no state.
 
-use openmls::prelude::tls_codec::{DeserializeBytes as _, Serialize as _};
+use openmls::prelude::tls_codec::Serialize as _;
 use openmls::prelude::*;
 use openmls_traits::signatures::{Signer, SignerError};
 use openmls_traits::types::SignatureScheme;
@@ -198,8 +198,13 @@ pub fn welcome_error<E: std::fmt::Debug>(e: WelcomeError<E>) -> CoreError {
     }
 }
 
-/// Bytes (0xFF) a slice decode runs over beyond its input (see [`decode_exact`]).
-const DECODE_PADDING: usize = 4096;
+/// Bytes (0xFF) a slice decode runs over beyond its input (see [`decode_exact`]): 4 KiB
+/// and four per input byte, more than re-encoding can add (a vector whose items overrun
+/// its declared length re-encodes with a longer length field, up to 3 bytes more per
+/// vector, and every vector takes at least one input byte).
+fn decode_padding(len: usize) -> usize {
+    len.saturating_mul(4).saturating_add(4096)
+}
 
 /// Decodes a whole `T` from network bytes with openmls's slice decoder, which cannot
 /// panic here. For some inputs (found by fuzzing, `fuzz/corpus/mls/crash-*`) openmls's
@@ -211,15 +216,18 @@ const DECODE_PADDING: usize = 4096;
 /// decoder read past its end, or that has trailing bytes, is refused. The padding is
 /// 0xFF, never a valid MLS vector length (0b11 prefix): zeros read as empty items, and
 /// a crafted length could make the decoder eat the whole padding and still slice past
-/// it (the second crash); 0xFF stops any read into it within a few bytes.
+/// it (the second crash); 0xFF stops any read into it within a few bytes. A value that
+/// decoded but re-encodes to another length than its input (items that overran their
+/// vector's declared length) leaves another remainder, and is refused.
 pub fn decode_exact<T: tls_codec::DeserializeBytes>(
     bytes: &[u8],
 ) -> std::result::Result<T, tls_codec::Error> {
-    let mut padded = Vec::with_capacity(bytes.len().saturating_add(DECODE_PADDING));
+    let padding = decode_padding(bytes.len());
+    let mut padded = Vec::with_capacity(bytes.len().saturating_add(padding));
     padded.extend_from_slice(bytes);
-    padded.resize(bytes.len().saturating_add(DECODE_PADDING), 0xFF);
+    padded.resize(bytes.len().saturating_add(padding), 0xFF);
     let (value, rest) = T::tls_deserialize_bytes(&padded)?;
-    if rest.len() != DECODE_PADDING {
+    if rest.len() != padding {
         return Err(tls_codec::Error::DecodingError("the input does not decode to its own length".into()));
     }
     Ok(value)
@@ -245,7 +253,9 @@ pub fn decode_mls_message(bytes: &[u8]) -> std::result::Result<MlsMessageIn, tls
         ));
     }
     decode_exact::<MlsMessageBodyIn>(body)?;
-    MlsMessageIn::tls_deserialize_exact_bytes(bytes)
+    // openmls's own slice entry point slices at the re-encoded length too (the third
+    // crash: a Welcome whose vector items overran its length re-encoded a byte longer).
+    decode_exact::<MlsMessageIn>(bytes)
 }
 
 /// Decodes an inbound MLSMessage (TLS bytes) for `group`. `None` for a handshake message
