@@ -35,6 +35,7 @@ mod checkpoint;
 mod delivery;
 mod direct;
 mod group;
+mod group_output;
 mod joining;
 mod outbox;
 mod reliability;
