@@ -4,8 +4,8 @@
  * and `messages()` as an async iterator.
  */
 import { check, LogosChatError, toLogosError } from "./errors.js";
-import { type CoreEvent, toInfo, toMessage } from "./core-types.js";
-import type { ChatMessage, ConversationInfo, Member, Sender } from "./types.js";
+import { type CoreEvent, toInfo, toInstallation, toMessage, toSender } from "./core-types.js";
+import type { ChatMessage, ConversationInfo, InstallationInfo, Member, Sender } from "./types.js";
 
 /** What each event carries. */
 export interface ChatEventMap {
@@ -17,12 +17,13 @@ export interface ChatEventMap {
   lost: { conversationId: string; messageId: string; sender?: Sender };
   synced: { conversationId?: string };
   error: LogosChatError;
+  installations: { installations: InstallationInfo[] };
 }
 export type ChatEventName = keyof ChatEventMap;
 
 /** Events held for the app until it listens, while the first catch-up runs (bounded). */
 const BACKLOG_CAP = 10_000;
-const NAMES: readonly ChatEventName[] = ["message", "conversation", "members", "missing", "ack", "lost", "synced", "error"];
+const NAMES: readonly ChatEventName[] = ["message", "conversation", "members", "missing", "ack", "lost", "synced", "error", "installations"];
 
 type AnyListener = (value: unknown) => void;
 
@@ -37,8 +38,8 @@ export class ChatEvents {
 
   /** Emits one of the core's events as the app sees it; a conversation event also returns its info. */
   emitCore(ev: Exclude<CoreEvent, { type: "voteRequest" }>): ConversationInfo | undefined {
-    const withSender = (e: { conversationId: string; messageId: string; sender?: Sender }) =>
-      e.sender ? { conversationId: e.conversationId, messageId: e.messageId, sender: e.sender } : { conversationId: e.conversationId, messageId: e.messageId };
+    const withSender = (e: { conversationId: string; messageId: string; sender?: { accountId?: string; installationId: string } }) =>
+      e.sender ? { conversationId: e.conversationId, messageId: e.messageId, sender: toSender(e.sender) } : { conversationId: e.conversationId, messageId: e.messageId };
     switch (ev.type) {
       case "message":
         this.emit("message", toMessage(ev));
@@ -61,7 +62,10 @@ export class ChatEvents {
         this.emit("lost", withSender(ev));
         return undefined;
       case "ack":
-        this.emit("ack", { conversationId: ev.conversationId, messageId: ev.messageId, by: ev.by });
+        this.emit("ack", { conversationId: ev.conversationId, messageId: ev.messageId, by: toSender(ev.by) });
+        return undefined;
+      case "installations":
+        this.emit("installations", { installations: ev.installations.map(toInstallation) });
         return undefined;
       default:
         return undefined;

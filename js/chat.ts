@@ -8,13 +8,71 @@ import { check, isWasmTrap, LogosChatError, toLogosError } from "./errors.js";
 import { KEYRING, storeKey } from "./keyring.js";
 import { crashAfterPersist, storageFor, webLock } from "./profile.js";
 import { type ConversationDriver, ConversationHandle, GroupHandle, permissionBits } from "./conversation.js";
-import { type CoreConversation, type CoreEffects, type CoreMessage, toInfo, toMessage } from "./core-types.js";
-import type { Chat, ChatMessage, ChatOptions, Conversation, ConversationInfo, DeliveryMessage, Group, GroupPermissions, GroupTiming, Member, StorageAdapter, StoreOp, Subscription, Transport, VoteRequest } from "./types.js";
+import { type CoreConversation, type CoreEffects, type CoreInstallation, type CoreMessage, toInfo, toInstallation, toMessage } from "./core-types.js";
+import type { Chat, ChatMessage, ChatOptions, Conversation, ConversationInfo, DeliveryMessage, Group, GroupPermissions, GroupTiming, InstallationInfo, Member, StorageAdapter, StoreOp, Subscription, Transport, VoteRequest } from "./types.js";
 
 const encoder = new TextEncoder();
 import { glue } from "./wasm.js";
 import { ChatEvents, type ChatEventMap, type ChatEventName } from "./chat-events.js";
 import { DirectoryReader } from "./directory.js";
+
+/** How long a new device waits for an installation to answer its link code. */
+const LINK_WAIT_MS = 30_000;
+/** How often it sends its request again meanwhile (the network may lose it). */
+const LINK_RESEND_MS = 3_000;
+
+/**
+ * A new device with a link code: sends the request on the link's topic until an open
+ * installation of the account grants it, then starts as a new installation of it.
+ */
+async function linkDevice(transport: Transport, code: string, key: Uint8Array): Promise<glue.WasmClient> {
+  check(typeof code === "string", "link must be a string");
+  let linking: glue.WasmLinking;
+  try {
+    linking = glue.WasmLinking.start(code);
+  } catch (e) {
+    throw toLogosError(e);
+  }
+  const topic = linking.topic;
+  let sub: Subscription | undefined;
+  let timer: ReturnType<typeof setInterval> | undefined;
+  let timeout: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await new Promise<glue.WasmClient>((resolve, reject) => {
+      let done = false;
+      const finish = (f: () => void) => {
+        if (done) return;
+        done = true;
+        f();
+      };
+      const onMessage = (m: DeliveryMessage) => {
+        if (done) return;
+        try {
+          if (!linking.openGrant(m.payload)) return;
+          const client = glue.WasmClient.fromLink(linking, key, Date.now());
+          finish(() => resolve(client));
+        } catch (e) {
+          finish(() => reject(toLogosError(e)));
+        }
+      };
+      const send = () => {
+        if (done) return;
+        transport.publish(topic, linking.request()).catch(() => undefined);
+      };
+      timeout = setTimeout(() => finish(() => reject(new LogosChatError("INVALID_LINK", "no installation answered this link code: it is wrong, used or expired, or the installation that made it is not open"))), LINK_WAIT_MS);
+      transport.subscribe([topic], onMessage).then((s) => {
+        sub = s;
+        send();
+        timer = setInterval(send, LINK_RESEND_MS);
+      }, (e) => finish(() => reject(toLogosError(e, "TRANSPORT_UNAVAILABLE"))));
+    });
+  } finally {
+    clearTimeout(timeout);
+    clearInterval(timer);
+    await sub?.unsubscribe().catch(() => undefined);
+    linking.free();
+  }
+}
 
 /** Back-off of a subscription the transport refused (offline): 1 s doubling, 30 s at most. */
 const resubscribeDelay = (attempt: number): number => Math.min(30_000, 1000 * 2 ** attempt);
@@ -49,6 +107,8 @@ export class ChatImpl implements Chat, ConversationDriver {
     check(options.name === undefined || (typeof options.name === "string" && options.name.length > 0), "name must be a non-empty string");
     check(options.passphrase === undefined || typeof options.passphrase === "string", "passphrase must be a string");
     check(options.onVote === undefined || typeof options.onVote === "function", "onVote must be a function");
+    check(options.link === undefined || typeof options.link === "string", "link must be a string");
+    check(options.linkHistory === undefined || (Number.isInteger(options.linkHistory) && options.linkHistory >= 0 && options.linkHistory <= 1000), "linkHistory must be an integer from 0 to 1000");
     const name = options.name ?? "default";
     const { adapter, persistent, lockName } = storageFor(options, name);
     const release = lockName ? await webLock(lockName) : undefined;
@@ -61,8 +121,9 @@ export class ChatImpl implements Chat, ConversationDriver {
       let client: glue.WasmClient;
       try {
         if (fresh) {
-          client = glue.WasmClient.create(Date.now(), key);
+          client = options.link !== undefined ? await linkDevice(transport, options.link, key) : glue.WasmClient.create(Date.now(), key);
         } else {
+          if (options.link !== undefined) throw new LogosChatError("INVALID_LINK", `profile "${name}" already holds an account: open it without a link, or link a new profile`);
           const records: [string, Uint8Array, Uint8Array][] = [];
           for (const [store, atStart] of stores) {
             if (atStart) for (const [k, v] of await adapter.getAll(store)) records.push([store, k, v]);
@@ -76,6 +137,7 @@ export class ChatImpl implements Chat, ConversationDriver {
       }
       const chat = new ChatImpl(client, transport, adapter);
       chat.release = release;
+      if (options.linkHistory !== undefined) chat.linkHistory = options.linkHistory;
       if (options.onVote) {
         chat.voteHook = options.onVote;
         client.setVoteHook(true);
@@ -180,11 +242,35 @@ export class ChatImpl implements Chat, ConversationDriver {
     if (fx.wakeAt !== undefined) this.arm(fx.wakeAt);
     for (const ev of fx.events) {
       if (ev.type === "voteRequest") this.askVote(ev);
+      else if (ev.type === "historyWanted") await this.sendHistory(ev);
       else {
         const info = this.events.emitCore(ev);
         if (info) this.infos.set(info.id, info);
       }
     }
+  }
+
+  /** Messages per conversation a newly linked installation gets (`ChatOptions.linkHistory`). */
+  private linkHistory = 100;
+
+  /** A linked installation is in our chats: it gets their recent history from our store. */
+  private async sendHistory(ev: { link: string; ranges: { conversationId: string; from: Uint8Array; to: Uint8Array }[] }): Promise<void> {
+    const rows: [Uint8Array, Uint8Array][] = [];
+    if (this.linkHistory > 0) {
+      for (const r of ev.ranges) {
+        const got = await this.adapter.range("messages", r.from, r.to, { limit: this.linkHistory, reverse: true });
+        got.reverse();
+        rows.push(...got);
+      }
+    }
+    let fx: CoreEffects;
+    try {
+      fx = this.client.sendHistory(ev.link, rows) as CoreEffects;
+    } catch (e) {
+      this.events.emit("error", toLogosError(e));
+      return;
+    }
+    await this.apply(fx);
   }
 
   /** The app's vote hook decides a permitted proposal (a hook that throws votes NO). */
@@ -300,7 +386,7 @@ export class ChatImpl implements Chat, ConversationDriver {
       await this.apply(this.client.lookupFailed(account, Date.now()) as CoreEffects);
       return;
     }
-    await this.apply(this.client.lookupComplete(account) as CoreEffects);
+    await this.apply(this.client.lookupComplete(account, Date.now()) as CoreEffects);
   }
 
   startDirect(accountId: string): Promise<Conversation> {
@@ -315,6 +401,39 @@ export class ChatImpl implements Chat, ConversationDriver {
       }
       await this.apply(started.effects);
       return new ConversationHandle(started.conversationId, this);
+    });
+  }
+
+  installations(): Promise<InstallationInfo[]> {
+    return this.run(() => (this.client.installations() as CoreInstallation[]).map(toInstallation));
+  }
+
+  createLink(): Promise<string> {
+    return this.run(async () => {
+      let made: { code: string; effects: CoreEffects };
+      try {
+        made = this.client.createLink(Date.now()) as typeof made;
+      } catch (e) {
+        throw toLogosError(e);
+      }
+      await this.apply(made.effects);
+      return made.code;
+    });
+  }
+
+  removeInstallation(installationId: string): Promise<void> {
+    return this.run(async () => {
+      check(typeof installationId === "string", "installationId must be a string");
+      // The newest list of our own account first (another installation may have changed it).
+      await this.directory.read();
+      await this.apply(this.client.lookupComplete(this.accountId, Date.now()) as CoreEffects);
+      let fx: CoreEffects;
+      try {
+        fx = this.client.removeInstallation(installationId, Date.now()) as CoreEffects;
+      } catch (e) {
+        throw toLogosError(e);
+      }
+      await this.apply(fx);
     });
   }
 

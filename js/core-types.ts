@@ -1,5 +1,5 @@
 /** The shapes the wasm layer hands the driver, and their conversion to the public types. */
-import type { ChatMessage, ConversationInfo, Member, StoreOp, VoteRequest } from "./types.js";
+import type { ChatMessage, ConversationInfo, InstallationInfo, Member, Sender, StoreOp, VoteRequest } from "./types.js";
 
 /** The core's effects, as the wasm layer hands them over. */
 export interface CoreEffects {
@@ -15,7 +15,8 @@ export interface CoreMessage {
   id: string; conversationId: string; sender: { accountId?: string; installationId: string };
   content: Uint8Array; contentType: string; sentAt: number; receivedAt: number; outgoing: boolean;
 }
-export interface CoreConversation { id: string; kind: "direct" | "group"; peer?: string; name?: string; description?: string; lastMessageAt?: number; unread: number }
+export interface CoreConversation { id: string; kind: "direct" | "group"; peer?: string; name?: string; description?: string; lastMessageAt?: number; unread: number; verified: boolean }
+export interface CoreInstallation { installationId: string; current: boolean; addedAt: number }
 export type CoreEvent =
   | ({ type: "message" } & CoreMessage)
   | ({ type: "conversation" } & CoreConversation)
@@ -24,6 +25,8 @@ export type CoreEvent =
   | { type: "lost"; conversationId: string; messageId: string; sender?: { accountId?: string; installationId: string } }
   | { type: "members"; conversationId: string; members: Member[] }
   | { type: "error"; code: string; message: string }
+  | { type: "installations"; installations: CoreInstallation[] }
+  | { type: "historyWanted"; link: string; ranges: { conversationId: string; from: Uint8Array; to: Uint8Array }[] }
   | ({ type: "voteRequest" } & VoteRequest);
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
@@ -32,7 +35,7 @@ export function toMessage(m: CoreMessage): ChatMessage {
   const msg: ChatMessage = {
     id: m.id,
     conversationId: m.conversationId,
-    sender: m.sender.accountId ? { accountId: m.sender.accountId, installationId: m.sender.installationId } : { installationId: m.sender.installationId },
+    sender: toSender(m.sender),
     content: m.content,
     contentType: m.contentType,
     sentAt: new Date(m.sentAt),
@@ -49,8 +52,17 @@ export function toMessage(m: CoreMessage): ChatMessage {
   return msg;
 }
 
+/** A sender as the app sees it: verified exactly when the core set its account. */
+export function toSender(s: { accountId?: string; installationId: string }): Sender {
+  return s.accountId ? { accountId: s.accountId, installationId: s.installationId, verified: true } : { installationId: s.installationId, verified: false };
+}
+
+export function toInstallation(i: CoreInstallation): InstallationInfo {
+  return { installationId: i.installationId, current: i.current, addedAt: new Date(i.addedAt) };
+}
+
 export function toInfo(c: CoreConversation): ConversationInfo {
-  const info: ConversationInfo = { id: c.id, kind: c.kind, unread: c.unread };
+  const info: ConversationInfo = { id: c.id, kind: c.kind, unread: c.unread, verified: c.verified };
   if (c.name !== undefined) info.name = c.name;
   if (c.description !== undefined) info.description = c.description;
   if (c.lastMessageAt !== undefined) info.lastMessageAt = new Date(c.lastMessageAt);

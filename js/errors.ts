@@ -8,13 +8,15 @@ export type ErrorCode =
   /** The group's permissions do not let this member ask for the change. */
   | "PERMISSION_DENIED"
   /** Too many requests at once (group proposals): try again in a few seconds. */
-  | "RATE_LIMITED";
+  | "RATE_LIMITED"
+  /** Another installation of the account removed this one: it can read and send nothing more. */
+  | "INSTALLATION_REMOVED";
 
 const CODES: ReadonlySet<string> = new Set<ErrorCode>([
   "INVALID_ARGUMENT", "INVALID_CARD", "INVALID_LINK", "UNKNOWN_ACCOUNT", "UNKNOWN_CONVERSATION",
   "NOT_A_MEMBER", "BLOCKED", "PAYLOAD_TOO_LARGE", "TRANSPORT_UNAVAILABLE", "STORE_LOCKED",
   "STORE_CORRUPT", "WRONG_PASSPHRASE", "DECRYPT_FAILED", "PROTOCOL", "CLOSED", "LISTENER_FAILED",
-  "PERMISSION_DENIED", "RATE_LIMITED",
+  "PERMISSION_DENIED", "RATE_LIMITED", "INSTALLATION_REMOVED",
 ]);
 
 /** The one error type the SDK throws or emits. */

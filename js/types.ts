@@ -163,6 +163,19 @@ export interface ChatOptions {
    * asking. A hook that throws votes NO; one that never answers counts as YES at the
    * vote timeout (de-MLS's liveness rule).
    */
+  /**
+   * A code from `createLink()` on another installation of an account: this new profile
+   * becomes an installation of that account (instead of a new account). A malformed,
+   * used or expired code, or one no open installation answers within 30 s, rejects
+   * `INVALID_LINK`; so does a link for a profile that already holds an account.
+   */
+  link?: string;
+  /**
+   * How many of each chat's newest messages this installation sends a device it links
+   * (sealed under the link code), so the new device shows what came before it joined.
+   * Default 100; 0 sends none; at most 96 KiB per chat.
+   */
+  linkHistory?: number;
   onVote?: (request: VoteRequest) => boolean | Promise<boolean>;
 }
 
@@ -193,8 +206,20 @@ export interface GroupPermissions {
 
 /** The sender of a message; `accountId` only once the directory confirms the installation. */
 export interface Sender {
+  /** Set only once the account's signed device list shows the installation. */
   accountId?: string;
   installationId: string;
+  /** The account's signed device list shows this installation (then `accountId` is set). */
+  verified: boolean;
+}
+
+/** An installation (device) of this account. */
+export interface InstallationInfo {
+  installationId: string;
+  /** This installation. */
+  current: boolean;
+  /** When this installation first saw it in the account's device list. */
+  addedAt: Date;
 }
 
 /** A chat message. */
@@ -218,6 +243,12 @@ export interface ConversationInfo {
   description?: string;
   lastMessageAt?: Date;
   unread: number;
+  /**
+   * A direct chat: the peer's signed device list shows every installation in it that
+   * claims the peer's account. A chat that a stranger started in someone's name is not
+   * verified, and `startDirect` never returns it. Groups: true.
+   */
+  verified: boolean;
 }
 
 /** One conversation. */
@@ -286,6 +317,20 @@ export interface Chat {
   /** This installation (device). */
   readonly installationId: string;
   startDirect(accountId: string): Promise<Conversation>;
+  /** The account's installations (devices), this one marked `current`. */
+  installations(): Promise<InstallationInfo[]>;
+  /**
+   * A one-time code (`logos_link_…`, valid 10 minutes) that a new device passes as
+   * `ChatOptions.link` to become another installation of this account. This installation
+   * answers it while open, and adds the new one to every direct chat.
+   */
+  createLink(): Promise<string>;
+  /**
+   * Removes another installation of this account (revokes a lost device): a new signed
+   * device list without it, and its leaf taken out of every direct chat, so it cannot
+   * read what follows. It stops with `INSTALLATION_REMOVED`.
+   */
+  removeInstallation(installationId: string): Promise<void>;
   /** Creates a named group with these accounts (every installation of each). */
   createGroup(init: { name: string; description?: string; members: string[]; timing?: GroupTiming; permissions?: GroupPermissions }): Promise<Group>;
   conversations(): Promise<ConversationInfo[]>;
@@ -302,6 +347,8 @@ export interface Chat {
   /** The catch-up after opening (what arrived while the account was closed) is done. */
   on(event: "synced", cb: (e: { conversationId?: string }) => void): () => void;
   on(event: "error", cb: (e: import("./errors.js").LogosChatError) => void): () => void;
+  /** The account's installations changed (a device linked or removed). */
+  on(event: "installations", cb: (e: { installations: InstallationInfo[] }) => void): () => void;
   /** The same stream as on("message"); ends when the chat closes. */
   messages(): AsyncIterable<ChatMessage>;
   close(): Promise<void>;

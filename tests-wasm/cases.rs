@@ -40,7 +40,7 @@ impl Net {
                 self.publish(&fx);
                 events.extend(list(&fx, "events"));
                 for a in list(&fx, "lookups") {
-                    events.extend(list(&c.lookup_complete(&a.as_string().unwrap()), "events"));
+                    events.extend(list(&c.lookup_complete(&a.as_string().unwrap(), None), "events"));
                 }
             }
             i += 1;

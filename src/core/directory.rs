@@ -159,6 +159,12 @@ impl Directory {
         self.key_packages.get(installation).map(|(_, kp)| kp.clone())
     }
 
+    /// A key package verified elsewhere (a linked installation's, from the link).
+    pub fn accept_key_package(&mut self, installation: &InstallationId, ts: u64, kp: KeyPackage) {
+        self.submitted.remove(installation);
+        self.key_packages.insert(installation.clone(), (ts, kp));
+    }
+
     /// Whether the account's signed bundle lists this installation.
     pub fn confirms(&self, account: &AccountId, installation: &InstallationId) -> bool {
         self.bundles.get(account).is_some_and(|b| b.devices.contains(installation))

@@ -77,6 +77,36 @@ pub struct ConversationInfo {
     pub last_message_at: Option<f64>,
     /// Messages received and not read.
     pub unread: u32,
+    /// A direct chat: the peer's signed device list shows every installation in it
+    /// that claims the peer's account (a chat an impostor started is not verified).
+    /// Groups: always true here (members carry their own verification).
+    pub verified: bool,
+}
+
+/// The stored history of one conversation, as a key range of the `messages` store.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryRange {
+    /// The conversation.
+    pub conversation_id: String,
+    /// The first key.
+    #[serde(with = "serde_bytes")]
+    pub from: Vec<u8>,
+    /// The last key.
+    #[serde(with = "serde_bytes")]
+    pub to: Vec<u8>,
+}
+
+/// An installation of this account (`Client::installations`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstallationInfo {
+    /// Its id (hex Ed25519).
+    pub installation_id: String,
+    /// This installation.
+    pub current: bool,
+    /// When this installation first saw it in the account's list (ms).
+    pub added_at: f64,
 }
 
 /// A member of a conversation as the app sees it (an account and its installations).
@@ -164,6 +194,21 @@ pub enum Event {
         /// The new description (`rename`).
         #[serde(skip_serializing_if = "Option::is_none")]
         description: Option<String>,
+    },
+    /// The account's installations changed (a device linked or removed).
+    Installations {
+        /// Its installations now.
+        installations: Vec<InstallationInfo>,
+    },
+    /// A linked installation is ready for recent history: the driver reads each range
+    /// of the `messages` store (newest first, up to its limit) and hands the rows to
+    /// `Client::send_history` with this link. Not for the app.
+    #[serde(rename_all = "camelCase")]
+    HistoryWanted {
+        /// The link (its content topic).
+        link: String,
+        /// One key range per conversation.
+        ranges: Vec<HistoryRange>,
     },
     /// Bad input from the network: dropped, state unchanged.
     Error {

@@ -29,6 +29,10 @@ pub enum ErrorCode {
     PermissionDenied,
     /// Too many requests at once; try again shortly.
     RateLimited,
+    /// A link code that is malformed, used, expired or answered by nobody.
+    InvalidLink,
+    /// This installation was removed from its account by another installation.
+    InstallationRemoved,
 }
 
 impl ErrorCode {
@@ -45,6 +49,8 @@ impl ErrorCode {
             ErrorCode::NotAMember => "NOT_A_MEMBER",
             ErrorCode::PermissionDenied => "PERMISSION_DENIED",
             ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::InvalidLink => "INVALID_LINK",
+            ErrorCode::InstallationRemoved => "INSTALLATION_REMOVED",
         }
     }
 }
@@ -108,6 +114,12 @@ pub enum CoreError {
     /// A Welcome or tree ticket for a key package this installation does not hold.
     #[error("not addressed to this installation's key packages")]
     NotForUs,
+    /// A link code or frame that is not good.
+    #[error("invalid link: {0}")]
+    InvalidLink(&'static str),
+    /// This installation was removed from its account.
+    #[error("this installation was removed from its account")]
+    InstallationRemoved,
 }
 
 impl CoreError {
@@ -123,6 +135,8 @@ impl CoreError {
             CoreError::NotAMember(_) => ErrorCode::NotAMember,
             CoreError::PermissionDenied(_) => ErrorCode::PermissionDenied,
             CoreError::RateLimited(_) => ErrorCode::RateLimited,
+            CoreError::InvalidLink(_) => ErrorCode::InvalidLink,
+            CoreError::InstallationRemoved => ErrorCode::InstallationRemoved,
             CoreError::Decode { .. }
             | CoreError::Verify(_)
             | CoreError::Mls(_)

@@ -6,6 +6,7 @@
 
 pub mod account;
 pub mod address;
+pub mod aead;
 pub mod client;
 pub mod conversation;
 pub mod demls;
@@ -19,6 +20,7 @@ pub mod error;
     reason = "the fuzz harness, not the product: a panic here is a finding"
 )]
 pub mod fuzz;
+pub mod link;
 pub mod reliable;
 pub mod sds;
 pub mod segment;
@@ -30,5 +32,7 @@ mod tests;
 
 pub use address::{AccountId, ContentTopic, ConversationId, InstallationId, MessageId};
 pub use client::{backoff, Client, FULL_ACK_MAX, HOLD_MS, LOOKUP_TRIES, RETRANSMIT_DELAYS_MS};
-pub use effects::{ChatMessage, ConversationInfo, Effects, Event, MemberInfo, Outbound, SenderInfo};
+pub use effects::{
+    ChatMessage, ConversationInfo, Effects, Event, InstallationInfo, MemberInfo, Outbound, SenderInfo,
+};
 pub use error::{CoreError, ErrorCode, Result};

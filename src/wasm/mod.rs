@@ -60,6 +60,50 @@ pub(crate) fn bytes(v: &JsValue) -> Vec<u8> {
     js_sys::Uint8Array::new(v).to_vec()
 }
 
+/// A new device waiting for a link's grant.
+#[wasm_bindgen]
+pub struct WasmLinking {
+    inner: Option<crate::core::client::Linking>,
+    grant: Option<crate::core::link::Grant>,
+}
+
+#[wasm_bindgen]
+impl WasmLinking {
+    /// Parses the code (throws `{ code: "INVALID_LINK" }`); `effects()` subscribe and send the request.
+    #[wasm_bindgen]
+    pub fn start(code: &str) -> Result<WasmLinking, JsValue> {
+        let (inner, _fx) = crate::core::client::Linking::start(&mut rand_core::OsRng, code).map_err(err)?;
+        Ok(WasmLinking { inner: Some(inner), grant: None })
+    }
+
+    /// The link's content topic.
+    #[wasm_bindgen(getter)]
+    pub fn topic(&self) -> String {
+        self.inner.as_ref().map(|l| l.topic()).unwrap_or_default()
+    }
+
+    /// The request to publish (again, if no grant came).
+    #[wasm_bindgen]
+    pub fn request(&self) -> Result<Vec<u8>, JsValue> {
+        let l = self.inner.as_ref().ok_or_else(|| err(CoreError::InvalidLink("already used")))?;
+        l.request(&mut rand_core::OsRng).map_err(err)
+    }
+
+    /// Whether a frame read on the topic is the grant (kept for `WasmClient.fromLink`);
+    /// throws `{ code: "INVALID_LINK" }` when the installation refused the code.
+    #[wasm_bindgen(js_name = openGrant)]
+    pub fn open_grant(&mut self, frame: &[u8]) -> Result<bool, JsValue> {
+        match self.inner.as_ref().map(|l| l.open_grant(frame)) {
+            Some(Ok(Some(g))) => {
+                self.grant = Some(g);
+                Ok(true)
+            }
+            Some(Err(e)) => Err(err(e)),
+            _ => Ok(false),
+        }
+    }
+}
+
 /// One installation's chat state, driven from JavaScript.
 #[wasm_bindgen]
 pub struct WasmClient {
@@ -136,6 +180,60 @@ impl WasmClient {
         to_js(&Effects { publish: self.inner.pending_outbox(), ..Effects::default() })
     }
 
+    /// A new installation of the account whose grant `linking` opened (`WasmLinking`).
+    #[wasm_bindgen(js_name = fromLink)]
+    pub fn from_link(
+        linking: &mut WasmLinking,
+        store_key_bytes: &[u8],
+        now: f64,
+    ) -> Result<WasmClient, JsValue> {
+        let key = store_key(store_key_bytes)?;
+        let (Some(l), Some(grant)) = (linking.inner.take(), linking.grant.take()) else {
+            return Err(err(CoreError::InvalidLink("no grant yet")));
+        };
+        let (inner, fx) =
+            Client::from_link(Box::new(rand_core::OsRng), &key, l, &grant, ms(now)).map_err(err)?;
+        Ok(WasmClient { inner, startup: Some(fx) })
+    }
+
+    /// A one-time link code for a new device: `{ code, effects }`.
+    #[wasm_bindgen(js_name = createLink)]
+    pub fn create_link(&mut self, now: f64) -> Result<JsValue, JsValue> {
+        let (code, effects) = self.inner.create_link(ms(now)).map_err(err)?;
+        #[derive(Serialize)]
+        struct Out {
+            code: String,
+            effects: Effects,
+        }
+        Ok(to_js(&Out { code, effects }))
+    }
+
+    /// Sends a linked installation the history rows read for `Event::HistoryWanted`
+    /// (`[key, value]` pairs of the `messages` store).
+    #[wasm_bindgen(js_name = sendHistory)]
+    pub fn send_history(&mut self, link: &str, rows: js_sys::Array) -> Result<JsValue, JsValue> {
+        let rows: Vec<(Vec<u8>, Vec<u8>)> = rows
+            .iter()
+            .map(|r| {
+                let r = js_sys::Array::from(&r);
+                (bytes(&r.get(0)), bytes(&r.get(1)))
+            })
+            .collect();
+        self.inner.send_history(link, &rows).map(|fx| to_js(&fx)).map_err(err)
+    }
+
+    /// The account's installations.
+    #[wasm_bindgen]
+    pub fn installations(&self) -> JsValue {
+        to_js(&self.inner.installations())
+    }
+
+    /// Removes (revokes) another installation of the account.
+    #[wasm_bindgen(js_name = removeInstallation)]
+    pub fn remove_installation(&mut self, installation: &str, now: f64) -> Result<JsValue, JsValue> {
+        self.inner.remove_installation(installation, ms(now)).map(|fx| to_js(&fx)).map_err(err)
+    }
+
     /// The content topics a directory lookup reads.
     #[wasm_bindgen(js_name = directoryTopics)]
     pub fn directory_topics() -> Vec<String> {
@@ -150,8 +248,8 @@ impl WasmClient {
 
     /// A lookup requested in `effects.lookups` is done.
     #[wasm_bindgen(js_name = lookupComplete)]
-    pub fn lookup_complete(&mut self, account: &str) -> JsValue {
-        to_js(&self.inner.lookup_complete(account))
+    pub fn lookup_complete(&mut self, account: &str, now: Option<f64>) -> JsValue {
+        to_js(&self.inner.lookup_complete_at(account, now.map_or(0, ms)))
     }
 
     /// The directory read for a lookup failed: the core retries it on its own clock

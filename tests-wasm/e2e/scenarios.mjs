@@ -367,4 +367,63 @@ export async function groupPermissionsAndVotes(logos) {
   return { members: members.length };
 }
 
-export const all = { groupLifecycle, groupPermissionsAndVotes, twoAccountsChatBothWays, startDirectRejectsBadAccounts, messagingApi, bringYourOwnTransport, outboxRetriesTransientFailures, aLostPushIsRepairedFromTheStore };
+/**
+ * One account on two devices (issue 13): a link code makes a second installation, which
+ * joins the existing chat; both read bob, each sees the other's sends as outgoing; the
+ * first removes the second, which stops; bad and used codes are INVALID_LINK.
+ */
+export async function twoInstallationsOfOneAccount(logos) {
+  const hub = logos.createMemoryHub();
+  const [laptopNode, phoneNode, bobNode, otherNode] = await Promise.all([1, 2, 3, 4].map(() => logos.connect("memory", { hub })));
+  const laptop = await laptopNode.chat({ name: "alice-laptop", store: "memory" });
+  const bob = await bobNode.chat({ name: "bob", store: "memory" });
+  const dm = await laptop.startDirect(bob.accountId);
+  const bobDm = await until(() => bob.conversation(dm.id), 10_000, "bob joins").then(() => bob.conversation(dm.id));
+  const laptopHeard = waitFor(laptop, "message", (m) => m.text === "before the link");
+  await bobDm.send("before the link");
+  await laptopHeard;
+
+  const code = await laptop.createLink();
+  assert(/^logos_link_[a-z2-7]{26}$/.test(code), `a short code: ${code}`);
+  await rejectsWith(phoneNode.chat({ name: "typo", store: "memory", link: "logos_link_nonsense" }), "INVALID_LINK");
+  const phone = await phoneNode.chat({ name: "alice-phone", store: "memory", link: code });
+  assert(phone.accountId === laptop.accountId, "the phone is the same account");
+  assert(phone.installationId !== laptop.installationId, "as another installation");
+  const mine = await laptop.installations();
+  assert(mine.length === 2 && mine.filter((i) => i.current).length === 1 && mine[0].addedAt instanceof Date, `installations: ${JSON.stringify(mine)}`);
+  await until(async () => (await phone.conversations()).some((c) => c.id === dm.id), 10_000, "the phone joins the existing chat");
+  await rejectsWith(otherNode.chat({ name: "thief", store: "memory", link: code }), "INVALID_LINK");
+  assert((await laptop.installations()).length === 2, "a used code adds nobody");
+
+  const [laptopGets, phoneGets] = [waitFor(laptop, "message", (m) => m.text === "hi both"), waitFor(phone, "message", (m) => m.text === "hi both")];
+  await bobDm.send("hi both");
+  const [l1, p1] = await Promise.all([laptopGets, phoneGets]);
+  assert(!l1.outgoing && !p1.outgoing && p1.sender.accountId === bob.accountId && p1.sender.verified, "both devices read bob, verified");
+  const phoneDm = await phone.conversation(dm.id);
+  const [bobGets, laptopSees] = [waitFor(bob, "message", (m) => m.text === "from the phone"), waitFor(laptop, "message", (m) => m.text === "from the phone")];
+  await phoneDm.send("from the phone");
+  const [b1, l2] = await Promise.all([bobGets, laptopSees]);
+  assert(b1.sender.accountId === laptop.accountId && b1.sender.verified, "bob verifies the phone as alice");
+  assert(l2.outgoing, "the laptop shows the phone's send as its own");
+  assert((await laptop.conversations()).find((c) => c.id === dm.id).unread === 2, "own sends are not unread");
+  const phoneHistory = (await phoneDm.history()).map((m) => `${m.outgoing ? ">" : "<"}${m.text}`);
+  assert(phoneHistory.join("|") === "<before the link|<hi both|>from the phone", `the phone shows history from before it joined: ${phoneHistory}`);
+
+  const removed = waitFor(phone, "error", (e) => e.code === "INSTALLATION_REMOVED");
+  await laptop.removeInstallation(phone.installationId);
+  await removed;
+  assert((await laptop.installations()).length === 1, "one installation left");
+  const laptopGets2 = waitFor(laptop, "message", (m) => m.text === "after");
+  let phoneHeard = false;
+  phone.on("message", (m) => {
+    if (m.text === "after") phoneHeard = true;
+  });
+  await bobDm.send("after");
+  await laptopGets2;
+  await rejectsWith(phoneDm.send("still here?"), "INSTALLATION_REMOVED");
+  assert(!phoneHeard, "the removed phone reads nothing new");
+  await Promise.all([laptopNode, phoneNode, bobNode, otherNode].map((n) => n.close()));
+  return { ok: true };
+}
+
+export const all = { twoInstallationsOfOneAccount, groupLifecycle, groupPermissionsAndVotes, twoAccountsChatBothWays, startDirectRejectsBadAccounts, messagingApi, bringYourOwnTransport, outboxRetriesTransientFailures, aLostPushIsRepairedFromTheStore };

@@ -129,10 +129,12 @@ impl Client {
             content_type: content_type(&reliable.content).to_owned(),
             sent_at: sent_at_ms as f64,
             received_at: now_ms as f64,
-            outgoing: sender.account.as_ref() == Some(&own),
+            outgoing: false,
         };
         let confirmed =
             sender.account.as_ref().is_some_and(|a| self.directory.confirms(a, &sender.installation));
+        // Ours only once our own signed list shows the sending installation.
+        message.outgoing = confirmed && sender.account.as_ref() == Some(&own);
         if confirmed {
             message.sender.account_id = sender.account.as_ref().map(AccountId::to_hex);
         }

@@ -17,7 +17,12 @@ impl Client {
         if peer == self.account.id() {
             return Err(CoreError::InvalidArgument("cannot start a direct chat with yourself".into()));
         }
-        if let Some(c) = self.conversations.values().find(|c| c.peer == peer) {
+        self.check_active()?;
+        // Only a chat whose peer installations the peer's signed list shows is theirs: a
+        // stranger's Welcome that claims the account is not reused.
+        if let Some(c) =
+            self.conversations.values().find(|c| c.peer == peer && direct_verified(c, &self.directory))
+        {
             return Ok((c.id().as_str().to_owned(), Effects::default()));
         }
         let peer_devices = self
@@ -65,7 +70,7 @@ impl Client {
         let commit_env = group_envelope(&id, commit);
         self.remember(&fx_digest(id.topic().as_str(), &commit_env), &mut fx)?;
         self.enqueue(&mut fx, id.topic().as_str().to_owned(), commit_env)?;
-        fx.events.push(Event::Conversation(info(&convo)));
+        fx.events.push(Event::Conversation(info(&convo, &self.directory)));
         self.conversations.insert(id.clone(), convo);
         self.put_conversation(&id, &mut fx)?;
         self.sync_mls(&mut fx)?;
@@ -140,10 +145,15 @@ impl Client {
         convo.meta.created_at = now_ms;
         let mut fx = Effects {
             subscribe: vec![id.topic().as_str().to_owned()],
-            events: vec![Event::Conversation(info(&convo))],
+            events: vec![Event::Conversation(info(&convo, &self.directory))],
             ..Effects::default()
         };
+        // The peer's account is the Welcome's claim until its signed list shows it.
+        if !direct_verified(&convo, &self.directory) {
+            fx.lookups.push(convo.peer.to_hex());
+        }
         self.conversations.insert(id.clone(), convo);
+        self.joined_direct(&id, &mut fx)?;
         self.put_conversation(&id, &mut fx)?;
         Ok(Some(fx))
     }
@@ -169,6 +179,14 @@ impl Client {
             Inbound::Commit => {
                 let mut fx = Effects::default();
                 self.put_conversation(id, &mut fx)?;
+                return Ok(fx);
+            }
+            Inbound::Removed => {
+                // Another installation of our account took us out: we stop.
+                let mut fx = Effects::default();
+                self.put_conversation(id, &mut fx)?;
+                self.mark_removed(&mut fx);
+                self.put_account(&mut fx)?;
                 return Ok(fx);
             }
             Inbound::Ignored | Inbound::Replay => return Ok(Effects::default()),

@@ -29,6 +29,7 @@ pub(super) fn group_info(g: &GroupConversation) -> ConversationInfo {
         description: Some(m.description),
         last_message_at: (g.meta.last_message_at > 0).then_some(g.meta.last_message_at as f64),
         unread: g.meta.unread,
+        verified: true,
     }
 }
 
@@ -71,7 +72,10 @@ impl Client {
         config: Option<Config>,
         now_ms: u64,
     ) -> Result<(String, Effects)> {
-        self.guarded(|c| c.create_group_inner(name, description, members, config.unwrap_or_default(), now_ms))
+        self.guarded(|c| {
+            c.check_active()?;
+            c.create_group_inner(name, description, members, config.unwrap_or_default(), now_ms)
+        })
     }
 
     fn create_group_inner(

@@ -33,6 +33,7 @@ use super::store::{
 };
 mod checkpoint;
 mod delivery;
+mod devices;
 mod direct;
 mod group;
 mod group_output;
@@ -41,6 +42,7 @@ mod outbox;
 mod reliability;
 mod storage;
 
+pub use devices::Linking;
 pub use outbox::{FULL_ACK_MAX, RETRANSMIT_DELAYS_MS};
 pub use reliability::{backoff, HOLD_MS, LOOKUP_TRIES};
 
@@ -103,6 +105,17 @@ pub struct Client {
     checkpoint: Option<checkpoint::Checkpoint>,
     /// The app decides our votes on permitted group proposals (`Event::VoteRequest`).
     votes_by_app: bool,
+    /// Link codes handed out and not yet used up (`devices`).
+    links: Vec<devices::OpenLink>,
+    /// When each installation of the account was first seen in its list.
+    added_at: BTreeMap<InstallationId, u64>,
+    /// Another installation removed this one: every call fails.
+    removed: bool,
+    /// The link this installation came from, while the archive may still come on it.
+    link_in: Option<crate::core::link::LinkSecret>,
+    /// Archived messages of chats not joined yet, and their content bytes.
+    archive_waiting: Vec<ChatMessage>,
+    archive_waiting_bytes: usize,
 }
 
 impl std::fmt::Debug for Client {
@@ -137,14 +150,30 @@ impl Client {
         installation: InstallationKey,
         now_ms: u64,
     ) -> Result<(Self, Effects)> {
-        let provider = Provider::new().map_err(CoreError::mls)?;
-        let credential = DelegateCredential { installation: installation.id(), account: Some(account.id()) };
         // libchat publishes an account's first bundle at lamport 0.
         let bundle = account.sign_bundle(0, vec![installation.id()])?;
+        Self::with_bundle(rng, store_key, account, installation, bundle, now_ms)
+    }
+
+    /// A new installation whose account's signed list is `bundle` (a fresh account's
+    /// own, or the one a link granted).
+    fn with_bundle(
+        rng: Box<dyn CryptoRngCore>,
+        store_key: &[u8; 32],
+        account: AccountKey,
+        installation: InstallationKey,
+        bundle: DeviceBundle,
+        now_ms: u64,
+    ) -> Result<(Self, Effects)> {
+        let provider = Provider::new().map_err(CoreError::mls)?;
+        let credential = DelegateCredential { installation: installation.id(), account: Some(account.id()) };
         let kp_bundle = mls::new_key_package(&provider, &installation, &credential)?;
         let key_package = kp_bundle.key_package().clone();
         let mut client =
             Self::assemble(rng, provider, store_key, account, installation, bundle, key_package)?;
+        for d in &client.bundle.devices {
+            client.added_at.insert(d.clone(), now_ms);
+        }
         let mut fx = Effects::default();
         let meta = MetaRecord { schema_version: SCHEMA_VERSION };
         fx.store.push(client.cipher.put(client.rng.as_mut(), Store::Meta, SINGLETON, &encode(&meta))?);
@@ -195,6 +224,12 @@ impl Client {
             rel: reliability::Reliability::default(),
             checkpoint: None,
             votes_by_app: false,
+            links: Vec::new(),
+            added_at: BTreeMap::new(),
+            removed: false,
+            link_in: None,
+            archive_waiting: Vec::new(),
+            archive_waiting_bytes: 0,
         })
     }
 
@@ -247,9 +282,24 @@ impl Client {
 
     /// The lookup of `account` is done: release the messages waiting on it.
     pub fn lookup_complete(&mut self, account: &str) -> Effects {
+        self.lookup_complete_at(account, 0)
+    }
+
+    /// [`Client::lookup_complete`] at a time (when a newer list of our own account
+    /// came, its new installations are dated then).
+    pub fn lookup_complete_at(&mut self, account: &str, now_ms: u64) -> Effects {
         self.lookup_settled(account);
         let Ok(account) = AccountId::parse(account) else { return Effects::default() };
         let mut fx = Effects::default();
+        if account == self.account.id() {
+            if let Err(e) = self.follow_own_bundle(now_ms, &mut fx) {
+                fx.events.push(Event::Error { code: e.code().as_str(), message: e.to_string() });
+            }
+        }
+        // A direct chat with this account may be verified now.
+        for c in self.conversations.values().filter(|c| c.peer == account) {
+            fx.events.push(Event::Conversation(info(c, &self.directory)));
+        }
         let (ready, rest): (Vec<_>, Vec<_>) =
             std::mem::take(&mut self.pending).into_iter().partition(|p| p.account == account);
         self.pending = rest;
@@ -257,6 +307,8 @@ impl Client {
         for mut p in ready {
             if self.directory.confirms(&p.account, &p.installation) {
                 p.message.sender.account_id = Some(p.account.to_hex());
+                // Sent by another installation of ours: outgoing, never unread.
+                p.message.outgoing = p.account == self.account.id();
                 if let Err(e) = self.put_message(&p.message, p.seq, &mut fx) {
                     fx.events.push(Event::Error { code: e.code().as_str(), message: e.to_string() });
                 }
@@ -279,7 +331,8 @@ impl Client {
 
     /// Every conversation, in id order.
     pub fn conversations(&self) -> Vec<ConversationInfo> {
-        let mut all: Vec<ConversationInfo> = self.conversations.values().map(info).collect();
+        let mut all: Vec<ConversationInfo> =
+            self.conversations.values().map(|c| info(c, &self.directory)).collect();
         all.extend(self.groups.values().map(group::group_info));
         all.sort_by(|a, b| a.id.cmp(&b.id));
         all
@@ -307,6 +360,7 @@ impl Client {
     /// the history and the envelope in the outbox, in the same effects.
     pub fn send(&mut self, conversation: &str, content: &[u8], now_ms: u64) -> Result<(String, Effects)> {
         let (id, mut fx) = self.guarded(|c| {
+            c.check_active()?;
             let id = ConversationId::parse(conversation)?;
             if c.groups.contains_key(&id) {
                 c.send_group(&id, content, now_ms)
@@ -357,6 +411,21 @@ impl Client {
         }
         if !content_topic.starts_with(CHAT_TOPIC_PREFIX) {
             return Effects::default();
+        }
+        if self.link_in_topic(content_topic) {
+            return self.guarded(|c| c.handle_link_in(payload)).unwrap_or_else(|e| Effects {
+                events: vec![Event::Error { code: e.code().as_str(), message: e.to_string() }],
+                ..Effects::default()
+            });
+        }
+        if self.link_topic(content_topic) {
+            // Bracketed: a chat the new installation could not be added to is put back.
+            return self.guarded(|c| c.handle_link(content_topic, payload, now_ms)).unwrap_or_else(|e| {
+                Effects {
+                    events: vec![Event::Error { code: e.code().as_str(), message: e.to_string() }],
+                    ..Effects::default()
+                }
+            });
         }
         let digest = fx_digest(content_topic, payload);
         if self.seen.contains_key(&digest) || self.refused.contains(&digest) {
@@ -412,8 +481,9 @@ pub(crate) fn fx_digest(topic: &str, payload: &[u8]) -> [u8; 32] {
     blake2b::<32>(&[topic.as_bytes(), b"|", payload])
 }
 
-fn info(c: &DirectConversation) -> ConversationInfo {
+fn info(c: &DirectConversation, directory: &Directory) -> ConversationInfo {
     ConversationInfo {
+        verified: direct_verified(c, directory),
         id: c.id().as_str().to_owned(),
         kind: "direct",
         peer: Some(c.peer.to_hex()),
@@ -422,6 +492,14 @@ fn info(c: &DirectConversation) -> ConversationInfo {
         last_message_at: (c.meta.last_message_at > 0).then_some(c.meta.last_message_at as f64),
         unread: c.meta.unread,
     }
+}
+
+/// Whether every installation of a direct chat that claims the peer's account is on the
+/// peer's signed device list (and there is one): a Welcome whose credential claims
+/// someone's account does not make that account's chat.
+fn direct_verified(c: &DirectConversation, directory: &Directory) -> bool {
+    let mut claims = c.members().into_iter().filter(|m| m.account.as_ref() == Some(&c.peer)).peekable();
+    claims.peek().is_some() && claims.all(|m| directory.confirms(&c.peer, &m.installation))
 }
 
 /// A time in ms as the API carries it (f64) as a whole `u64`: negative and NaN are 0,

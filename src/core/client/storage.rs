@@ -24,6 +24,10 @@ impl Client {
             installation_seed: self.installation.seed().to_vec(),
             bundle_lamport: self.bundle.lamport,
             key_package: self.key_package.tls_serialize_detached().map_err(CoreError::mls)?,
+            bundle_payload: self.bundle.payload.clone(),
+            bundle_signature: self.bundle.signature.to_vec(),
+            added_at: self.added_at.iter().map(|(d, t)| (d.to_hex(), *t)).collect(),
+            removed: self.removed,
         })
     }
 
@@ -56,7 +60,13 @@ impl Client {
         let seed = |b: &[u8]| <[u8; 32]>::try_from(b).map_err(|_| CoreError::StoreCorrupt("key seed".into()));
         let account = AccountKey::from_seed(&seed(&acct.account_seed)?);
         let installation = InstallationKey::from_seed(&seed(&acct.installation_seed)?);
-        let bundle = account.sign_bundle(acct.bundle_lamport, vec![installation.id()])?;
+        // Stores written before linking hold no list: it was this installation alone.
+        let bundle = if acct.bundle_payload.is_empty() {
+            account.sign_bundle(acct.bundle_lamport, vec![installation.id()])?
+        } else {
+            DeviceBundle::verify(&account.id(), &acct.bundle_payload, &acct.bundle_signature)
+                .map_err(|_| CoreError::StoreCorrupt("the stored device list does not verify".into()))?
+        };
         let provider = Provider::new().map_err(CoreError::mls)?;
         // The stored key package validates until its lifetime (84 days) ends; an
         // installation that was closed longer gets a fresh last-resort package, which
@@ -74,6 +84,12 @@ impl Client {
         };
         let mut client =
             Self::assemble(rng, provider, store_key, account, installation, bundle, placeholder)?;
+        client.removed = acct.removed;
+        for (d, t) in &acct.added_at {
+            if let Ok(d) = InstallationId::parse(d) {
+                client.added_at.insert(d, *t);
+            }
+        }
         // Schema 1 kept openmls's entries in JSON: they migrate as openmls reads them.
         client.provider.storage().set_legacy(meta.schema_version == 1);
         {
@@ -247,9 +263,26 @@ impl Client {
         };
         let seq = meta.next_seq;
         meta.next_seq = meta.next_seq.saturating_add(1);
+        self.store_message_at(m, seq, !m.outgoing, fx)?;
+        Ok(seq)
+    }
+
+    /// Stores a message at a given place in the history (an archive from another
+    /// installation goes before what this one received itself).
+    pub(super) fn store_message_at(
+        &mut self,
+        m: &ChatMessage,
+        seq: u64,
+        unread: bool,
+        fx: &mut Effects,
+    ) -> Result<()> {
+        let id = ConversationId::parse(&m.conversation_id)?;
+        let Some((_, meta)) = self.channel_meta(&id) else {
+            return Err(CoreError::UnknownConversation(m.conversation_id.clone()));
+        };
         let handled = super::reliability::msg_digest(&id, &m.id);
         meta.last_message_at = meta.last_message_at.max(super::whole_ms(m.sent_at));
-        if !m.outgoing {
+        if unread {
             meta.unread = meta.unread.saturating_add(1);
         }
         self.remember(&handled, fx)?;
@@ -261,8 +294,7 @@ impl Client {
             &index_key(&m.conversation_id, &m.id),
             &encode(&index),
         )?);
-        self.put_conversation(&id, fx)?;
-        Ok(seq)
+        self.put_conversation(&id, fx)
     }
 
     pub(super) fn put_message(&mut self, m: &ChatMessage, seq: u64, fx: &mut Effects) -> Result<()> {

@@ -12,7 +12,7 @@ use openmls_traits::OpenMlsProvider;
 
 use super::mls;
 use crate::core::account::{DelegateCredential, InstallationKey};
-use crate::core::address::{AccountId, ConversationId};
+use crate::core::address::{AccountId, ConversationId, InstallationId};
 use crate::core::error::{CoreError, Result};
 use crate::core::sds::Channel;
 use crate::core::store::ConversationRecord;
@@ -31,6 +31,8 @@ pub enum Inbound {
     Commit,
     /// Nothing to do (a proposal, or traffic from a past epoch).
     Ignored,
+    /// A commit that removed this installation: the chat is over for it.
+    Removed,
     /// A copy of something already processed (our own message, a consumed generation,
     /// an old epoch): what replaying history after a restart produces. State is untouched.
     Replay,
@@ -163,6 +165,77 @@ impl DirectConversation {
             .collect()
     }
 
+    /// Whether an installation has a leaf in the group.
+    pub fn has_installation(&self, id: &InstallationId) -> bool {
+        self.group.members().any(|m| m.signature_key.as_slice() == id.as_bytes())
+    }
+
+    /// Adds installations of our own account (a linked device) in one commit, merged
+    /// at once; returns the Commit and the Welcome (MLSMessage bytes).
+    pub fn add_installations(
+        &mut self,
+        provider: &impl OpenMlsProvider,
+        key: &InstallationKey,
+        key_packages: &[KeyPackage],
+    ) -> Result<(Vec<u8>, Vec<u8>)> {
+        let (commit, welcome, _info) =
+            self.group.add_members(provider, key, key_packages).map_err(CoreError::mls)?;
+        self.group.merge_pending_commit(provider).map_err(CoreError::mls)?;
+        let commit = commit.tls_serialize_detached().map_err(CoreError::mls)?;
+        let welcome = welcome.tls_serialize_detached().map_err(CoreError::mls)?;
+        Ok((commit, welcome))
+    }
+
+    /// Removes every leaf of an installation of our own account in one commit, merged at
+    /// once; `None` when it has no leaf here.
+    pub fn remove_installation(
+        &mut self,
+        provider: &impl OpenMlsProvider,
+        key: &InstallationKey,
+        id: &InstallationId,
+    ) -> Result<Option<Vec<u8>>> {
+        let leaves: Vec<LeafNodeIndex> = self
+            .group
+            .members()
+            .filter(|m| m.signature_key.as_slice() == id.as_bytes())
+            .map(|m| m.index)
+            .collect();
+        if leaves.is_empty() {
+            return Ok(None);
+        }
+        let (commit, _welcome, _info) =
+            self.group.remove_members(provider, key, &leaves).map_err(CoreError::mls)?;
+        self.group.merge_pending_commit(provider).map_err(CoreError::mls)?;
+        Ok(Some(commit.tls_serialize_detached().map_err(CoreError::mls)?))
+    }
+
+    /// Checks a peer's commit: in a direct chat an account changes only its own
+    /// installations (a linked device added, a removed one taken out), and a commit
+    /// adds or removes nothing else.
+    fn check_commit(&self, committer: &DelegateCredential, staged: &StagedCommit) -> Result<()> {
+        let account = committer.account.as_ref().ok_or(CoreError::Verify("a commit from no account"))?;
+        for add in staged.add_proposals() {
+            let leaf = add.add_proposal().key_package().leaf_node();
+            let cred = mls::member_credential(leaf.credential(), leaf.signature_key().as_slice())?;
+            if cred.account.as_ref() != Some(account) {
+                return Err(CoreError::Verify("a direct-chat commit adds another account's installation"));
+            }
+        }
+        for remove in staged.remove_proposals() {
+            let leaf = remove.remove_proposal().removed();
+            let member = self
+                .group
+                .members()
+                .find(|m| m.index == leaf)
+                .ok_or(CoreError::Verify("a commit removes no member"))?;
+            let cred = mls::member_credential(&member.credential, member.signature_key.as_slice())?;
+            if cred.account.as_ref() != Some(account) {
+                return Err(CoreError::Verify("a direct-chat commit removes another account's installation"));
+            }
+        }
+        Ok(())
+    }
+
     /// Encrypts application bytes to the group; returns MLSMessage bytes.
     pub fn encrypt(
         &mut self,
@@ -223,8 +296,11 @@ impl DirectConversation {
                 Ok(Inbound::Application { sender, plaintext: app.into_bytes() })
             }
             ProcessedMessageContent::StagedCommitMessage(staged) => {
+                let committer = sender.ok_or(CoreError::Verify("a commit from a non-member"))?;
+                self.check_commit(&committer, &staged)?;
+                let removed = staged.self_removed();
                 self.group.merge_staged_commit(provider, *staged).map_err(CoreError::mls)?;
-                Ok(Inbound::Commit)
+                Ok(if removed { Inbound::Removed } else { Inbound::Commit })
             }
             _ => Ok(Inbound::Ignored),
         }

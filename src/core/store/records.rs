@@ -26,6 +26,20 @@ pub struct AccountRecord {
     /// This installation's last-resort key package (public; TLS bytes).
     #[prost(bytes = "vec", tag = "4")]
     pub key_package: Vec<u8>,
+    /// The account's signed device list as last accepted (§2.2 payload); empty in
+    /// stores written before installations could be linked (then it lists this one alone).
+    #[prost(bytes = "vec", tag = "5")]
+    pub bundle_payload: Vec<u8>,
+    /// The account's signature over `bundle_payload`.
+    #[prost(bytes = "vec", tag = "6")]
+    pub bundle_signature: Vec<u8>,
+    /// When each installation of the account was first seen here (hex id → ms).
+    #[prost(btree_map = "string, uint64", tag = "7")]
+    #[zeroize(skip)]
+    pub added_at: std::collections::BTreeMap<String, u64>,
+    /// Another installation removed this one from the account: it stops.
+    #[prost(bool, tag = "8")]
+    pub removed: bool,
 }
 
 /// A `conversations` record.

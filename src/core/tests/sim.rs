@@ -87,6 +87,11 @@ impl Net {
         self.now += 1;
         let rng = Box::new(ChaCha20Rng::seed_from_u64(seed));
         let (client, fx) = Client::create(rng, &store_key(seed), self.now).unwrap();
+        self.add_node(client, seed, fx)
+    }
+
+    /// Adds a started client as a node and applies its start-up effects.
+    fn add_node(&mut self, client: Client, seed: u64, fx: Effects) -> usize {
         self.nodes.push(Node {
             client,
             seed,
@@ -130,25 +135,100 @@ impl Net {
                 *self.published_on.entry(o.content_topic.clone()).or_default() += 1;
             }
             let m = Msg { topic: o.content_topic, payload: o.payload, sent_at: self.now };
-            self.history.push(m.clone());
-            let from = self.side.get(&i).copied();
-            for (j, n) in self.nodes.iter_mut().enumerate() {
-                let same_side = from.is_none() || self.side.get(&j).copied() == from;
-                if n.online && same_side && n.subs.contains(&m.topic) {
-                    n.queue.push_back(m.clone());
-                }
-            }
+            self.broadcast(Some(i), m);
         }
         for a in fx.lookups {
             self.nodes[i].lookups += 1;
             self.lookup(i);
-            let fx = self.nodes[i].client.lookup_complete(&a);
+            let fx = self.nodes[i].client.lookup_complete_at(&a, self.now);
             self.apply(i, fx);
+        }
+        for e in &fx.events {
+            if let Event::HistoryWanted { link, ranges } = e {
+                let fx = self.read_history(i, link, ranges, 100);
+                self.apply(i, fx);
+            }
         }
         self.nodes[i].events.extend(fx.events);
         if fx.wake_at.is_some() {
             self.nodes[i].wake = fx.wake_at.map(|t| t as u64);
         }
+    }
+
+    /// What a driver does with `Event::HistoryWanted`: reads each range's newest `limit`
+    /// rows from the node's disk and hands them to `send_history`.
+    pub fn read_history(
+        &mut self,
+        i: usize,
+        link: &str,
+        ranges: &[crate::core::effects::HistoryRange],
+        limit: usize,
+    ) -> Effects {
+        let mut rows = Vec::new();
+        for r in ranges {
+            let lo = ("messages".to_owned(), r.from.clone());
+            let hi = ("messages".to_owned(), r.to.clone());
+            let mut these: Vec<(Vec<u8>, Vec<u8>)> = self.nodes[i]
+                .disk
+                .0
+                .range(lo..=hi)
+                .rev()
+                .take(limit)
+                .map(|((_, k), v)| (k.clone(), v.clone()))
+                .collect();
+            these.reverse();
+            rows.extend(these);
+        }
+        self.nodes[i].client.send_history(link, &rows).unwrap()
+    }
+
+    /// Keeps a message in the history and pushes it to online subscribers (on the
+    /// sender's side of a partition).
+    pub fn broadcast(&mut self, from: Option<usize>, m: Msg) {
+        self.history.push(m.clone());
+        let from = from.and_then(|i| self.side.get(&i).copied());
+        for (j, n) in self.nodes.iter_mut().enumerate() {
+            let same_side = from.is_none() || self.side.get(&j).copied() == from;
+            if n.online && same_side && n.subs.contains(&m.topic) {
+                n.queue.push_back(m.clone());
+            }
+        }
+    }
+
+    /// A new device linked to `existing`'s account with a code from it, as the driver
+    /// of `chat({ link })` does: publish the request, wait for the grant on the link's
+    /// topic, start the installation. Returns the new node.
+    pub fn link(&mut self, existing: usize, seed: u64) -> usize {
+        self.now += 1;
+        let (code, fx) = self.nodes[existing].client.create_link(self.now).unwrap();
+        self.apply(existing, fx);
+        self.link_with(&code, seed).unwrap()
+    }
+
+    /// [`Net::link`] with a given code: the error when no grant opens.
+    pub fn link_with(&mut self, code: &str, seed: u64) -> crate::core::Result<usize> {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed ^ 0x11);
+        let (linking, fx) = crate::core::client::Linking::start(&mut rng, code)?;
+        for o in fx.publish {
+            let m = Msg { topic: o.content_topic, payload: o.payload, sent_at: self.now };
+            self.broadcast(None, m);
+        }
+        self.run();
+        let topic = linking.topic();
+        let mut grant = None;
+        for m in self.history.iter().filter(|m| m.topic == topic) {
+            if let Some(g) = linking.open_grant(&m.payload)? {
+                grant = Some(g);
+                break;
+            }
+        }
+        let grant = grant.ok_or(crate::core::CoreError::InvalidLink("no grant"))?;
+        self.now += 1;
+        let rng = Box::new(ChaCha20Rng::seed_from_u64(seed));
+        let (client, fx) = Client::from_link(rng, &store_key(seed), linking, &grant, self.now)?;
+        let i = self.add_node(client, seed, fx);
+        self.run();
+        Ok(i)
     }
 
     /// Moves the virtual clock forward by `ms`, ticking every node whose timer falls due

@@ -29,6 +29,7 @@ use prost::Message as _;
 use zeroize::Zeroizing;
 
 use crate::core::address::blake2b;
+use crate::core::aead::{self, NONCE_LEN};
 use crate::core::error::{CoreError, Result};
 use crate::core::wire::{GroupBundles, GroupTree, MemberWelcome, TreeTicket};
 
@@ -38,8 +39,6 @@ const TICKET_INFO: &[u8] = b"logos-chat group tree ticket v1";
 const TREE_AAD: &[u8] = b"logos-chat group tree v1";
 /// Associated data of the members' bundles sealed with a tree.
 const BUNDLES_AAD: &[u8] = b"logos-chat group tree bundles v1";
-const NONCE_LEN: usize = 24;
-const TAG_LEN: usize = 16;
 
 /// The suffix of the conversation hint a `GroupTree` envelope carries.
 pub const TREE_HINT_SUFFIX: &str = "/tree";
@@ -66,15 +65,7 @@ impl SealedTree {
         let plain = Zeroizing::new(GroupBundles { submissions }.encode_to_vec());
         let nonce: [u8; NONCE_LEN] =
             provider.rand().random_array().map_err(|_| CoreError::mls("no randomness"))?;
-        let mut sealed = vec![0u8; plain.len().saturating_add(TAG_LEN)];
-        libcrux_chacha20poly1305::xchacha20_poly1305::encrypt(
-            &self.key,
-            &plain,
-            &mut sealed,
-            BUNDLES_AAD,
-            &nonce,
-        )
-        .map_err(|_| CoreError::mls("member bundles too large to seal"))?;
+        let sealed = aead::seal(&self.key, &nonce, &plain, BUNDLES_AAD)?;
         self.tree.bundles_nonce = nonce.to_vec();
         self.tree.bundles = sealed;
         Ok(())
@@ -107,25 +98,6 @@ pub fn parse(frame: &[u8]) -> Result<GroupTree> {
     GroupTree::decode(frame).map_err(|e| CoreError::decode("group tree", e))
 }
 
-/// Opens `sealed` (ciphertext and tag) with XChaCha20-Poly1305.
-fn open(
-    key: &[u8; 32],
-    nonce: &[u8],
-    sealed: &[u8],
-    aad: &[u8],
-    what: &'static str,
-) -> Result<Zeroizing<Vec<u8>>> {
-    let nonce =
-        <[u8; NONCE_LEN]>::try_from(nonce).map_err(|_| CoreError::decode(what, "nonce is not 24 bytes"))?;
-    let Some(len) = sealed.len().checked_sub(TAG_LEN) else {
-        return Err(CoreError::decode(what, "truncated"));
-    };
-    let mut plain = Zeroizing::new(vec![0u8; len]);
-    libcrux_chacha20poly1305::xchacha20_poly1305::decrypt(key, &mut plain, sealed, aad, &nonce)
-        .map_err(|_| CoreError::Verify("group tree does not open"))?;
-    Ok(plain)
-}
-
 /// Seals the group's current ratchet tree under a fresh key.
 pub fn seal_tree(provider: &Provider, group: &MlsGroup) -> Result<SealedTree> {
     let tree = Zeroizing::new(group.export_ratchet_tree().tls_serialize_detached().map_err(CoreError::mls)?);
@@ -133,9 +105,7 @@ pub fn seal_tree(provider: &Provider, group: &MlsGroup) -> Result<SealedTree> {
         Zeroizing::new(provider.rand().random_array().map_err(|_| CoreError::mls("no randomness"))?);
     let nonce: [u8; NONCE_LEN] =
         provider.rand().random_array().map_err(|_| CoreError::mls("no randomness"))?;
-    let mut ciphertext = vec![0u8; tree.len().saturating_add(TAG_LEN)];
-    libcrux_chacha20poly1305::xchacha20_poly1305::encrypt(&key, &tree, &mut ciphertext, TREE_AAD, &nonce)
-        .map_err(|_| CoreError::mls("ratchet tree too large to seal"))?;
+    let ciphertext = aead::seal(&key, &nonce, &tree, TREE_AAD)?;
     let tree = GroupTree { nonce: nonce.to_vec(), ciphertext, ..GroupTree::default() };
     Ok(SealedTree { digest: digest_of(&tree), tree, key })
 }
@@ -223,14 +193,14 @@ pub fn open_tree(t: &GroupTree, ticket: &Ticket) -> Result<(RatchetTreeIn, Vec<V
     if digest_of(t) != ticket.digest {
         return Err(CoreError::Verify("not the tree the ticket names"));
     }
-    let tree = open(&ticket.key, &t.nonce, &t.ciphertext, TREE_AAD, "group tree")?;
+    let tree = aead::open(&ticket.key, &t.nonce, &t.ciphertext, TREE_AAD, "group tree")?;
     crate::core::conversation::mls_shape::check_ratchet_tree(tree.as_slice())?;
     let tree = crate::core::conversation::mls::decode_exact::<RatchetTreeIn>(tree.as_slice())
         .map_err(|e| CoreError::decode("ratchet tree", e))?;
     let bundles = if t.bundles.is_empty() {
         Vec::new()
     } else {
-        let plain = open(&ticket.key, &t.bundles_nonce, &t.bundles, BUNDLES_AAD, "group bundles")?;
+        let plain = aead::open(&ticket.key, &t.bundles_nonce, &t.bundles, BUNDLES_AAD, "group bundles")?;
         GroupBundles::decode(plain.as_slice()).map_err(|e| CoreError::decode("group bundles", e))?.submissions
     };
     Ok((tree, bundles))

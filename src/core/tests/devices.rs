@@ -1,0 +1,202 @@
+//! An account as a set of installations (issue 13): link, chat from both, remove,
+//! restart; and impostors whose credentials claim someone else's account.
+
+use super::sim::Net;
+use crate::core::{ErrorCode, Event};
+
+fn outgoing_texts(net: &Net, i: usize) -> Vec<(bool, String)> {
+    net.nodes[i]
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Message(m) => Some((m.outgoing, String::from_utf8_lossy(&m.content).into_owned())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn two_installations_of_alice_chat_with_bob_and_see_each_others_sends() {
+    let mut net = Net::default();
+    let alice = net.join(1);
+    let bob = net.join(2);
+    let alice2 = net.link(alice, 3);
+    let a = net.account(alice);
+    assert_eq!(net.account(alice2), a, "the linked device is the same account");
+    assert_ne!(net.nodes[alice2].client.installation_id(), net.nodes[alice].client.installation_id());
+    for i in [alice, alice2] {
+        let list = net.nodes[i].client.installations();
+        assert_eq!(list.len(), 2, "both installations see both");
+        assert_eq!(list.iter().filter(|d| d.current).count(), 1);
+    }
+
+    let convo = net.start_direct(alice, &net.account(bob)).unwrap();
+    net.run();
+    assert!(net.nodes[alice2].client.has_conversation(&convo), "alice's other device was invited too");
+    net.send(alice, &convo, "from alice 1");
+    net.run();
+    net.send(alice2, &convo, "from alice 2");
+    net.run();
+    net.send(bob, &convo, "from bob");
+    net.run();
+
+    assert_eq!(
+        net.texts(bob),
+        vec![(Some(a.clone()), "from alice 1".to_owned()), (Some(a.clone()), "from alice 2".to_owned())],
+        "bob confirms both installations as alice's"
+    );
+    assert_eq!(outgoing_texts(&net, alice), vec![(true, "from alice 2".into()), (false, "from bob".into())]);
+    assert_eq!(outgoing_texts(&net, alice2), vec![(true, "from alice 1".into()), (false, "from bob".into())]);
+    // Own sends from the other device are never unread.
+    for i in [alice, alice2] {
+        assert_eq!(net.nodes[i].client.conversations()[0].unread, 1);
+        assert!(net.errors(i).is_empty(), "{:?}", net.errors(i));
+    }
+    assert!(net.errors(bob).is_empty());
+}
+
+#[test]
+fn a_device_linked_later_is_added_to_existing_chats_and_a_removed_one_reads_nothing_more() {
+    let mut net = Net::default();
+    let alice = net.join(11);
+    let bob = net.join(12);
+    let convo = net.start_direct(alice, &net.account(bob)).unwrap();
+    net.run();
+    net.send(bob, &convo, "before the link");
+    net.run();
+
+    let alice2 = net.link(alice, 13);
+    assert!(net.nodes[alice2].client.has_conversation(&convo), "added by alice's own commit");
+    net.send(bob, &convo, "after the link");
+    net.run();
+    net.send(alice2, &convo, "hello from the new phone");
+    net.run();
+    // What bob sent before the link came in the archive: what follows is not held for it.
+    let texts: Vec<String> = net.texts(alice2).into_iter().map(|(_, t)| t).collect();
+    assert_eq!(texts, vec!["after the link"]);
+    let rows: Vec<(Vec<u8>, Vec<u8>)> = {
+        let (from, to) = net.nodes[alice2].client.history_range(&convo, None).unwrap();
+        let disk = &net.nodes[alice2].disk.0;
+        disk.range(("messages".to_owned(), from)..=("messages".to_owned(), to))
+            .map(|((_, k), v)| (k.clone(), v.clone()))
+            .collect()
+    };
+    let history: Vec<(String, bool)> = net.nodes[alice2]
+        .client
+        .open_messages(&rows)
+        .unwrap()
+        .into_iter()
+        .map(|m| (String::from_utf8_lossy(&m.content).into_owned(), m.outgoing))
+        .collect();
+    assert_eq!(
+        history,
+        vec![
+            ("before the link".to_owned(), false),
+            ("after the link".to_owned(), false),
+            ("hello from the new phone".to_owned(), true)
+        ],
+        "the new device's history starts before it joined"
+    );
+    assert_eq!(net.nodes[alice2].client.conversations()[0].unread, 1, "archived messages are not unread");
+    let a = net.account(alice);
+    assert!(net.texts(bob).contains(&(Some(a), "hello from the new phone".to_owned())));
+    assert!(net.errors(bob).is_empty(), "{:?}", net.errors(bob));
+
+    // Alice removes the new phone (a lost device): it cannot read what follows.
+    let gone = net.nodes[alice2].client.installation_id().to_hex();
+    net.now += 1;
+    let fx = net.nodes[alice].client.remove_installation(&gone, net.now).unwrap();
+    net.apply(alice, fx);
+    net.run();
+    assert_eq!(net.nodes[alice].client.installations().len(), 1);
+    assert!(net.errors(alice2).contains(&"INSTALLATION_REMOVED".to_owned()), "it learns it was removed");
+    net.send(bob, &convo, "after the removal");
+    net.run();
+    assert!(!net.texts(alice2).iter().any(|(_, t)| t == "after the removal"));
+    assert!(net.texts(alice).iter().any(|(_, t)| t == "after the removal"));
+    net.now += 1;
+    let err = net.nodes[alice2].client.send(&convo, b"still here?", net.now).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InstallationRemoved);
+    assert!(net.errors(bob).is_empty(), "{:?}", net.errors(bob));
+
+    // Both keep what they know across a restart (the list is persisted, not re-signed).
+    net.restart(alice);
+    assert_eq!(net.nodes[alice].client.installations().len(), 1);
+    net.restart(alice2);
+    assert_eq!(
+        net.nodes[alice2].client.send(&convo, b"x", net.now).unwrap_err().code(),
+        ErrorCode::InstallationRemoved
+    );
+}
+
+#[test]
+fn link_codes_are_single_use_and_bad_codes_are_invalid_link() {
+    let mut net = Net::default();
+    let alice = net.join(21);
+    assert_eq!(net.link_with("logos_link_nonsense", 22).unwrap_err().code(), ErrorCode::InvalidLink);
+    net.now += 1;
+    let (code, fx) = net.nodes[alice].client.create_link(net.now).unwrap();
+    net.apply(alice, fx);
+    let second = net.link_with(&code, 23).unwrap();
+    assert_eq!(net.account(second), net.account(alice));
+    // The same code again, from another device: refused, no grant.
+    let before = net.nodes[alice].client.installations().len();
+    assert_eq!(net.link_with(&code, 24).unwrap_err().code(), ErrorCode::InvalidLink);
+    assert_eq!(net.nodes[alice].client.installations().len(), before);
+    // A well-formed code nobody handed out: no installation answers.
+    let other = net.link_with("logos_link_aaaaaaaaaaaaaaaaaaaaaaaaaa", 25);
+    assert_eq!(other.map(|_| ()).unwrap_err().code(), ErrorCode::InvalidLink);
+    // An expired code is refused.
+    net.now += 1;
+    let (code, fx) = net.nodes[alice].client.create_link(net.now).unwrap();
+    net.apply(alice, fx);
+    net.now += crate::core::link::LINK_TTL_MS + 1;
+    assert_eq!(net.link_with(&code, 26).unwrap_err().code(), ErrorCode::InvalidLink);
+    assert!(net.errors(alice).contains(&"INVALID_LINK".to_owned()));
+}
+
+#[test]
+fn a_welcome_that_claims_another_account_is_not_that_accounts_chat() {
+    let mut net = Net::default();
+    let alice = net.join(31);
+    let bob = net.join(32);
+    let mallory = net.join(33);
+    let bob_id = net.nodes[bob].client.account_id();
+    net.lookup(mallory);
+    let alice_id = net.account(alice);
+    let fx = net.nodes[mallory].client.start_impostor_for_tests(&alice_id, &bob_id);
+    net.apply(mallory, fx);
+    net.run();
+    let fake = net.nodes[alice].client.conversations();
+    assert_eq!(fake.len(), 1, "alice joined the chat");
+    assert!(!fake[0].verified, "but it is not verified as bob's");
+    assert_eq!(fake[0].peer.as_deref(), Some(bob_id.to_hex().as_str()));
+    // startDirect(bob) makes the real chat instead of reusing the impostor's.
+    let real = net.start_direct(alice, &bob_id.to_hex()).unwrap();
+    net.run();
+    assert_ne!(real, fake[0].id);
+    let list = net.nodes[alice].client.conversations();
+    assert!(list.iter().any(|c| c.id == real && c.verified));
+    // What the impostor writes does not carry bob's account.
+    net.send(mallory, &fake[0].id, "it's me, bob");
+    net.run();
+    assert!(net.texts(alice).iter().all(|(who, _)| who.is_none()));
+}
+
+#[test]
+fn a_commit_adding_another_accounts_installation_to_a_direct_chat_is_refused() {
+    let mut net = Net::default();
+    let alice = net.join(41);
+    let bob = net.join(42);
+    let carol = net.join(43);
+    let convo = net.start_direct(alice, &net.account(bob)).unwrap();
+    net.run();
+    let epoch = net.nodes[bob].client.direct_epoch_for_tests(&convo);
+    net.lookup(alice);
+    let carol_inst = net.nodes[carol].client.installation_id();
+    let fx = net.nodes[alice].client.add_foreign_for_tests(&convo, &carol_inst);
+    net.apply(alice, fx);
+    net.run();
+    assert_eq!(net.nodes[bob].client.direct_epoch_for_tests(&convo), epoch, "bob's state is unchanged");
+    assert!(net.errors(bob).contains(&"PROTOCOL".to_owned()), "{:?}", net.errors(bob));
+}
