@@ -5,7 +5,7 @@
  */
 import { RetryTimer, WakeTimer } from "./timers.js";
 import { check, isWasmTrap, LogosChatError, toLogosError } from "./errors.js";
-import { KEYRING, storeKey } from "./keyring.js";
+import { KEYRING, storeKey, unwrapRecovery, wrapRecovery } from "./keyring.js";
 import { crashAfterPersist, storageFor, webLock } from "./profile.js";
 import { type ConversationDriver, ConversationHandle, GroupHandle, permissionBits } from "./conversation.js";
 import { type CoreConversation, type CoreEffects, type CoreInstallation, type CoreMessage, toInfo, toInstallation, toMessage } from "./core-types.js";
@@ -74,6 +74,26 @@ async function linkDevice(transport: Transport, code: string, key: Uint8Array): 
   }
 }
 
+/**
+ * A new device with a recovery secret: the newest signed device list of the account is
+ * read from the directory's account topic, then the installation starts, listed in it.
+ */
+async function recoverDevice(transport: Transport, recovery: string, passphrase: string | undefined, key: Uint8Array): Promise<glue.WasmClient> {
+  const secret = await unwrapRecovery(recovery, passphrase);
+  const records: Uint8Array[] = [];
+  try {
+    const topic = (glue.WasmClient.directoryTopics() as string[])[0];
+    for await (const m of transport.query({ contentTopics: [topic] })) records.push(m.payload);
+  } catch (e) {
+    throw toLogosError(e, "TRANSPORT_UNAVAILABLE");
+  }
+  try {
+    return glue.WasmClient.recover(secret, key, records, Date.now());
+  } catch (e) {
+    throw toLogosError(e);
+  }
+}
+
 /** Back-off of a subscription the transport refused (offline): 1 s doubling, 30 s at most. */
 const resubscribeDelay = (attempt: number): number => Math.min(30_000, 1000 * 2 ** attempt);
 export class ChatImpl implements Chat, ConversationDriver {
@@ -108,6 +128,9 @@ export class ChatImpl implements Chat, ConversationDriver {
     check(options.passphrase === undefined || typeof options.passphrase === "string", "passphrase must be a string");
     check(options.onVote === undefined || typeof options.onVote === "function", "onVote must be a function");
     check(options.link === undefined || typeof options.link === "string", "link must be a string");
+    check(options.recover === undefined || typeof options.recover === "string", "recover must be a string");
+    check(options.recoverPassphrase === undefined || typeof options.recoverPassphrase === "string", "recoverPassphrase must be a string");
+    check(options.link === undefined || options.recover === undefined, "pass link or recover, not both");
     check(options.linkHistory === undefined || (Number.isInteger(options.linkHistory) && options.linkHistory >= 0 && options.linkHistory <= 1000), "linkHistory must be an integer from 0 to 1000");
     const name = options.name ?? "default";
     const { adapter, persistent, lockName } = storageFor(options, name);
@@ -121,8 +144,11 @@ export class ChatImpl implements Chat, ConversationDriver {
       let client: glue.WasmClient;
       try {
         if (fresh) {
-          client = options.link !== undefined ? await linkDevice(transport, options.link, key) : glue.WasmClient.create(Date.now(), key);
+          if (options.link !== undefined) client = await linkDevice(transport, options.link, key);
+          else if (options.recover !== undefined) client = await recoverDevice(transport, options.recover, options.recoverPassphrase, key);
+          else client = glue.WasmClient.create(Date.now(), key);
         } else {
+          if (options.recover !== undefined) throw new LogosChatError("INVALID_ARGUMENT", `profile "${name}" already holds an account: recover into a new profile`);
           if (options.link !== undefined) throw new LogosChatError("INVALID_LINK", `profile "${name}" already holds an account: open it without a link, or link a new profile`);
           const records: [string, Uint8Array, Uint8Array][] = [];
           for (const [store, atStart] of stores) {
@@ -418,6 +444,32 @@ export class ChatImpl implements Chat, ConversationDriver {
       }
       await this.apply(made.effects);
       return made.code;
+    });
+  }
+
+  rotateKeys(): Promise<void> {
+    return this.run(async () => {
+      let fx: CoreEffects;
+      try {
+        fx = this.client.rotateKeys(Date.now()) as CoreEffects;
+      } catch (e) {
+        throw toLogosError(e);
+      }
+      await this.apply(fx);
+    });
+  }
+
+  exportRecovery(options?: { passphrase?: string }): Promise<string> {
+    return this.run(async () => {
+      check(options === undefined || (typeof options === "object" && options !== null), "options must be an object");
+      check(options?.passphrase === undefined || (typeof options.passphrase === "string" && options.passphrase.length > 0), "passphrase must be a non-empty string");
+      let secret: string;
+      try {
+        secret = this.client.exportRecovery();
+      } catch (e) {
+        throw toLogosError(e);
+      }
+      return options?.passphrase === undefined ? secret : await wrapRecovery(secret, options.passphrase);
     });
   }
 

@@ -30,6 +30,41 @@ async function passphraseKek(passphrase: string, salt: Uint8Array<ArrayBuffer>, 
   return crypto.subtle.deriveKey({ name: "PBKDF2", hash: "SHA-256", salt, iterations }, base, { name: "AES-GCM", length: 256 }, false, ["encrypt", "decrypt"]);
 }
 
+const RECOVERY_WRAPPED = "logos_recovery_pw_";
+const b64url = (b: Uint8Array) => b64(b).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+const unb64url = (s: string) => unb64(s.replace(/-/g, "+").replace(/_/g, "/") + "=".repeat((4 - (s.length % 4)) % 4));
+
+/**
+ * A recovery secret wrapped under a passphrase: `logos_recovery_pw_` and base64url of
+ * salt (16) ‖ iv (12) ‖ AES-GCM(PBKDF2-SHA-256(passphrase, salt, 600,000), secret).
+ */
+export async function wrapRecovery(secret: string, passphrase: string): Promise<string> {
+  const salt = crypto.getRandomValues(new Uint8Array(16));
+  const iv = crypto.getRandomValues(new Uint8Array(12));
+  const kek = await passphraseKek(passphrase, salt, PBKDF2_ITERATIONS);
+  const sealed = new Uint8Array(await crypto.subtle.encrypt({ name: "AES-GCM", iv }, kek, new TextEncoder().encode(secret)));
+  return RECOVERY_WRAPPED + b64url(new Uint8Array([...salt, ...iv, ...sealed]));
+}
+
+/** The secret of a recovery string, unwrapping it with the passphrase if it is wrapped. */
+export async function unwrapRecovery(recovery: string, passphrase: string | undefined): Promise<string> {
+  if (!recovery.startsWith(RECOVERY_WRAPPED)) return recovery;
+  if (passphrase === undefined) throw new LogosChatError("WRONG_PASSPHRASE", "this recovery secret is wrapped by a passphrase: pass it as recoverPassphrase");
+  let raw: Uint8Array<ArrayBuffer>;
+  try {
+    raw = unb64url(recovery.slice(RECOVERY_WRAPPED.length));
+  } catch {
+    throw new LogosChatError("INVALID_ARGUMENT", "not a recovery secret");
+  }
+  if (raw.length < 16 + 12 + 16) throw new LogosChatError("INVALID_ARGUMENT", "not a recovery secret");
+  try {
+    const kek = await passphraseKek(passphrase, raw.slice(0, 16), PBKDF2_ITERATIONS);
+    return new TextDecoder().decode(await crypto.subtle.decrypt({ name: "AES-GCM", iv: raw.slice(16, 28) }, kek, raw.slice(28)));
+  } catch {
+    throw new LogosChatError("WRONG_PASSPHRASE", "the passphrase does not open this recovery secret");
+  }
+}
+
 /** The store key; for a new store also the keyring record, to commit with the account. */
 export interface StoreKey {
   key: Uint8Array;

@@ -171,6 +171,14 @@ export interface ChatOptions {
    */
   link?: string;
   /**
+   * A secret from `exportRecovery()`: this new profile becomes a new installation of
+   * that account when every device of it is lost (then revoke them with
+   * `removeInstallation`). A malformed secret is INVALID_ARGUMENT.
+   */
+  recover?: string;
+  /** The passphrase a recovery secret was wrapped with (`exportRecovery({ passphrase })`). */
+  recoverPassphrase?: string;
+  /**
    * How many of each chat's newest messages this installation sends a device it links
    * (sealed under the link code), so the new device shows what came before it joined.
    * Default 100; 0 sends none; at most 96 KiB per chat.
@@ -331,6 +339,17 @@ export interface Chat {
    * read what follows. It stops with `INSTALLATION_REMOVED`.
    */
   removeInstallation(installationId: string): Promise<void>;
+  /**
+   * Fresh keys (post-compromise security): an MLS self-update in every direct chat and a
+   * fresh key package; history stays readable. Groups are not updated yet.
+   */
+  rotateKeys(): Promise<void>;
+  /**
+   * The secret that restores this account on a new device when every device is lost
+   * (`ChatOptions.recover`). It is the account key: keep it offline. With a passphrase
+   * it comes wrapped (PBKDF2-SHA-256, AES-GCM) and needs `recoverPassphrase` to use.
+   */
+  exportRecovery(options?: { passphrase?: string }): Promise<string>;
   /** Creates a named group with these accounts (every installation of each). */
   createGroup(init: { name: string; description?: string; members: string[]; timing?: GroupTiming; permissions?: GroupPermissions }): Promise<Group>;
   conversations(): Promise<ConversationInfo[]>;

@@ -196,6 +196,34 @@ impl WasmClient {
         Ok(WasmClient { inner, startup: Some(fx) })
     }
 
+    /// A new installation of the account a recovery secret holds; `records` are the
+    /// payloads read from the account directory topic (`directoryTopics()[0]`).
+    #[wasm_bindgen]
+    pub fn recover(
+        secret: &str,
+        store_key_bytes: &[u8],
+        records: js_sys::Array,
+        now: f64,
+    ) -> Result<WasmClient, JsValue> {
+        let key = store_key(store_key_bytes)?;
+        let records: Vec<Vec<u8>> = records.iter().map(|r| bytes(&r)).collect();
+        let (inner, fx) =
+            Client::recover(Box::new(rand_core::OsRng), &key, secret, &records, ms(now)).map_err(err)?;
+        Ok(WasmClient { inner, startup: Some(fx) })
+    }
+
+    /// The account's recovery secret (`logos_recovery_…`).
+    #[wasm_bindgen(js_name = exportRecovery)]
+    pub fn export_recovery(&self) -> Result<String, JsValue> {
+        self.inner.export_recovery().map(|s| s.to_string()).map_err(err)
+    }
+
+    /// Fresh keys: a self-update in every direct chat and a fresh key package.
+    #[wasm_bindgen(js_name = rotateKeys)]
+    pub fn rotate_keys(&mut self, now: f64) -> Result<JsValue, JsValue> {
+        self.inner.rotate_keys(ms(now)).map(|fx| to_js(&fx)).map_err(err)
+    }
+
     /// A one-time link code for a new device: `{ code, effects }`.
     #[wasm_bindgen(js_name = createLink)]
     pub fn create_link(&mut self, now: f64) -> Result<JsValue, JsValue> {

@@ -426,4 +426,52 @@ export async function twoInstallationsOfOneAccount(logos) {
   return { ok: true };
 }
 
-export const all = { twoInstallationsOfOneAccount, groupLifecycle, groupPermissionsAndVotes, twoAccountsChatBothWays, startDirectRejectsBadAccounts, messagingApi, bringYourOwnTransport, outboxRetriesTransientFailures, aLostPushIsRepairedFromTheStore };
+/**
+ * Keys rotate without breaking a chat; when every device is lost, a passphrase-wrapped
+ * recovery secret restores the account on a new one, which revokes the lost device and
+ * is found by bob's next startDirect (issue 13).
+ */
+export async function rotateThenRecoverAfterLosingEveryDevice(logos) {
+  const hub = logos.createMemoryHub();
+  const [aliceNode, bobNode, newNode] = await Promise.all([1, 2, 3].map(() => logos.connect("memory", { hub })));
+  const alice = await aliceNode.chat({ name: "alice", store: "memory" });
+  const bob = await bobNode.chat({ name: "bob", store: "memory" });
+  const dm = await alice.startDirect(bob.accountId);
+  await until(async () => (await bob.conversation(dm.id)) !== undefined, 10_000, "bob joins");
+  const bobDm = await bob.conversation(dm.id);
+
+  await alice.rotateKeys();
+  const aliceGets = waitFor(alice, "message", (m) => m.text === "after the rotation");
+  await bobDm.send("after the rotation");
+  await aliceGets;
+  const bobGets = waitFor(bob, "message", (m) => m.text === "rotated");
+  await dm.send("rotated");
+  await bobGets;
+
+  const secret = await alice.exportRecovery({ passphrase: "correct horse" });
+  assert(secret.startsWith("logos_recovery_pw_") && !secret.includes(alice.accountId), "a wrapped secret");
+  const lost = alice.installationId;
+  await aliceNode.close();
+  await rejectsWith(newNode.chat({ name: "x", store: "memory", recover: secret, recoverPassphrase: "wrong" }), "WRONG_PASSPHRASE");
+  await rejectsWith(newNode.chat({ name: "y", store: "memory", recover: "logos_recovery_nothex" }), "INVALID_ARGUMENT");
+  const restored = await newNode.chat({ name: "alice-new", store: "memory", recover: secret, recoverPassphrase: "correct horse" });
+  assert(restored.accountId === alice.accountId && restored.installationId !== lost, "the same account on a new installation");
+  assert((await restored.installations()).length === 2, "the lost device is still listed");
+  await restored.removeInstallation(lost);
+  assert((await restored.installations()).map((i) => i.installationId).join() === restored.installationId, "only the new one is left");
+
+  const joined = waitFor(restored, "conversation");
+  const again = await bob.startDirect(restored.accountId);
+  assert(again.id !== dm.id, "bob's chat with the revoked device is not reused");
+  assert((await joined).id === again.id, "the restored device joins the new chat");
+  const restoredGets = waitFor(restored, "message", (m) => m.text === "welcome back");
+  await again.send("welcome back");
+  const m = await restoredGets;
+  assert(m.sender.accountId === bob.accountId && m.sender.verified, "from bob, verified");
+  const old = (await bob.conversations()).find((c) => c.id === dm.id);
+  assert(old && !old.verified, "the old chat shows as unverified");
+  await Promise.all([bobNode, newNode].map((n) => n.close()));
+  return { ok: true };
+}
+
+export const all = { twoInstallationsOfOneAccount, rotateThenRecoverAfterLosingEveryDevice, groupLifecycle, groupPermissionsAndVotes, twoAccountsChatBothWays, startDirectRejectsBadAccounts, messagingApi, bringYourOwnTransport, outboxRetriesTransientFailures, aLostPushIsRepairedFromTheStore };

@@ -209,6 +209,14 @@ impl DirectConversation {
         Ok(Some(commit.tls_serialize_detached().map_err(CoreError::mls)?))
     }
 
+    /// A commit that replaces our leaf's HPKE keys (post-compromise security), merged at once.
+    pub fn self_update(&mut self, provider: &impl OpenMlsProvider, key: &InstallationKey) -> Result<Vec<u8>> {
+        let bundle =
+            self.group.self_update(provider, key, LeafNodeParameters::default()).map_err(CoreError::mls)?;
+        self.group.merge_pending_commit(provider).map_err(CoreError::mls)?;
+        bundle.commit().tls_serialize_detached().map_err(CoreError::mls)
+    }
+
     /// Checks a peer's commit: in a direct chat an account changes only its own
     /// installations (a linked device added, a removed one taken out), and a commit
     /// adds or removes nothing else.

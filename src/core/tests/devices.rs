@@ -74,17 +74,8 @@ fn a_device_linked_later_is_added_to_existing_chats_and_a_removed_one_reads_noth
     // What bob sent before the link came in the archive: what follows is not held for it.
     let texts: Vec<String> = net.texts(alice2).into_iter().map(|(_, t)| t).collect();
     assert_eq!(texts, vec!["after the link"]);
-    let rows: Vec<(Vec<u8>, Vec<u8>)> = {
-        let (from, to) = net.nodes[alice2].client.history_range(&convo, None).unwrap();
-        let disk = &net.nodes[alice2].disk.0;
-        disk.range(("messages".to_owned(), from)..=("messages".to_owned(), to))
-            .map(|((_, k), v)| (k.clone(), v.clone()))
-            .collect()
-    };
-    let history: Vec<(String, bool)> = net.nodes[alice2]
-        .client
-        .open_messages(&rows)
-        .unwrap()
+    let history: Vec<(String, bool)> = net
+        .history(alice2, &convo)
         .into_iter()
         .map(|m| (String::from_utf8_lossy(&m.content).into_owned(), m.outgoing))
         .collect();
@@ -199,4 +190,117 @@ fn a_commit_adding_another_accounts_installation_to_a_direct_chat_is_refused() {
     net.run();
     assert_eq!(net.nodes[bob].client.direct_epoch_for_tests(&convo), epoch, "bob's state is unchanged");
     assert!(net.errors(bob).contains(&"PROTOCOL".to_owned()), "{:?}", net.errors(bob));
+}
+
+#[test]
+fn rotating_keys_moves_every_direct_chat_to_a_new_epoch_and_keeps_it_working() {
+    let mut net = Net::default();
+    let alice = net.join(51);
+    let bob = net.join(52);
+    let carol = net.join(53);
+    let convo = net.start_direct(alice, &net.account(bob)).unwrap();
+    net.run();
+    net.send(bob, &convo, "before");
+    net.run();
+    let epoch = net.nodes[bob].client.direct_epoch_for_tests(&convo);
+    net.now += 1;
+    let fx = net.nodes[alice].client.rotate_keys(net.now).unwrap();
+    net.apply(alice, fx);
+    net.run();
+    assert_eq!(net.nodes[bob].client.direct_epoch_for_tests(&convo), epoch + 1, "bob took the update");
+    assert_eq!(net.nodes[alice].client.direct_epoch_for_tests(&convo), epoch + 1);
+    net.send(bob, &convo, "after");
+    net.run();
+    net.send(alice, &convo, "me too");
+    net.run();
+    let texts: Vec<String> = net.texts(alice).into_iter().map(|(_, t)| t).collect();
+    assert_eq!(texts, vec!["before", "after"]);
+    assert!(net.texts(bob).iter().any(|(_, t)| t == "me too"));
+    // The fresh key package is what others now find: a new chat with carol starts on it.
+    let with_carol = net.start_direct(carol, &net.account(alice)).unwrap();
+    net.run();
+    assert!(net.nodes[alice].client.has_conversation(&with_carol));
+    // History from before the rotation still opens.
+    assert_eq!(net.history(alice, &convo).len(), 3);
+    for i in [alice, bob, carol] {
+        assert!(net.errors(i).is_empty(), "{i}: {:?}", net.errors(i));
+    }
+}
+
+#[test]
+fn an_account_is_recovered_on_a_new_device_after_every_device_is_lost_and_revokes_them() {
+    let mut net = Net::default();
+    let alice = net.join(61);
+    let bob = net.join(62);
+    let phone = net.link(alice, 63);
+    let convo = net.start_direct(alice, &net.account(bob)).unwrap();
+    net.run();
+    let secret = net.nodes[alice].client.export_recovery().unwrap();
+    assert!(secret.starts_with("logos_recovery_"));
+    assert_eq!(
+        net.recover("logos_recovery_xyz", 64).map(|_| ()).unwrap_err().code(),
+        ErrorCode::InvalidArgument
+    );
+    // Both devices are lost.
+    net.set_online(alice, false);
+    net.set_online(phone, false);
+    let restored = net.recover(&secret, 65).unwrap();
+    assert_eq!(net.account(restored), net.account(alice));
+    let listed = net.nodes[restored].client.installations();
+    assert_eq!(listed.len(), 3, "the newest list, extended: {listed:?}");
+    for lost in [alice, phone] {
+        let id = net.nodes[lost].client.installation_id().to_hex();
+        net.now += 1;
+        let fx = net.nodes[restored].client.remove_installation(&id, net.now).unwrap();
+        net.apply(restored, fx);
+    }
+    net.run();
+    assert_eq!(net.nodes[restored].client.installations().len(), 1);
+    // Bob's chat with the lost devices is no longer alice's: startDirect makes a new one
+    // with the restored device, which reads bob.
+    let again = net.start_direct(bob, &net.account(alice)).unwrap();
+    net.run();
+    assert_ne!(again, convo);
+    assert!(net.nodes[restored].client.has_conversation(&again));
+    net.send(bob, &again, "welcome back");
+    net.run();
+    let a = net.account(bob);
+    assert_eq!(net.texts(restored), vec![(Some(a), "welcome back".to_owned())]);
+    let old = net.nodes[bob].client.conversations().into_iter().find(|c| c.id == convo).unwrap();
+    assert!(!old.verified, "the old chat shows as unverified once its devices are revoked");
+}
+
+#[test]
+fn hostile_frames_on_a_link_topic_change_nothing() {
+    use super::sim::Msg;
+    let mut net = Net::default();
+    let alice = net.join(71);
+    net.now += 1;
+    let (code, fx) = net.nodes[alice].client.create_link(net.now).unwrap();
+    net.apply(alice, fx);
+    let topic = crate::core::link::LinkSecret::parse(&code).unwrap().topic();
+    // Junk, an empty frame, an oversized one, and a frame sealed under another code.
+    let other = crate::core::link::LinkSecret::parse("logos_link_aaaaaaaaaaaaaaaaaaaaaaaaaa").unwrap();
+    let mut rng = <rand_chacha::ChaCha20Rng as rand_chacha::rand_core::SeedableRng>::seed_from_u64(9);
+    let forged = other.seal(&mut rng, crate::core::link::Kind::Request, &[7; 32]).unwrap();
+    for payload in [vec![], vec![1; 40], vec![2; 140 * 1024], forged] {
+        net.broadcast(None, Msg { topic: topic.clone(), payload, sent_at: net.now });
+    }
+    net.run();
+    assert_eq!(net.nodes[alice].client.installations().len(), 1, "nothing was added");
+    assert!(net.errors(alice).iter().all(|e| e == "INVALID_LINK"), "{:?}", net.errors(alice));
+    // A copied-then-altered request (one flipped byte) does not open either.
+    let mut rng2 = <rand_chacha::ChaCha20Rng as rand_chacha::rand_core::SeedableRng>::seed_from_u64(10);
+    let (linking, fx) = crate::core::client::Linking::start(&mut rng2, &code).unwrap();
+    let mut altered = fx.publish[0].payload.clone();
+    let last = altered.len() - 1;
+    altered[last] ^= 1;
+    net.broadcast(None, Msg { topic: topic.clone(), payload: altered, sent_at: net.now });
+    net.run();
+    assert_eq!(net.nodes[alice].client.installations().len(), 1);
+    // The real code still works afterwards.
+    drop(linking);
+    let phone = net.link_with(&code, 72).unwrap();
+    assert_eq!(net.account(phone), net.account(alice));
+    assert_eq!(net.nodes[alice].client.installations().len(), 2);
 }

@@ -182,6 +182,18 @@ impl Net {
         self.nodes[i].client.send_history(link, &rows).unwrap()
     }
 
+    /// A conversation's stored history at node `i`, oldest first (what `history()` pages).
+    pub fn history(&self, i: usize, convo: &str) -> Vec<crate::core::ChatMessage> {
+        let (from, to) = self.nodes[i].client.history_range(convo, None).unwrap();
+        let rows: Vec<(Vec<u8>, Vec<u8>)> = self.nodes[i]
+            .disk
+            .0
+            .range(("messages".to_owned(), from)..=("messages".to_owned(), to))
+            .map(|((_, k), v)| (k.clone(), v.clone()))
+            .collect();
+        self.nodes[i].client.open_messages(&rows).unwrap()
+    }
+
     /// Keeps a message in the history and pushes it to online subscribers (on the
     /// sender's side of a partition).
     pub fn broadcast(&mut self, from: Option<usize>, m: Msg) {
@@ -226,6 +238,23 @@ impl Net {
         self.now += 1;
         let rng = Box::new(ChaCha20Rng::seed_from_u64(seed));
         let (client, fx) = Client::from_link(rng, &store_key(seed), linking, &grant, self.now)?;
+        let i = self.add_node(client, seed, fx);
+        self.run();
+        Ok(i)
+    }
+
+    /// A new device restored from a recovery secret, as the driver of `chat({ recover })`
+    /// does: read the account topic, then start the installation.
+    pub fn recover(&mut self, secret: &str, seed: u64) -> crate::core::Result<usize> {
+        let records: Vec<Vec<u8>> = self
+            .history
+            .iter()
+            .filter(|m| m.topic == Client::directory_topics()[0])
+            .map(|m| m.payload.clone())
+            .collect();
+        self.now += 1;
+        let rng = Box::new(ChaCha20Rng::seed_from_u64(seed));
+        let (client, fx) = Client::recover(rng, &store_key(seed), secret, &records, self.now)?;
         let i = self.add_node(client, seed, fx);
         self.run();
         Ok(i)
