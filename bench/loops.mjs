@@ -216,3 +216,53 @@ export async function devnodeGroupLoop(logos, startDevNode, { n, messages, nodes
   const missedPerMessage = Array.from({ length: messages }, (_, i) => rest.length - (perIndex.get(String(i)) ?? 0));
   return { members: n, messages, expected, delivered: delivered(), ratio: delivered() / expected, joinedMs, p50Ms: pct(50), p95Ms: pct(95), missedPerMessage };
 }
+
+/**
+ * Identity (issue 13): an account in `conversations` direct chats links a second device
+ * (createLink → chat({ link }) → the new device holds every chat and its archived
+ * history), then removes it (removeInstallation → the removed device is told).
+ */
+export async function identityLoop(logos, conversations) {
+  const hub = logos.createMemoryHub();
+  const aliceNode = await logos.connect("memory", { hub });
+  const alice = await aliceNode.chat({ name: "alice", store: "memory" });
+  const wait = async (pred, what) => {
+    const end = Date.now() + 600_000;
+    while (!(await pred())) {
+      if (Date.now() > end) throw new Error(`identity bench: timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  };  const peers = [];
+  for (let i = 0; i < conversations; i++) {
+    const node = await logos.connect("memory", { hub });
+    const chat = await node.chat({ name: `peer${i}`, store: "memory" });
+    peers.push({ node, chat });
+    const dm = await alice.startDirect(chat.accountId);
+    await dm.send(`hello ${i}`);
+  }
+
+  // Everything the set-up sent has arrived (and been acked) before the clock starts.
+  for (const p of peers) await wait(async () => (await p.chat.conversations())[0]?.unread === 1, "the peers' first messages");
+  await new Promise((r) => setTimeout(r, 200));
+  const phoneNode = await logos.connect("memory", { hub });
+  const t0 = now();
+  const code = await alice.createLink();
+  const phone = await phoneNode.chat({ name: "phone", store: "memory", link: code });
+  const grantedMs = now() - t0;
+  await wait(async () => (await phone.conversations()).length === conversations, "the phone in every chat");
+  const joinedMs = now() - t0;
+  const last = (await phone.conversations()).map((c) => c.id);
+  await wait(async () => (await (await phone.conversation(last[last.length - 1])).history()).length > 0, "the archive");
+  const linkMs = now() - t0;
+  let removed = false;
+  phone.on("error", (e) => {
+    if (e.code === "INSTALLATION_REMOVED") removed = true;
+  });
+  const t1 = now();
+  await alice.removeInstallation(phone.installationId);
+  const removeCallMs = now() - t1;
+  await wait(() => removed, "the phone told it was removed");
+  const removeMs = now() - t1;
+  await Promise.all([aliceNode, phoneNode, ...peers.map((p) => p.node)].map((n) => n.close()));
+  return { conversations, grantedMs, joinedMs, linkMs, removeCallMs, removeMs };
+}

@@ -13,7 +13,7 @@ import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { apiLoop, coreLoop, devnodeGroupLoop, devnodeLoop, groupLoop, storageLoop } from "./loops.mjs";
+import { apiLoop, coreLoop, devnodeGroupLoop, devnodeLoop, groupLoop, identityLoop, storageLoop } from "./loops.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const args = process.argv.slice(2);
@@ -115,6 +115,8 @@ lap("group over the dev node");
 const groupsNode = [];
 for (const n of quick ? [3] : [10, 50, 100]) groupsNode.push(await groupLoop(logos, n, quick ? 5 : 50));
 lap("groups API Node");
+const identity = await identityLoop(logos, quick ? 3 : 100);
+lap("identity Node");
 const storageShape = quick ? { conversations: 3, perConversation: 60 } : { conversations: 100, perConversation: 100 };
 const storeDir = mkdtempSync(join(tmpdir(), "logos-chat-bench-"));
 const nodeStorage = await storageLoop(logos, { ...storageShape, store: { path: storeDir }, name: "bench" });
@@ -172,6 +174,7 @@ const results = {
   storage: { node: nodeStorage, chromium: chrome.storage },
   delivery,
   reliability,
+  identity,
   groups: { native: groupsNative, wasmNode: groupsWasm, engine: groupsEngine, node: groupsNode, chromium: chrome.groups },
 };
 console.log(`\n### package\n\n| .wasm raw | .wasm gzip | JS glue | instantiate (Node) | instantiate (Chromium) | cold start (Chromium: page load → profile of ${storageShape.conversations} conversations restored) |\n|---|---|---|---|---|---|`);
@@ -227,6 +230,9 @@ for (const [where, list] of [["Node", groupsNode], ["Chromium", chrome.groups]])
   for (const g of list) console.log(`| ${where} | ${g.n} | ${f(g.createMs)} ms | ${f(g.joinedMs)} ms | ${f(g.p50Ms, 2)} ms | ${f(g.p95Ms, 2)} ms | ${g.publishesPerMessage} |`);
 }
 if ([...groupsEngine, ...groupsNode, ...chrome.groups].some((g) => g.publishesPerMessage !== 1)) throw new Error("P1: a group message took more than one publish");
+console.log(`\n### identity: link a second device to an account in ${identity.conversations} direct chats, then remove it (Node wasm, memory hub)\n`);
+console.log("| chats | link: code → granted | → in every chat | → archived history in | removeInstallation call | → removed device told |\n|---|---|---|---|---|---|");
+console.log(`| ${identity.conversations} | ${f(identity.grantedMs)} ms | ${f(identity.joinedMs)} ms | ${f(identity.linkMs)} ms | ${f(identity.removeCallMs)} ms | ${f(identity.removeMs)} ms |`);
 console.log(`\n### storage: ${nodeStorage.conversations} conversations, ${nodeStorage.messages} messages (encrypted at rest)\n`);
 console.log("| where | per-message write (send + commit) | open + restore | page 50 (newest) | page 50 (older) |\n|---|---|---|---|---|");
 for (const [where, r] of [["Node, file store", nodeStorage], ["Chromium, IndexedDB", chrome.storage]]) {

@@ -281,6 +281,8 @@ export interface Member {
   steward: boolean;
   /** Added by a proposal that is not committed yet. */
   pending: boolean;
+  /** The account's signed device list shows every one of these installations (else the account is their credentials' claim). */
+  verified: boolean;
 }
 
 /**

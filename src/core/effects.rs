@@ -121,6 +121,9 @@ pub struct MemberInfo {
     pub steward: bool,
     /// Added by a proposal that is not committed yet.
     pub pending: bool,
+    /// The account's signed device list (as this installation knows it) shows every one
+    /// of these installations: otherwise the account is their credentials' claim.
+    pub verified: bool,
 }
 
 /// Something the app hears about.

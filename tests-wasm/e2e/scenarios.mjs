@@ -5,7 +5,7 @@ function assert(cond, message) {
   if (!cond) throw new Error(`assertion failed: ${message}`);
 }
 
-function waitFor(chat, event, pred = () => true, ms = 10_000) {
+export function waitFor(chat, event, pred = () => true, ms = 10_000) {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       off();
@@ -404,6 +404,9 @@ export async function twoInstallationsOfOneAccount(logos) {
   await phoneDm.send("from the phone");
   const [b1, l2] = await Promise.all([bobGets, laptopSees]);
   assert(b1.sender.accountId === laptop.accountId && b1.sender.verified, "bob verifies the phone as alice");
+  const seen = await bobDm.members();
+  assert(seen.length === 2 && seen.every((m) => m.verified), `members are verified: ${JSON.stringify(seen)}`);
+  assert(seen.find((m) => m.accountId === laptop.accountId).installations.length === 2, "alice with both devices");
   assert(l2.outgoing, "the laptop shows the phone's send as its own");
   assert((await laptop.conversations()).find((c) => c.id === dm.id).unread === 2, "own sends are not unread");
   const phoneHistory = (await phoneDm.history()).map((m) => `${m.outgoing ? ">" : "<"}${m.text}`);

@@ -172,7 +172,9 @@ impl Client {
                 .collect::<std::result::Result<Vec<_>, _>>()
                 .map_err(CoreError::mls)?;
             let pid = self.random_proposal_id();
-            let add = AddAccount { account: a.as_bytes().to_vec(), key_packages };
+            let bundle = self.directory.bundle(&a).ok_or_else(|| CoreError::UnknownAccount(a.to_hex()))?;
+            let account_bundle = crate::core::directory::account_submission(bundle);
+            let add = AddAccount { account: a.as_bytes().to_vec(), key_packages, account_bundle };
             fx.extend(self.propose(id, Request::Add(add), pid, now_ms)?);
         }
         Ok(fx)
@@ -236,24 +238,25 @@ impl Client {
     pub fn group_members(&self, id: &str) -> Result<Vec<MemberInfo>> {
         let id = ConversationId::parse(id)?;
         if let Some(g) = self.groups.get(&id) {
-            return Ok(members_of(g));
+            return Ok(members_of(g, &self.directory));
         }
         // A direct chat: both accounts, no stewards.
         let c = self
             .conversations
             .get(&id)
             .ok_or_else(|| CoreError::UnknownConversation(id.as_str().to_owned()))?;
-        let mut by: std::collections::BTreeMap<AccountId, Vec<String>> = Default::default();
+        let mut by: std::collections::BTreeMap<AccountId, Vec<InstallationId>> = Default::default();
         for cred in c.members() {
             if let Some(a) = cred.account {
-                by.entry(a).or_default().push(cred.installation.to_hex());
+                by.entry(a).or_default().push(cred.installation);
             }
         }
         Ok(by
             .into_iter()
             .map(|(a, installations)| MemberInfo {
+                verified: installations.iter().all(|i| self.directory.confirms(&a, i)),
                 account_id: a.to_hex(),
-                installations,
+                installations: installations.iter().map(InstallationId::to_hex).collect(),
                 steward: false,
                 pending: false,
             })
@@ -396,7 +399,10 @@ impl Client {
     }
 }
 
-pub(super) fn members_of(g: &GroupConversation) -> Vec<MemberInfo> {
+pub(super) fn members_of(
+    g: &GroupConversation,
+    directory: &crate::core::directory::Directory,
+) -> Vec<MemberInfo> {
     let stewards = g.stewards();
     let steward_accounts: Vec<AccountId> = g
         .credentials()
@@ -408,6 +414,7 @@ pub(super) fn members_of(g: &GroupConversation) -> Vec<MemberInfo> {
         .into_iter()
         .map(|(a, installations)| MemberInfo {
             steward: steward_accounts.contains(&a),
+            verified: installations.iter().all(|i| directory.confirms(&a, i)),
             account_id: a.to_hex(),
             installations: installations.iter().map(InstallationId::to_hex).collect(),
             pending: false,
@@ -420,4 +427,38 @@ struct ClientKeys<'a> {
     provider: &'a crate::core::conversation::mls_store::Provider,
     installation: &'a crate::core::account::InstallationKey,
     credential: &'a crate::core::account::DelegateCredential,
+}
+
+#[cfg(test)]
+impl Client {
+    /// Proposes adding `account` with the given key packages and signed list, as a
+    /// misbehaving member would.
+    pub(crate) fn propose_add_for_tests(
+        &mut self,
+        id: &str,
+        account: &AccountId,
+        key_packages: Vec<Vec<u8>>,
+        account_bundle: Vec<u8>,
+        now_ms: u64,
+    ) -> Effects {
+        let add = AddAccount { account: account.as_bytes().to_vec(), key_packages, account_bundle };
+        let pid = self.random_proposal_id();
+        self.propose(id, Request::Add(add), pid, now_ms).unwrap()
+    }
+
+    /// A key package of this installation whose credential claims `claimed`'s account.
+    pub(crate) fn forged_key_package_for_tests(&self, claimed: &AccountId) -> Vec<u8> {
+        let cred = crate::core::account::DelegateCredential {
+            installation: self.installation.id(),
+            account: Some(claimed.clone()),
+        };
+        let kp = crate::core::conversation::mls::new_key_package(&self.provider, &self.installation, &cred)
+            .unwrap();
+        openmls::prelude::tls_codec::Serialize::tls_serialize_detached(kp.key_package()).unwrap()
+    }
+
+    /// The signed list of an account as the directory holds it (an encoded submission).
+    pub(crate) fn account_submission_for_tests(&self, account: &AccountId) -> Vec<u8> {
+        crate::core::directory::account_submission(self.directory.bundle(account).unwrap())
+    }
 }

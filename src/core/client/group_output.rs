@@ -80,8 +80,10 @@ impl Client {
         }
         if let Some(g) = self.groups.get(id) {
             if out.members_changed {
-                fx.events
-                    .push(Event::Members { conversation_id: id.as_str().to_owned(), members: members_of(g) });
+                fx.events.push(Event::Members {
+                    conversation_id: id.as_str().to_owned(),
+                    members: members_of(g, &self.directory),
+                });
                 fx.events.push(Event::Conversation(group_info(g)));
             }
         }

@@ -185,7 +185,7 @@ impl Client {
         };
         fx.events.push(Event::Members {
             conversation_id: id.as_str().to_owned(),
-            members: super::group::members_of(&g),
+            members: super::group::members_of(&g, &self.directory),
         });
         self.groups.insert(id.clone(), g);
         self.put_conversation(&id, &mut fx)?;

@@ -304,3 +304,74 @@ fn hostile_frames_on_a_link_topic_change_nothing() {
     assert_eq!(net.account(phone), net.account(alice));
     assert_eq!(net.nodes[alice].client.installations().len(), 2);
 }
+
+#[test]
+fn a_group_add_for_a_key_package_that_claims_someone_elses_account_is_refused() {
+    use super::group::WINDOW;
+    let mut net = Net::default();
+    let [alice, bob, carol, mallory] = [net.join(81), net.join(82), net.join(83), net.join(84)];
+    let g = net.create_group(alice, "team", &[bob], None);
+    net.advance(WINDOW);
+    let carol_id = net.nodes[carol].client.account_id();
+    // Mallory's installation with a credential that claims carol's account, proposed by
+    // bob with carol's real signed list, and once with no list at all.
+    let forged = net.nodes[mallory].client.forged_key_package_for_tests(&carol_id);
+    net.lookup(bob);
+    let list = net.nodes[bob].client.account_submission_for_tests(&carol_id);
+    for bundle in [list, Vec::new()] {
+        net.now += 1;
+        let fx =
+            net.nodes[bob].client.propose_add_for_tests(&g, &carol_id, vec![forged.clone()], bundle, net.now);
+        net.apply(bob, fx);
+        net.run();
+        net.advance(WINDOW);
+    }
+    for n in [alice, bob] {
+        assert_eq!(net.member_accounts(n, &g).len(), 2, "node {n}: nobody was added");
+    }
+    assert!(!net.nodes[mallory].client.has_conversation(&g), "the impostor did not join");
+    // Carol's real add still goes through.
+    net.add(alice, &g, &[carol]);
+    net.advance(WINDOW);
+    assert!(net.nodes[carol].client.has_conversation(&g));
+    assert_eq!(net.member_accounts(alice, &g).len(), 3);
+}
+
+#[test]
+fn link_frames_name_neither_the_account_nor_an_installation() {
+    let mut net = Net::default();
+    let alice = net.join(91);
+    let bob = net.join(92);
+    let dm = net.start_direct(alice, &net.account(bob)).unwrap();
+    net.run();
+    net.send(bob, &dm, "some history");
+    net.run();
+    net.now += 1;
+    let (code, fx) = net.nodes[alice].client.create_link(net.now).unwrap();
+    net.apply(alice, fx);
+    let phone = net.link_with(&code, 93).unwrap();
+    let topic = crate::core::link::LinkSecret::parse(&code).unwrap().topic();
+    let secrets = [
+        net.nodes[alice].client.account_id().as_bytes().to_vec(),
+        net.nodes[alice].client.account_id().to_hex().into_bytes(),
+        net.nodes[alice].client.installation_id().as_bytes().to_vec(),
+        net.nodes[alice].client.installation_id().to_hex().into_bytes(),
+        net.nodes[phone].client.installation_id().as_bytes().to_vec(),
+        net.nodes[phone].client.installation_id().to_hex().into_bytes(),
+        code.as_bytes()[crate::core::link::LINK_PREFIX.len()..].to_vec(),
+    ];
+    let frames: Vec<&Vec<u8>> = net.history.iter().filter(|m| m.topic == topic).map(|m| &m.payload).collect();
+    assert!(frames.len() >= 4, "request, grant, ready, history: {}", frames.len());
+    for f in frames {
+        for s in &secrets {
+            assert!(
+                !f.windows(s.len()).any(|w| w == s.as_slice()),
+                "a link frame carries a clear identifier"
+            );
+        }
+    }
+    assert!(
+        !topic.contains(&code[crate::core::link::LINK_PREFIX.len()..]),
+        "the topic does not show the code"
+    );
+}

@@ -79,6 +79,11 @@ pub struct AddAccount {
     /// TLS-serialized KeyPackages.
     #[prost(bytes = "vec", repeated, tag = "2")]
     pub key_packages: Vec<Vec<u8>>,
+    /// The account's signed device list (an encoded `AccountSubmissionV1`): every key
+    /// package must be of an installation it shows, or members vote NO (an account in a
+    /// credential is a claim).
+    #[prost(bytes = "vec", tag = "3")]
+    pub account_bundle: Vec<u8>,
 }
 
 /// `RemoveMember` for an account.

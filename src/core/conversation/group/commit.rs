@@ -174,8 +174,29 @@ impl GroupConversation {
         Ok(())
     }
 
-    /// What a staged commit does, or `None` if it does something no vote can ask for.
+    /// What a staged commit does, or `None` if it does something no vote can ask for,
+    /// including adding a key package that no open or approved request carried (a
+    /// committer cannot swap in another installation under a voted account).
     pub(super) fn effect_of(&self, staged: &StagedCommit) -> Option<Effect> {
+        let requested: BTreeSet<&[u8]> = self
+            .gov
+            .approved
+            .iter()
+            .map(|a| &a.proposal)
+            .chain(self.gov.open.values().map(|o| &o.proposal))
+            .filter_map(|p| match &p.request {
+                Some(Request::Add(a)) => Some(a.key_packages.iter()),
+                _ => None,
+            })
+            .flatten()
+            .map(Vec::as_slice)
+            .collect();
+        for add in staged.add_proposals() {
+            let kp = add.add_proposal().key_package().tls_serialize_detached().ok()?;
+            if !requested.contains(kp.as_slice()) {
+                return None;
+            }
+        }
         Self::effect_in(&self.group, staged)
     }
 

@@ -208,6 +208,17 @@ fn other_extensions(e: &Extensions<GroupContext>) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// The installations an account's signed list (an encoded `AccountSubmissionV1`) shows,
+/// if it verifies under that account.
+fn listed_devices(account: &AccountId, submission: &[u8]) -> Option<Vec<InstallationId>> {
+    let s: crate::core::wire::AccountSubmissionV1 =
+        crate::core::wire::decode("account list", submission).ok()?;
+    if s.account_pub.as_slice() != account.as_bytes() {
+        return None;
+    }
+    crate::core::account::DeviceBundle::verify(account, &s.payload, &s.signature).ok().map(|b| b.devices)
+}
+
 fn account_of(kp: &KeyPackage) -> Option<AccountId> {
     let leaf = kp.leaf_node();
     mls::member_credential(leaf.credential(), leaf.signature_key().as_slice()).ok()?.account

@@ -54,11 +54,17 @@ impl GroupConversation {
         let account = |b: &[u8]| <[u8; 32]>::try_from(b).ok().map(AccountId::from_bytes);
         match request {
             Request::Add(a) => account(&a.account).is_some_and(|acct| {
+                // The signed list that travels with the request must show every installation.
+                let Some(devices) = listed_devices(&acct, &a.account_bundle) else { return false };
                 !a.key_packages.is_empty()
                     && a.key_packages.len() <= MAX_ADDS
                     && a.key_packages.iter().all(|kp| {
-                        parse_key_package(kp, provider.crypto()).ok().and_then(|kp| account_of(&kp)).as_ref()
-                            == Some(&acct)
+                        parse_key_package(kp, provider.crypto()).ok().is_some_and(|kp| {
+                            account_of(&kp).as_ref() == Some(&acct)
+                                && devices
+                                    .iter()
+                                    .any(|d| d.as_bytes() == kp.leaf_node().signature_key().as_slice())
+                        })
                     })
             }),
             Request::Remove(r) => account(&r.account).is_some_and(|a| self.has_account(&a)),
