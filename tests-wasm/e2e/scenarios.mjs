@@ -378,6 +378,8 @@ export async function twoInstallationsOfOneAccount(logos) {
   const laptop = await laptopNode.chat({ name: "alice-laptop", store: "memory" });
   const bob = await bobNode.chat({ name: "bob", store: "memory" });
   const dm = await laptop.startDirect(bob.accountId);
+  const timing = { commitWindowMs: 200, freezeMs: 1500, voteTimeoutMs: 1500, retryMs: 300 };
+  const team = await laptop.createGroup({ name: "team", members: [bob.accountId], timing });
   const bobDm = await until(() => bob.conversation(dm.id), 10_000, "bob joins").then(() => bob.conversation(dm.id));
   const laptopHeard = waitFor(laptop, "message", (m) => m.text === "before the link");
   await bobDm.send("before the link");
@@ -392,6 +394,9 @@ export async function twoInstallationsOfOneAccount(logos) {
   const mine = await laptop.installations();
   assert(mine.length === 2 && mine.filter((i) => i.current).length === 1 && mine[0].addedAt instanceof Date, `installations: ${JSON.stringify(mine)}`);
   await until(async () => (await phone.conversations()).some((c) => c.id === dm.id), 10_000, "the phone joins the existing chat");
+  await until(async () => (await phone.conversations()).some((c) => c.id === team.id), 20_000, "the phone joins the group (a self-service add)");
+  const teamMembers = await team.members();
+  assert(teamMembers.find((m) => m.accountId === laptop.accountId)?.installations.length === 2, `alice with both devices in the group: ${JSON.stringify(teamMembers)}`);
   await rejectsWith(otherNode.chat({ name: "thief", store: "memory", link: code }), "INVALID_LINK");
   assert((await laptop.installations()).length === 2, "a used code adds nobody");
 
@@ -409,6 +414,10 @@ export async function twoInstallationsOfOneAccount(logos) {
   assert(seen.find((m) => m.accountId === laptop.accountId).installations.length === 2, "alice with both devices");
   assert(l2.outgoing, "the laptop shows the phone's send as its own");
   assert((await laptop.conversations()).find((c) => c.id === dm.id).unread === 2, "own sends are not unread");
+  const bobTeamGets = waitFor(bob, "message", (m) => m.text === "group, from the phone");
+  await (await phone.conversation(team.id)).send("group, from the phone");
+  const g1 = await bobTeamGets;
+  assert(g1.sender.accountId === laptop.accountId && g1.sender.verified, "bob verifies the phone in the group");
   const phoneHistory = (await phoneDm.history()).map((m) => `${m.outgoing ? ">" : "<"}${m.text}`);
   assert(phoneHistory.join("|") === "<before the link|<hi both|>from the phone", `the phone shows history from before it joined: ${phoneHistory}`);
 

@@ -249,12 +249,14 @@ impl Client {
                 self.directory.accept_key_package(&claimed, now_ms, kp.clone());
                 let mut fx = Effects::default();
                 self.add_own_installation(&claimed, &kp, now_ms, &mut fx)?;
+                self.add_own_installation_to_groups(&kp, now_ms, &mut fx);
                 if let Some(l) = self.links.get_mut(i) {
                     l.ready = true;
                 }
                 // The new installation gets the recent history of every chat it was added to.
                 let mut ranges = Vec::new();
-                for id in self.conversations.keys() {
+                let groups = self.groups.iter().filter(|(_, g)| !g.left).map(|(id, _)| id);
+                for id in self.conversations.keys().chain(groups) {
                     let (from, to) = self.history_range(id.as_str(), None)?;
                     ranges.push(HistoryRange { conversation_id: id.as_str().to_owned(), from, to });
                 }
@@ -381,7 +383,7 @@ impl Client {
             by_chat.entry(id).or_default().push(m);
         }
         for (id, msgs) in by_chat {
-            if self.conversations.contains_key(&id) {
+            if self.knows(&id) {
                 self.store_archive(&id, msgs, &mut fx)?;
             } else {
                 for m in msgs {
@@ -399,12 +401,12 @@ impl Client {
 
     /// A chat was just joined: a linked installation starts its own history above the
     /// archive, and stores what of the archive waited for it.
-    pub(super) fn joined_direct(&mut self, id: &ConversationId, fx: &mut Effects) -> Result<()> {
+    pub(super) fn joined_conversation(&mut self, id: &ConversationId, fx: &mut Effects) -> Result<()> {
         if self.link_in.is_none() {
             return Ok(());
         }
-        if let Some(c) = self.conversations.get_mut(id) {
-            c.meta.next_seq = c.meta.next_seq.max(ARCHIVE_SEQ);
+        if let Some((_, meta)) = self.channel_meta(id) {
+            meta.next_seq = meta.next_seq.max(ARCHIVE_SEQ);
         }
         let (mine, rest): (Vec<ChatMessage>, Vec<ChatMessage>) = std::mem::take(&mut self.archive_waiting)
             .into_iter()
@@ -431,6 +433,8 @@ impl Client {
         self.release_after_lookup(id, fx)?;
         if let Some(c) = self.conversations.get(id) {
             fx.events.push(Event::Conversation(info(c, &self.directory)));
+        } else if let Some(g) = self.groups.get(id) {
+            fx.events.push(Event::Conversation(super::group::group_info(g)));
         }
         Ok(())
     }

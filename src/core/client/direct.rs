@@ -153,7 +153,7 @@ impl Client {
             fx.lookups.push(convo.peer.to_hex());
         }
         self.conversations.insert(id.clone(), convo);
-        self.joined_direct(&id, &mut fx)?;
+        self.joined_conversation(&id, &mut fx)?;
         self.put_conversation(&id, &mut fx)?;
         Ok(Some(fx))
     }

@@ -121,6 +121,27 @@ impl Client {
         Ok((id.as_str().to_owned(), fx))
     }
 
+    /// Asks every group we are in to add a newly linked installation of our account
+    /// (an Add for our own account with its key package and our signed list: permitted
+    /// whatever the group's permissions, voted YES by members without asking their app).
+    pub(super) fn add_own_installation_to_groups(&mut self, kp: &KeyPackage, now_ms: u64, fx: &mut Effects) {
+        let ids: Vec<String> =
+            self.groups.iter().filter(|(_, g)| !g.left).map(|(id, _)| id.as_str().to_owned()).collect();
+        let Ok(bytes) = openmls::prelude::tls_codec::Serialize::tls_serialize_detached(kp) else { return };
+        for id in ids {
+            let add = AddAccount {
+                account: self.account.id().as_bytes().to_vec(),
+                key_packages: vec![bytes.clone()],
+                account_bundle: crate::core::directory::account_submission(&self.bundle),
+            };
+            let pid = self.random_proposal_id();
+            match self.propose(&id, Request::Add(add), pid, now_ms) {
+                Ok(more) => fx.extend(more),
+                Err(e) => fx.events.push(Event::Error { code: e.code().as_str(), message: e.to_string() }),
+            }
+        }
+    }
+
     fn propose(&mut self, id: &str, request: Request, proposal_id: u32, now_ms: u64) -> Result<Effects> {
         let p = GroupProposal { proposal_id, request: Some(request), created_at: now_ms };
         self.group_call(id, now_ms, |c, g| g.propose(c.provider, c.installation, c.credential, p, now_ms))

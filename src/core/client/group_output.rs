@@ -24,6 +24,17 @@ impl Client {
         now_ms: u64,
         fx: &mut Effects,
     ) -> Result<()> {
+        // Signed lists that came with Add requests: verified like directory records
+        // (a rollback is refused), so the added installations are confirmed.
+        for list in std::mem::take(&mut out.lists) {
+            let crypto = openmls_traits::OpenMlsProvider::crypto(&self.provider);
+            let _ = self.directory.ingest(crate::core::directory::ACCOUNT_TOPIC, &list, crypto);
+        }
+        if self.directory.bundle(&self.account.id()).is_some_and(|b| b.lamport > self.bundle.lamport) {
+            if let Err(e) = self.follow_own_bundle(now_ms, fx) {
+                fx.events.push(Event::Error { code: e.code().as_str(), message: e.to_string() });
+            }
+        }
         // Later-epoch chat that the call made readable (a selection ends a freeze in a
         // message, a timer or a command alike).
         for (sender, reliable, sent_at) in std::mem::take(&mut out.replayed_chat) {

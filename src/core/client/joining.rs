@@ -188,6 +188,7 @@ impl Client {
             members: super::group::members_of(&g, &self.directory),
         });
         self.groups.insert(id.clone(), g);
+        self.joined_conversation(&id, &mut fx)?;
         self.put_conversation(&id, &mut fx)?;
         fx.wake_at = self.next_wake(now_ms);
         Ok(Some(fx))

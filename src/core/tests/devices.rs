@@ -375,3 +375,38 @@ fn link_frames_name_neither_the_account_nor_an_installation() {
         "the topic does not show the code"
     );
 }
+
+#[test]
+fn a_linked_device_joins_the_accounts_groups_with_their_history() {
+    use super::group::WINDOW;
+    let mut net = Net::default();
+    let [alice, bob] = [net.join(101), net.join(102)];
+    let g = net.create_group(alice, "team", &[bob], None);
+    net.advance(WINDOW);
+    net.send(bob, &g, "before the link");
+    net.run();
+    let phone = net.link(alice, 103);
+    net.advance(WINDOW);
+    assert!(net.nodes[phone].client.has_conversation(&g), "the phone joined the group");
+    let members = net.nodes[bob].client.group_members(&g).unwrap();
+    let a = net.account(alice);
+    let alice_member = members.iter().find(|m| m.account_id == a).unwrap();
+    assert_eq!(alice_member.installations.len(), 2, "alice with both devices");
+    assert!(alice_member.verified);
+    let history: Vec<String> = net
+        .history(phone, &g)
+        .into_iter()
+        .map(|m| String::from_utf8_lossy(&m.content).into_owned())
+        .collect();
+    assert_eq!(history, vec!["before the link"], "the archive of the group came too");
+    net.send(bob, &g, "after the link");
+    net.run();
+    net.send(phone, &g, "from the phone");
+    net.run();
+    assert!(net.texts(phone).iter().any(|(_, t)| t == "after the link"));
+    assert!(net.texts(bob).contains(&(Some(a.clone()), "from the phone".to_owned())));
+    assert!(outgoing_texts(&net, alice).contains(&(true, "from the phone".to_owned())));
+    for n in [alice, bob, phone] {
+        assert!(net.errors(n).is_empty(), "node {n}: {:?}", net.errors(n));
+    }
+}

@@ -68,15 +68,21 @@ impl GroupConversation {
                         plan.ids.push(a.proposal.proposal_id);
                         continue;
                     };
+                    // Installations already in the group are not added again: an Add for a
+                    // member's account brings its newly linked installations.
                     let kps: Vec<KeyPackage> = add
                         .key_packages
                         .iter()
                         .filter_map(|k| parse_key_package(k, provider.crypto()).ok())
+                        .filter(|kp| {
+                            let key = kp.leaf_node().signature_key().as_slice();
+                            !self.group.members().any(|m| m.signature_key.as_slice() == key)
+                        })
                         .collect();
                     if plan.key_packages.len().saturating_add(kps.len()) > MAX_ADDS && !plan.ids.is_empty() {
                         break;
                     }
-                    if !self.has_account(&acct) && !plan.effect.adds.contains(&acct) && !kps.is_empty() {
+                    if !plan.effect.adds.contains(&acct) && !kps.is_empty() {
                         plan.effect.adds.insert(acct);
                         plan.key_packages.extend(kps);
                     }

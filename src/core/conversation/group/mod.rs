@@ -60,6 +60,10 @@ pub struct GroupOutput {
     /// A message of a later epoch was kept: we may have missed a commit (the client
     /// reads the group topic back, see [`GroupConversation::behind_since`]).
     pub behind: bool,
+    /// Signed device lists that valid Add requests carried (encoded
+    /// `AccountSubmissionV1`s): the client's directory takes them in, so the added
+    /// installations are confirmed without a lookup.
+    pub lists: Vec<Vec<u8>>,
 }
 
 impl GroupOutput {
@@ -78,6 +82,7 @@ impl GroupOutput {
             rejected,
             vote_requests,
             behind,
+            lists,
         } = more;
         let offset = self.publish.len();
         self.publish.extend(publish);
@@ -93,6 +98,7 @@ impl GroupOutput {
         self.rejected.extend(rejected);
         self.vote_requests.extend(vote_requests);
         self.behind |= behind;
+        self.lists.extend(lists);
     }
 }
 

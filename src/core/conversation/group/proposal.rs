@@ -78,8 +78,12 @@ impl GroupConversation {
     /// removal of one's own account, always; the rest by the role the group was made with.
     pub(super) fn permitted(&self, owner: &DelegateCredential, request: &Request) -> bool {
         let p = self.gov.config.permissions;
+        let own = |account: &[u8]| owner.account.as_ref().is_some_and(|a| a.as_bytes() == account);
         let role = match request {
             Request::Leave(_) => return true,
+            // An account adds its own newly linked installations (checked against its
+            // signed list in `valid_request`), whatever the group's permissions.
+            Request::Add(a) if own(&a.account) => return true,
             Request::Remove(r)
                 if owner.account.as_ref().is_some_and(|a| a.as_bytes() == r.account.as_slice()) =>
             {
@@ -145,9 +149,22 @@ impl GroupConversation {
             return Ok(()); // beyond its allowance: not opened, here or at any honest member
         }
         let yes = valid && self.permitted(owner, &request);
+        if let (true, Request::Add(a)) = (valid, &request) {
+            out.lists.push(a.account_bundle.clone());
+        }
         let decided = self.gov.open(p, &member_id(owner), expected, now);
         if decided.is_none() && owner.installation != me.installation {
-            if yes {
+            let own_add = matches!(&request, Request::Add(a) if owner.account.as_ref().is_some_and(|o| o.as_bytes() == a.account.as_slice()));
+            if yes && own_add {
+                // A member's own new installation, shown by its signed list: no one is asked.
+                let frame =
+                    GroupAppFrame { body: Some(Body::Vote(GroupVote { proposal_id: id, vote: true })) };
+                let mut vote = GroupOutput::default();
+                vote.publish.extend(self.seal(provider, key, frame.encode_to_vec())?);
+                self.keep_for_resend(id, &vote, now);
+                out.publish.extend(vote.publish);
+                self.gov.vote(id, &member_id(me), true, now);
+            } else if yes {
                 // The app's hook decides, or the client votes YES at once.
                 out.vote_requests.push(VoteRequest {
                     proposal_id: id,
