@@ -425,6 +425,7 @@ export async function twoInstallationsOfOneAccount(logos) {
   await laptop.removeInstallation(phone.installationId);
   await removed;
   assert((await laptop.installations()).length === 1, "one installation left");
+  await until(async () => (await (await bob.conversation(team.id)).members()).find((m) => m.accountId === laptop.accountId)?.installations.length === 1, 20_000, "the group takes the removed phone out");
   const laptopGets2 = waitFor(laptop, "message", (m) => m.text === "after");
   let phoneHeard = false;
   phone.on("message", (m) => {

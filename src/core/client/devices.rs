@@ -523,6 +523,8 @@ impl Client {
             c.adopt_bundle(bundle, now_ms, &mut fx)?;
             c.enqueue(&mut fx, ACCOUNT_TOPIC.into(), directory::account_submission(&c.bundle))?;
             c.links.retain(|l| l.claimed.as_ref() != Some(&gone));
+            // Groups take it out by their own commit (the list proves it).
+            c.remove_own_installation_from_groups(&gone, now_ms, &mut fx);
             c.sync_mls(&mut fx)?;
             Ok(fx)
         })

@@ -142,6 +142,34 @@ impl Client {
         }
     }
 
+    /// Asks every group we are in to take out an installation our signed list no longer
+    /// shows (a removed or revoked device), with that list as the proof.
+    pub(super) fn remove_own_installation_from_groups(
+        &mut self,
+        gone: &InstallationId,
+        now_ms: u64,
+        fx: &mut Effects,
+    ) {
+        let ids: Vec<String> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| !g.left && g.credentials().iter().any(|c| c.installation == *gone))
+            .map(|(id, _)| id.as_str().to_owned())
+            .collect();
+        for id in ids {
+            let r = crate::core::wire::RemoveInstallations {
+                account: self.account.id().as_bytes().to_vec(),
+                installations: vec![gone.as_bytes().to_vec()],
+                account_bundle: crate::core::directory::account_submission(&self.bundle),
+            };
+            let pid = self.random_proposal_id();
+            match self.propose(&id, Request::RemoveInstallations(r), pid, now_ms) {
+                Ok(more) => fx.extend(more),
+                Err(e) => fx.events.push(Event::Error { code: e.code().as_str(), message: e.to_string() }),
+            }
+        }
+    }
+
     fn propose(&mut self, id: &str, request: Request, proposal_id: u32, now_ms: u64) -> Result<Effects> {
         let p = GroupProposal { proposal_id, request: Some(request), created_at: now_ms };
         self.group_call(id, now_ms, |c, g| g.propose(c.provider, c.installation, c.credential, p, now_ms))

@@ -135,6 +135,7 @@ fn vote_request_event(id: &ConversationId, r: &VoteRequest) -> Event {
         Request::Add(a) => ("add", vec![account(&a.account)], None, None),
         Request::Remove(x) => ("remove", vec![account(&x.account)], None, None),
         Request::Leave(x) => ("leave", vec![account(&x.account)], None, None),
+        Request::RemoveInstallations(x) => ("remove", vec![account(&x.account)], None, None),
         Request::Metadata(m) => ("rename", Vec::new(), Some(m.name.clone()), Some(m.description.clone())),
     };
     Event::VoteRequest {

@@ -410,3 +410,37 @@ fn a_linked_device_joins_the_accounts_groups_with_their_history() {
         assert!(net.errors(n).is_empty(), "node {n}: {:?}", net.errors(n));
     }
 }
+
+#[test]
+fn a_removed_installation_is_taken_out_of_the_accounts_groups() {
+    use super::group::WINDOW;
+    let mut net = Net::default();
+    let [alice, bob] = [net.join(111), net.join(112)];
+    let g = net.create_group(alice, "team", &[bob], None);
+    net.advance(WINDOW);
+    let phone = net.link(alice, 113);
+    net.advance(WINDOW);
+    assert!(net.nodes[phone].client.has_conversation(&g));
+    let gone = net.nodes[phone].client.installation_id().to_hex();
+    net.now += 1;
+    let fx = net.nodes[alice].client.remove_installation(&gone, net.now).unwrap();
+    net.apply(alice, fx);
+    net.run();
+    net.advance(WINDOW);
+    let a = net.account(alice);
+    for n in [alice, bob] {
+        let members = net.nodes[n].client.group_members(&g).unwrap();
+        let mine = members.iter().find(|m| m.account_id == a).unwrap();
+        assert_eq!(mine.installations, vec![net.nodes[alice].client.installation_id().to_hex()], "node {n}");
+    }
+    net.send(bob, &g, "after the removal");
+    net.run();
+    assert!(net.texts(alice).iter().any(|(_, t)| t == "after the removal"));
+    assert!(
+        !net.texts(phone).iter().any(|(_, t)| t == "after the removal"),
+        "the removed phone reads nothing new"
+    );
+    for n in [alice, bob] {
+        assert!(net.errors(n).is_empty(), "node {n}: {:?}", net.errors(n));
+    }
+}

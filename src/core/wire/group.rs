@@ -43,7 +43,7 @@ pub struct GroupProposal {
     #[prost(uint32, tag = "1")]
     pub proposal_id: u32,
     /// What it asks for.
-    #[prost(oneof = "group_proposal::Request", tags = "2, 3, 4, 5")]
+    #[prost(oneof = "group_proposal::Request", tags = "2, 3, 4, 5, 7")]
     pub request: Option<group_proposal::Request>,
     /// When it was opened (ms).
     #[prost(uint64, tag = "6")]
@@ -67,6 +67,10 @@ pub mod group_proposal {
         /// New name and description (extension 0xFF01).
         #[prost(message, tag = "5")]
         Metadata(super::GroupMetadata),
+        /// Take out installations that their account's signed list no longer shows
+        /// (a removed or revoked device): anyone may ask, the list proves it.
+        #[prost(message, tag = "7")]
+        RemoveInstallations(super::RemoveInstallations),
     }
 }
 
@@ -82,6 +86,21 @@ pub struct AddAccount {
     /// The account's signed device list (an encoded `AccountSubmissionV1`): every key
     /// package must be of an installation it shows, or members vote NO (an account in a
     /// credential is a claim).
+    #[prost(bytes = "vec", tag = "3")]
+    pub account_bundle: Vec<u8>,
+}
+
+/// Installations of an account to take out, with the account's signed list that no
+/// longer shows them.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RemoveInstallations {
+    /// The account (32 bytes).
+    #[prost(bytes = "vec", tag = "1")]
+    pub account: Vec<u8>,
+    /// The installations (32 bytes each).
+    #[prost(bytes = "vec", repeated, tag = "2")]
+    pub installations: Vec<Vec<u8>>,
+    /// The account's signed device list (an encoded `AccountSubmissionV1`).
     #[prost(bytes = "vec", tag = "3")]
     pub account_bundle: Vec<u8>,
 }

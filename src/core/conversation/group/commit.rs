@@ -11,7 +11,32 @@ use super::*;
 pub(super) struct Effect {
     pub(super) adds: BTreeSet<AccountId>,
     pub(super) removes: BTreeSet<AccountId>,
+    /// Installations removed while their account stays (a removed or revoked device).
+    pub(super) removed: BTreeSet<InstallationId>,
     pub(super) metadata: Option<Metadata>,
+}
+
+/// What removing `leaves` does, in accounts (every leaf of the account goes) and in
+/// installations (some of its leaves go): the plan and a staged commit say it alike.
+fn removal_effect(
+    group: &MlsGroup,
+    leaves: &BTreeSet<LeafNodeIndex>,
+) -> (BTreeSet<AccountId>, BTreeSet<InstallationId>) {
+    let (mut accounts, mut installations) = (BTreeSet::new(), BTreeSet::new());
+    let members: Vec<_> = group.members().filter_map(|m| Some((m.index, leaf_credential(&m)?))).collect();
+    for (_, cred) in members.iter().filter(|(i, _)| leaves.contains(i)) {
+        let Some(account) = &cred.account else { continue };
+        let all = members
+            .iter()
+            .filter(|(_, c)| c.account.as_ref() == Some(account))
+            .all(|(i, _)| leaves.contains(i));
+        if all {
+            accounts.insert(account.clone());
+        } else {
+            installations.insert(cred.installation.clone());
+        }
+    }
+    (accounts, installations)
 }
 
 /// The next commit, as every member derives it from the approved queue.
@@ -52,7 +77,11 @@ pub(super) struct OwnCandidate {
 
 /// The number of governance actions a commit carries (candidate rule 1).
 pub(super) fn effect_size(e: &Effect) -> usize {
-    e.adds.len().saturating_add(e.removes.len()).saturating_add(usize::from(e.metadata.is_some()))
+    e.adds
+        .len()
+        .saturating_add(e.removes.len())
+        .saturating_add(e.removed.len())
+        .saturating_add(usize::from(e.metadata.is_some()))
 }
 
 impl GroupConversation {
@@ -96,10 +125,20 @@ impl GroupConversation {
                         }
                     }
                 }
+                Request::RemoveInstallations(r) => {
+                    let gone: Vec<LeafNodeIndex> = self
+                        .leaves_of_installations(&r.installations)
+                        .into_iter()
+                        .filter(|i| !plan.remove_leaves.contains(i))
+                        .collect();
+                    plan.remove_leaves.extend(gone);
+                }
                 Request::Metadata(m) => plan.effect.metadata = Metadata::new(&m.name, &m.description).ok(),
             }
             plan.ids.push(a.proposal.proposal_id);
         }
+        let leaves: BTreeSet<LeafNodeIndex> = plan.remove_leaves.iter().copied().collect();
+        (plan.effect.removes, plan.effect.removed) = removal_effect(&self.group, &leaves);
         plan
     }
 
@@ -122,6 +161,13 @@ impl GroupConversation {
                         e.removes.insert(x);
                     }
                 }
+                Some(Request::RemoveInstallations(r)) => {
+                    let leaves: BTreeSet<LeafNodeIndex> =
+                        self.leaves_of_installations(&r.installations).into_iter().collect();
+                    let (accounts, installations) = removal_effect(&self.group, &leaves);
+                    e.removes.extend(accounts);
+                    e.removed.extend(installations);
+                }
                 Some(Request::Metadata(m)) => e.metadata = Metadata::new(&m.name, &m.description).ok(),
                 None => {}
             }
@@ -136,6 +182,13 @@ impl GroupConversation {
                 .is_ok_and(|b| effect.adds.contains(&AccountId::from_bytes(b))),
             Some(Request::Remove(r) | Request::Leave(r)) => <[u8; 32]>::try_from(r.account.as_slice())
                 .is_ok_and(|b| effect.removes.contains(&AccountId::from_bytes(b))),
+            Some(Request::RemoveInstallations(r)) => {
+                r.installations.iter().all(|i| {
+                    <[u8; 32]>::try_from(i.as_slice())
+                        .is_ok_and(|b| effect.removed.contains(&InstallationId::from_bytes(b)))
+                }) || <[u8; 32]>::try_from(r.account.as_slice())
+                    .is_ok_and(|b| effect.removes.contains(&AccountId::from_bytes(b)))
+            }
             Some(Request::Metadata(_)) => effect.metadata.is_some(),
             None => false,
         };
@@ -215,11 +268,14 @@ impl GroupConversation {
         for add in staged.add_proposals() {
             e.adds.insert(account_of(add.add_proposal().key_package())?);
         }
+        let mut leaves = BTreeSet::new();
         for r in staged.remove_proposals() {
             let idx = r.remove_proposal().removed();
             let m = group.members().find(|m| m.index == idx)?;
-            e.removes.insert(leaf_credential(&m)?.account?);
+            leaf_credential(&m)?.account?;
+            leaves.insert(idx);
         }
+        (e.removes, e.removed) = removal_effect(group, &leaves);
         // Beside the metadata, a commit may change no group-context extension, except to
         // add the required capabilities of a group created without them.
         let others = other_extensions(staged.group_context().extensions());
@@ -365,7 +421,9 @@ impl GroupConversation {
             return Ok(());
         }
         // A steward never commits its own removal (§3.6): another one will.
-        if me.account.as_ref().is_some_and(|a| plan.removes.contains(a)) {
+        if me.account.as_ref().is_some_and(|a| plan.removes.contains(a))
+            || plan.effect.removed.contains(&me.installation)
+        {
             return Ok(());
         }
         let mut own = self.build_commit(
@@ -408,6 +466,7 @@ impl GroupConversation {
                 e != &Effect::default()
                     && e.adds.is_subset(&proposed.adds)
                     && e.removes.is_subset(&proposed.removes)
+                    && e.removed.is_subset(&proposed.removed)
                     && (e.metadata.is_none() || e.metadata == proposed.metadata)
             };
             // Attested: only the candidate the traffic proved taken, if it does only what

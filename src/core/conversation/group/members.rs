@@ -96,6 +96,15 @@ impl GroupConversation {
             .collect()
     }
 
+    /// The leaves of these installations (32-byte ids) that are in the group.
+    pub(super) fn leaves_of_installations(&self, installations: &[Vec<u8>]) -> Vec<LeafNodeIndex> {
+        self.group
+            .members()
+            .filter(|m| installations.iter().any(|i| i.as_slice() == m.signature_key.as_slice()))
+            .map(|m| m.index)
+            .collect()
+    }
+
     /// Whether an account has an installation in the group.
     pub fn has_account(&self, account: &AccountId) -> bool {
         !self.leaves_of(account).is_empty()

@@ -22,6 +22,7 @@ impl GroupConversation {
                     "this group lets only its stewards {}",
                     match request {
                         Request::Add(_) => "add members",
+                        Request::RemoveInstallations(_) => "remove installations",
                         Request::Remove(_) => "remove members",
                         _ => "rename it",
                     }
@@ -71,6 +72,18 @@ impl GroupConversation {
             // Only an account itself may leave (§3.8: owner = MLS sender = target).
             Request::Leave(r) => account(&r.account).is_some_and(|a| Some(a) == owner.account),
             Request::Metadata(m) => Metadata::new(&m.name, &m.description).is_ok(),
+            // Installations in the group that the account's signed list no longer shows.
+            Request::RemoveInstallations(r) => account(&r.account).is_some_and(|acct| {
+                let Some(devices) = listed_devices(&acct, &r.account_bundle) else { return false };
+                !r.installations.is_empty()
+                    && r.installations.iter().all(|i| {
+                        !devices.iter().any(|d| d.as_bytes().as_slice() == i.as_slice())
+                            && self.group.members().any(|m| {
+                                m.signature_key.as_slice() == i.as_slice()
+                                    && leaf_credential(&m).and_then(|c| c.account).as_ref() == Some(&acct)
+                            })
+                    })
+            }),
         }
     }
 
@@ -84,6 +97,8 @@ impl GroupConversation {
             // An account adds its own newly linked installations (checked against its
             // signed list in `valid_request`), whatever the group's permissions.
             Request::Add(a) if own(&a.account) => return true,
+            // What the signed list proves (checked in `valid_request`).
+            Request::RemoveInstallations(_) => return true,
             Request::Remove(r)
                 if owner.account.as_ref().is_some_and(|a| a.as_bytes() == r.account.as_slice()) =>
             {
@@ -149,12 +164,15 @@ impl GroupConversation {
             return Ok(()); // beyond its allowance: not opened, here or at any honest member
         }
         let yes = valid && self.permitted(owner, &request);
-        if let (true, Request::Add(a)) = (valid, &request) {
-            out.lists.push(a.account_bundle.clone());
+        match (valid, &request) {
+            (true, Request::Add(a)) => out.lists.push(a.account_bundle.clone()),
+            (true, Request::RemoveInstallations(r)) => out.lists.push(r.account_bundle.clone()),
+            _ => {}
         }
         let decided = self.gov.open(p, &member_id(owner), expected, now);
         if decided.is_none() && owner.installation != me.installation {
-            let own_add = matches!(&request, Request::Add(a) if owner.account.as_ref().is_some_and(|o| o.as_bytes() == a.account.as_slice()));
+            let own_add = matches!(&request, Request::Add(a) if owner.account.as_ref().is_some_and(|o| o.as_bytes() == a.account.as_slice()))
+                || matches!(&request, Request::RemoveInstallations(_));
             if yes && own_add {
                 // A member's own new installation, shown by its signed list: no one is asked.
                 let frame =
