@@ -61,6 +61,11 @@ async function linkDevice(transport: Transport, code: string, key: Uint8Array): 
       };
       timeout = setTimeout(() => finish(() => reject(new LogosChatError("INVALID_LINK", "no installation answered this link code: it is wrong, used or expired, or the installation that made it is not open"))), LINK_WAIT_MS);
       transport.subscribe([topic], onMessage).then((s) => {
+        if (done) {
+          // Timed out meanwhile: the cleanup below has run already.
+          s.unsubscribe().catch(() => undefined);
+          return;
+        }
         sub = s;
         send();
         timer = setInterval(send, LINK_RESEND_MS);

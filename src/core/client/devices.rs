@@ -14,6 +14,19 @@ use crate::core::link::{
 /// Where a linked installation's own history of a chat it was added to starts: the
 /// archive from the installation that linked it goes in below, in its order.
 const ARCHIVE_SEQ: u64 = 1 << 20;
+/// What an archived message counts against the waiting bound: every field, and a fixed
+/// overhead, so that empty messages cannot fill memory either.
+fn archived_size(m: &ChatMessage) -> usize {
+    m.content
+        .len()
+        .saturating_add(m.id.len())
+        .saturating_add(m.conversation_id.len())
+        .saturating_add(m.content_type.len())
+        .saturating_add(m.sender.installation_id.len())
+        .saturating_add(m.sender.account_id.as_ref().map_or(0, String::len))
+        .saturating_add(128)
+}
+
 /// Most bytes of archived messages kept for chats not joined yet.
 const ARCHIVE_WAITING_BYTES: usize = 4 << 20;
 
@@ -110,7 +123,8 @@ impl Client {
         let (mut client, mut fx) = Self::with_bundle(rng, store_key, account, installation, bundle, now_ms)?;
         // The recent history comes on the link's topic once we are in the chats.
         fx.subscribe.push(secret.topic());
-        client.link_in = Some(secret.clone());
+        // Only while the code is good: after that, the topic is anyone's who saw the code.
+        client.link_in = Some((secret.clone(), now_ms.saturating_add(LINK_TTL_MS)));
         let kp = client.key_package_bytes()?;
         let ready = secret.seal(client.rng.as_mut(), Kind::Ready, &kp)?;
         // Through the outbox (a public key package, sealed): published again until the
@@ -361,15 +375,21 @@ impl Client {
 
     /// Whether a topic is the link this installation came from.
     pub(super) fn link_in_topic(&self, topic: &str) -> bool {
-        self.link_in.as_ref().is_some_and(|l| l.topic() == topic)
+        self.link_in.as_ref().is_some_and(|(l, _)| l.topic() == topic)
     }
 
     /// A frame on the link we came from: recent history from the installation that
     /// linked us (sealed under the code, so from our own account). Each message goes
     /// into the history before what we received ourselves; those of chats we have not
     /// joined yet wait for the join (bounded).
-    pub(super) fn handle_link_in(&mut self, frame: &[u8]) -> Result<Effects> {
-        let Some(secret) = self.link_in.clone() else { return Ok(Effects::default()) };
+    pub(super) fn handle_link_in(&mut self, frame: &[u8], now_ms: u64) -> Result<Effects> {
+        let Some((secret, until)) = self.link_in.clone() else { return Ok(Effects::default()) };
+        if now_ms >= until {
+            self.link_in = None;
+            self.archive_waiting.clear();
+            self.archive_waiting_bytes = 0;
+            return Ok(Effects::default());
+        }
         let Ok((Kind::History, plain)) = secret.open(frame) else { return Ok(Effects::default()) };
         let archive =
             Archive::decode(plain.as_slice()).map_err(|e| CoreError::decode("history archive", e))?;
@@ -387,12 +407,12 @@ impl Client {
                 self.store_archive(&id, msgs, &mut fx)?;
             } else {
                 for m in msgs {
-                    self.archive_waiting_bytes = self.archive_waiting_bytes.saturating_add(m.content.len());
+                    self.archive_waiting_bytes = self.archive_waiting_bytes.saturating_add(archived_size(&m));
                     self.archive_waiting.push(m);
                 }
                 while self.archive_waiting_bytes > ARCHIVE_WAITING_BYTES && !self.archive_waiting.is_empty() {
                     let m = self.archive_waiting.remove(0);
-                    self.archive_waiting_bytes = self.archive_waiting_bytes.saturating_sub(m.content.len());
+                    self.archive_waiting_bytes = self.archive_waiting_bytes.saturating_sub(archived_size(&m));
                 }
             }
         }
@@ -412,7 +432,7 @@ impl Client {
             .into_iter()
             .partition(|m| m.conversation_id == id.as_str());
         self.archive_waiting = rest;
-        self.archive_waiting_bytes = self.archive_waiting.iter().map(|m| m.content.len()).sum();
+        self.archive_waiting_bytes = self.archive_waiting.iter().map(archived_size).sum();
         if !mine.is_empty() {
             self.store_archive(id, mine, fx)?;
         }

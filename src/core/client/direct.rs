@@ -181,12 +181,24 @@ impl Client {
                 self.put_conversation(id, &mut fx)?;
                 return Ok(fx);
             }
-            Inbound::Removed => {
-                // Another installation of our account took us out: we stop.
+            Inbound::Removed { by } => {
                 let mut fx = Effects::default();
                 self.put_conversation(id, &mut fx)?;
-                self.mark_removed(&mut fx);
-                self.put_account(&mut fx)?;
+                if self.bundle.devices.contains(&by) {
+                    // Another installation of our own signed list took us out: we stop.
+                    self.mark_removed(&mut fx);
+                    self.put_account(&mut fx)?;
+                } else {
+                    // Anyone else (a stranger's chat whose leaf claims our account) only
+                    // ends that chat for us.
+                    fx.events.push(Event::Error {
+                        code: CoreError::NotAMember(String::new()).code().as_str(),
+                        message: format!(
+                            "removed from the direct chat {} by an installation not ours",
+                            id.as_str()
+                        ),
+                    });
+                }
                 return Ok(fx);
             }
             Inbound::Ignored | Inbound::Replay => return Ok(Effects::default()),

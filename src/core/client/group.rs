@@ -495,6 +495,12 @@ impl Client {
         self.propose(id, Request::Add(add), pid, now_ms).unwrap()
     }
 
+    /// Proposes a request of our choosing, as a misbehaving member would.
+    pub(crate) fn propose_request_for_tests(&mut self, id: &str, request: Request, now_ms: u64) -> Effects {
+        let pid = self.random_proposal_id();
+        self.propose(id, request, pid, now_ms).unwrap()
+    }
+
     /// A key package of this installation whose credential claims `claimed`'s account.
     pub(crate) fn forged_key_package_for_tests(&self, claimed: &AccountId) -> Vec<u8> {
         let cred = crate::core::account::DelegateCredential {

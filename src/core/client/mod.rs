@@ -112,7 +112,7 @@ pub struct Client {
     /// Another installation removed this one: every call fails.
     removed: bool,
     /// The link this installation came from, while the archive may still come on it.
-    link_in: Option<crate::core::link::LinkSecret>,
+    link_in: Option<(crate::core::link::LinkSecret, u64)>,
     /// Archived messages of chats not joined yet, and their content bytes.
     archive_waiting: Vec<ChatMessage>,
     archive_waiting_bytes: usize,
@@ -413,7 +413,7 @@ impl Client {
             return Effects::default();
         }
         if self.link_in_topic(content_topic) {
-            return self.guarded(|c| c.handle_link_in(payload)).unwrap_or_else(|e| Effects {
+            return self.guarded(|c| c.handle_link_in(payload, now_ms)).unwrap_or_else(|e| Effects {
                 events: vec![Event::Error { code: e.code().as_str(), message: e.to_string() }],
                 ..Effects::default()
             });

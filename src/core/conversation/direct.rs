@@ -31,8 +31,12 @@ pub enum Inbound {
     Commit,
     /// Nothing to do (a proposal, or traffic from a past epoch).
     Ignored,
-    /// A commit that removed this installation: the chat is over for it.
-    Removed,
+    /// A commit that removed this installation: the chat is over for it. `by` is the
+    /// committing installation (a claim the client checks against our own signed list).
+    Removed {
+        /// The committer.
+        by: InstallationId,
+    },
     /// A copy of something already processed (our own message, a consumed generation,
     /// an old epoch): what replaying history after a restart produces. State is untouched.
     Replay,
@@ -308,7 +312,7 @@ impl DirectConversation {
                 self.check_commit(&committer, &staged)?;
                 let removed = staged.self_removed();
                 self.group.merge_staged_commit(provider, *staged).map_err(CoreError::mls)?;
-                Ok(if removed { Inbound::Removed } else { Inbound::Commit })
+                Ok(if removed { Inbound::Removed { by: committer.installation } } else { Inbound::Commit })
             }
             _ => Ok(Inbound::Ignored),
         }

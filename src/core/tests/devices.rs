@@ -422,12 +422,35 @@ fn a_removed_installation_is_taken_out_of_the_accounts_groups() {
     net.advance(WINDOW);
     assert!(net.nodes[phone].client.has_conversation(&g));
     let gone = net.nodes[phone].client.installation_id().to_hex();
+    // Bob cannot take alice's phone out, even with a list of alice's that does not show it
+    // (her first one, from before the link): only alice's own request counts.
+    let old_list = {
+        let first =
+            net.history.iter().find(|m| m.topic == crate::core::Client::directory_topics()[0]).unwrap();
+        first.payload.clone()
+    };
+    let alice_id = net.nodes[alice].client.account_id();
+    let forged = crate::core::wire::group_proposal::Request::RemoveInstallations(
+        crate::core::wire::RemoveInstallations {
+            account: alice_id.as_bytes().to_vec(),
+            installations: vec![net.nodes[phone].client.installation_id().as_bytes().to_vec()],
+            account_bundle: old_list,
+        },
+    );
+    net.now += 1;
+    let fx = net.nodes[bob].client.propose_request_for_tests(&g, forged, net.now);
+    net.apply(bob, fx);
+    net.run();
+    net.advance(WINDOW);
+    let a = net.account(alice);
+    let mine =
+        net.nodes[alice].client.group_members(&g).unwrap().into_iter().find(|m| m.account_id == a).unwrap();
+    assert_eq!(mine.installations.len(), 2, "bob's request was refused");
     net.now += 1;
     let fx = net.nodes[alice].client.remove_installation(&gone, net.now).unwrap();
     net.apply(alice, fx);
     net.run();
     net.advance(WINDOW);
-    let a = net.account(alice);
     for n in [alice, bob] {
         let members = net.nodes[n].client.group_members(&g).unwrap();
         let mine = members.iter().find(|m| m.account_id == a).unwrap();

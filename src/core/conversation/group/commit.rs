@@ -234,17 +234,18 @@ impl GroupConversation {
     }
 
     /// What a staged commit does, or `None` if it does something no vote can ask for,
-    /// including adding a key package that no open or approved request carried (a
-    /// committer cannot swap in another installation under a voted account).
-    pub(super) fn effect_of(&self, staged: &StagedCommit) -> Option<Effect> {
-        let requested: BTreeSet<&[u8]> = self
-            .gov
-            .approved
-            .iter()
-            .map(|a| &a.proposal)
-            .chain(self.gov.open.values().map(|o| &o.proposal))
-            .filter_map(|p| match &p.request {
-                Some(Request::Add(a)) => Some(a.key_packages.iter()),
+    /// including adding a key package that no approved request, or valid open one,
+    /// carried (a committer cannot swap in another installation under a voted account,
+    /// nor slip in one from an invalid request of its own).
+    pub(super) fn effect_of(&self, provider: &Provider, staged: &StagedCommit) -> Option<Effect> {
+        let approved = self.gov.approved.iter().map(|a| (&a.proposal, true));
+        let open = self.gov.open.values().map(|o| (&o.proposal, false));
+        let requested: BTreeSet<&[u8]> = approved
+            .chain(open)
+            .filter_map(|(p, approved)| match &p.request {
+                Some(Request::Add(a)) if approved || self.valid_add(provider, a) => {
+                    Some(a.key_packages.iter())
+                }
                 _ => None,
             })
             .flatten()
@@ -313,7 +314,7 @@ impl GroupConversation {
         // past its commit window, or when it commits exactly our approved work, it is a
         // candidate, which the selection checks like any other. Refused, it would leave
         // us an epoch behind for good while the others merged it.
-        let effect = self.effect_of(&staged);
+        let effect = self.effect_of(provider, &staged);
         let overdue = self.gov.commit_due().is_some_and(|t| now >= t);
         let approved_work =
             || effect.as_ref().is_some_and(|e| effect_size(e) > 0 && *e == self.plan(provider).effect);

@@ -45,6 +45,26 @@ impl GroupConversation {
         Ok(out)
     }
 
+    /// Whether an Add request is valid: its key packages claim the account, and the signed
+    /// list that travels with it verifies and shows every one of their installations.
+    pub(super) fn valid_add(&self, provider: &Provider, a: &crate::core::wire::AddAccount) -> bool {
+        let account = |b: &[u8]| <[u8; 32]>::try_from(b).ok().map(AccountId::from_bytes);
+        account(&a.account).is_some_and(|acct| {
+            // The signed list that travels with the request must show every installation.
+            let Some(devices) = listed_devices(&acct, &a.account_bundle) else { return false };
+            !a.key_packages.is_empty()
+                && a.key_packages.len() <= MAX_ADDS
+                && a.key_packages.iter().all(|kp| {
+                    parse_key_package(kp, provider.crypto()).ok().is_some_and(|kp| {
+                        account_of(&kp).as_ref() == Some(&acct)
+                            && devices
+                                .iter()
+                                .any(|d| d.as_bytes() == kp.leaf_node().signature_key().as_slice())
+                    })
+                })
+        })
+    }
+
     /// Whether a proposal from `owner` asks for something that can be done.
     pub(super) fn valid_request(
         &self,
@@ -54,26 +74,18 @@ impl GroupConversation {
     ) -> bool {
         let account = |b: &[u8]| <[u8; 32]>::try_from(b).ok().map(AccountId::from_bytes);
         match request {
-            Request::Add(a) => account(&a.account).is_some_and(|acct| {
-                // The signed list that travels with the request must show every installation.
-                let Some(devices) = listed_devices(&acct, &a.account_bundle) else { return false };
-                !a.key_packages.is_empty()
-                    && a.key_packages.len() <= MAX_ADDS
-                    && a.key_packages.iter().all(|kp| {
-                        parse_key_package(kp, provider.crypto()).ok().is_some_and(|kp| {
-                            account_of(&kp).as_ref() == Some(&acct)
-                                && devices
-                                    .iter()
-                                    .any(|d| d.as_bytes() == kp.leaf_node().signature_key().as_slice())
-                        })
-                    })
-            }),
+            Request::Add(a) => self.valid_add(provider, a),
             Request::Remove(r) => account(&r.account).is_some_and(|a| self.has_account(&a)),
             // Only an account itself may leave (§3.8: owner = MLS sender = target).
             Request::Leave(r) => account(&r.account).is_some_and(|a| Some(a) == owner.account),
             Request::Metadata(m) => Metadata::new(&m.name, &m.description).is_ok(),
-            // Installations in the group that the account's signed list no longer shows.
+            // Installations in the group that the account's signed list no longer shows,
+            // asked for by the account itself (a list carries no freshness a member can
+            // check, so another member could replay an old one).
             Request::RemoveInstallations(r) => account(&r.account).is_some_and(|acct| {
+                if owner.account.as_ref() != Some(&acct) {
+                    return false;
+                }
                 let Some(devices) = listed_devices(&acct, &r.account_bundle) else { return false };
                 !r.installations.is_empty()
                     && r.installations.iter().all(|i| {
