@@ -87,8 +87,8 @@ async function recoverDevice(transport: Transport, recovery: string, passphrase:
   const secret = await unwrapRecovery(recovery, passphrase);
   const records: Uint8Array[] = [];
   try {
-    const topic = (glue.WasmClient.directoryTopics() as string[])[0];
-    for await (const m of transport.query({ contentTopics: [topic] })) records.push(m.payload);
+    const topics = glue.WasmClient.recoveryTopics(secret) as string[];
+    for await (const m of transport.query({ contentTopics: topics })) records.push(m.payload);
   } catch (e) {
     throw toLogosError(e, "TRANSPORT_UNAVAILABLE");
   }
@@ -136,6 +136,7 @@ export class ChatImpl implements Chat, ConversationDriver {
     check(options.recover === undefined || typeof options.recover === "string", "recover must be a string");
     check(options.recoverPassphrase === undefined || typeof options.recoverPassphrase === "string", "recoverPassphrase must be a string");
     check(options.link === undefined || options.recover === undefined, "pass link or recover, not both");
+    check(options.publicRecords === undefined || typeof options.publicRecords === "boolean", "publicRecords must be a boolean");
     check(options.linkHistory === undefined || (Number.isInteger(options.linkHistory) && options.linkHistory >= 0 && options.linkHistory <= 1000), "linkHistory must be an integer from 0 to 1000");
     const name = options.name ?? "default";
     const { adapter, persistent, lockName } = storageFor(options, name);
@@ -169,6 +170,7 @@ export class ChatImpl implements Chat, ConversationDriver {
       const chat = new ChatImpl(client, transport, adapter);
       chat.release = release;
       if (options.linkHistory !== undefined) chat.linkHistory = options.linkHistory;
+      if (options.publicRecords) client.setPublicRecords(true);
       if (options.onVote) {
         chat.voteHook = options.onVote;
         client.setVoteHook(true);
@@ -178,7 +180,9 @@ export class ChatImpl implements Chat, ConversationDriver {
       if (keyring) startup.store.unshift(keyring);
       await chat.run(async () => {
         await chat.apply(startup);
-        if (!fresh) await chat.apply(client.announce(Date.now()) as CoreEffects);
+        // A restored installation announces itself again; so does a new one that also
+        // publishes libchat's plain records (the startup effects hold the sealed ones).
+        if (!fresh || options.publicRecords) await chat.apply(client.announce(Date.now()) as CoreEffects);
       });
       // The backlog is read once the app holds the chat (after `chat()` resolves).
       setTimeout(() => void chat.start(), 0);
@@ -411,7 +415,7 @@ export class ChatImpl implements Chat, ConversationDriver {
    */
   private async lookupFor(account: string): Promise<void> {
     try {
-      await this.directory.read();
+      await this.directory.read([account]);
     } catch (e) {
       this.events.emit("error", toLogosError(e, "TRANSPORT_UNAVAILABLE"));
       await this.apply(this.client.lookupFailed(account, Date.now()) as CoreEffects);
@@ -423,7 +427,7 @@ export class ChatImpl implements Chat, ConversationDriver {
   startDirect(accountId: string): Promise<Conversation> {
     return this.run(async () => {
       check(typeof accountId === "string", "accountId must be a string");
-      await this.directory.read();
+      await this.directory.read([accountId]);
       let started: { conversationId: string; effects: CoreEffects };
       try {
         started = this.client.startDirect(accountId, Date.now()) as typeof started;
@@ -482,7 +486,7 @@ export class ChatImpl implements Chat, ConversationDriver {
     return this.run(async () => {
       check(typeof installationId === "string", "installationId must be a string");
       // The newest list of our own account first (another installation may have changed it).
-      await this.directory.read();
+      await this.directory.read([this.accountId]);
       await this.apply(this.client.lookupComplete(this.accountId, Date.now()) as CoreEffects);
       let fx: CoreEffects;
       try {
@@ -502,7 +506,7 @@ export class ChatImpl implements Chat, ConversationDriver {
       check(Array.isArray(init.members) && init.members.every((m) => typeof m === "string"), "members must be an array of account ids");
       check(init.timing === undefined || (typeof init.timing === "object" && init.timing !== null), "timing must be an object");
       const permissions = permissionBits(init.permissions);
-      await this.directory.read();
+      await this.directory.read(init.members);
       let started: { conversationId: string; effects: CoreEffects };
       try {
         started = this.client.createGroup(init.name, init.description ?? "", init.members, { ...init.timing, permissions }, Date.now()) as typeof started;
@@ -517,7 +521,7 @@ export class ChatImpl implements Chat, ConversationDriver {
   /** Used by group handles: a proposal (add, remove, leave, metadata). */
   groupCall(id: string, call: "addMembers" | "removeMembers" | "leave" | "setMetadata", ...args: unknown[]): Promise<void> {
     return this.run(async () => {
-      if (call === "addMembers") await this.directory.read();
+      if (call === "addMembers" && Array.isArray(args[0])) await this.directory.read((args[0] as unknown[]).filter((a): a is string => typeof a === "string"));
       let fx: CoreEffects;
       try {
         const now = Date.now();

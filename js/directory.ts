@@ -1,30 +1,62 @@
 /**
- * Reading the directory (libchat's two shared topics: account bundles and key packages)
- * into the core: everything the first time, then what came since the last read (a minute
- * of overlap for clock skew; the core skips records it has seen).
+ * Reading the directory into the core for a lookup of some accounts. The core names the
+ * topics (`lookupTopics`): libchat's two shared topics (plain records), each account's
+ * sealed list, and the sealed key packages of the installations its known list shows, so
+ * a lookup reads, ingests, and asks again until no new topic comes (a list read in the
+ * first pass names the key-package topics of the second). A topic read before is read
+ * again only from where it was last read (a minute of overlap for clock skew; the core
+ * skips records it has seen).
  */
 import type { Transport } from "./types.js";
 import { glue } from "./wasm.js";
 
+/** How many content topics go in one store query (store nodes cap a query's topics). */
+const TOPICS_PER_QUERY = 10;
+/** How many passes one lookup makes at most (the list, then its key packages). */
+const PASSES = 3;
+/** How many topics' read times are kept (oldest forgotten first: read whole again). */
+const SINCE_CAP = 4096;
+
 export class DirectoryReader {
-  private since: Date | undefined;
+  private readonly since = new Map<string, Date>();
 
   constructor(
     private readonly transport: Transport,
     private readonly client: glue.WasmClient,
   ) {}
 
-  async read(): Promise<void> {
-    const topics = glue.WasmClient.directoryTopics();
-    const started = new Date();
-    const q = this.since ? { contentTopics: topics, since: this.since } : { contentTopics: topics };
-    for await (const m of this.transport.query(q)) {
-      try {
-        this.client.ingestDirectory(m.contentTopic, m.payload);
-      } catch {
-        /* shared space: records that do not verify are ignored */
+  async read(accounts: string[]): Promise<void> {
+    const done = new Set<string>();
+    for (let pass = 0; pass < PASSES; pass++) {
+      const topics = (this.client.lookupTopics(accounts) as string[]).filter((t) => !done.has(t));
+      if (topics.length === 0) return;
+      const started = new Date();
+      // Topics never read go whole; the others from the oldest of their last reads.
+      const fresh = topics.filter((t) => !this.since.has(t));
+      const known = topics.filter((t) => this.since.has(t));
+      const oldest = known.reduce<Date | undefined>((a, t) => {
+        const s = this.since.get(t)!;
+        return a === undefined || s < a ? s : a;
+      }, undefined);
+      for (const [group, since] of [[fresh, undefined], [known, oldest]] as [string[], Date | undefined][]) {
+        for (let i = 0; i < group.length; i += TOPICS_PER_QUERY) {
+          const contentTopics = group.slice(i, i + TOPICS_PER_QUERY);
+          for await (const m of this.transport.query(since ? { contentTopics, since } : { contentTopics })) {
+            try {
+              this.client.ingestDirectory(m.contentTopic, m.payload);
+            } catch {
+              /* shared space: records that do not verify are ignored */
+            }
+          }
+        }
       }
+      const next = new Date(started.getTime() - 60_000);
+      for (const t of topics) {
+        done.add(t);
+        this.since.delete(t);
+        this.since.set(t, next);
+      }
+      while (this.since.size > SINCE_CAP) this.since.delete(this.since.keys().next().value!);
     }
-    this.since = new Date(started.getTime() - 60_000);
   }
 }

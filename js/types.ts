@@ -157,13 +157,6 @@ export interface ChatOptions {
   /** Encrypts the store at rest under a key derived from it (PBKDF2-SHA-256). */
   passphrase?: string;
   /**
-   * Decides this installation's vote on what another member of a group asks for (add,
-   * remove, rename), once the group's permissions allow it. Without a hook the SDK votes
-   * YES on every permitted request; requests the permissions forbid are voted NO without
-   * asking. A hook that throws votes NO; one that never answers counts as YES at the
-   * vote timeout (de-MLS's liveness rule).
-   */
-  /**
    * A code from `createLink()` on another installation of an account: this new profile
    * becomes an installation of that account (instead of a new account). A malformed,
    * used or expired code, or one no open installation answers within 30 s, rejects
@@ -184,6 +177,22 @@ export interface ChatOptions {
    * Default 100; 0 sends none; at most 96 KiB per chat.
    */
   linkHistory?: number;
+  /**
+   * Also publish libchat's plain directory records (the account address, its device
+   * list and each key package in clear on the shared registry topics), so that libchat
+   * clients, which look accounts up in the chat-store registry, can find this account.
+   * Default false: records are published sealed under a key derived from the account
+   * address, so that only someone who already knows the address can find or read them
+   * (README, "What an observer of the network learns"). Plain records are always read.
+   */
+  publicRecords?: boolean;
+  /**
+   * Decides this installation's vote on what another member of a group asks for (add,
+   * remove, rename), once the group's permissions allow it. Without a hook the SDK votes
+   * YES on every permitted request; requests the permissions forbid are voted NO without
+   * asking. A hook that throws votes NO; one that never answers counts as YES at the
+   * vote timeout (de-MLS's liveness rule).
+   */
   onVote?: (request: VoteRequest) => boolean | Promise<boolean>;
 }
 

@@ -38,6 +38,10 @@ impl AccountKey {
     pub(crate) fn seed(&self) -> zeroize::Zeroizing<[u8; 32]> {
         zeroize::Zeroizing::new(self.0.to_bytes())
     }
+    /// Signs `msg` (an account log's payload).
+    pub fn sign(&self, msg: &[u8]) -> [u8; 64] {
+        self.0.sign(msg).to_bytes()
+    }
     /// Signs a device bundle listing `devices` at `lamport`.
     pub fn sign_bundle(&self, lamport: u64, devices: Vec<InstallationId>) -> Result<DeviceBundle> {
         let payload = DeviceBundle::encode_payload(lamport, &devices)?;

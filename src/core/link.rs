@@ -14,6 +14,15 @@
 //! A code is single use (the first request binds it to one installation) and expires.
 //! Each frame is `kind ‖ nonce(24) ‖ XChaCha20-Poly1305(key, kind as AAD)`; the 128-bit
 //! secret is not guessable, so no frame opens or is accepted without the code.
+//!
+//! The code alone does not open what matters. Store nodes keep the frames for their
+//! retention time, and a code is shown on a screen or in a QR code: whoever sees it later
+//! must not read the account key or the history. So the request also carries a fresh
+//! HPKE public key of the new device (X-Wing, as the chats use), the grant carries a
+//! 32-byte secret sealed to it, and the grant's body and every history frame are sealed
+//! again under a [`SessionKey`] derived from the code and that secret. The granting
+//! installation binds the first request's key with its installation: a later request
+//! naming the same installation with another key is not answered.
 
 use rand_core::CryptoRngCore;
 use zeroize::Zeroizing;
@@ -159,6 +168,12 @@ pub struct Grant {
     pub bundle_payload: Vec<u8>,
     /// The signature over `bundle_payload`.
     pub bundle_signature: Vec<u8>,
+    /// The account's log (the same installations, with their history) and its signature.
+    pub log_payload: Vec<u8>,
+    /// The signature over `log_payload`.
+    pub log_signature: Vec<u8>,
+    /// The link's session (not encoded: set when the grant is opened).
+    pub session: Option<SessionKey>,
 }
 
 impl Grant {
@@ -168,6 +183,8 @@ impl Grant {
         put_vec(&mut out, self.account_seed.as_slice());
         put_vec(&mut out, &self.bundle_payload);
         put_vec(&mut out, &self.bundle_signature);
+        put_vec(&mut out, &self.log_payload);
+        put_vec(&mut out, &self.log_signature);
         out
     }
 
@@ -177,7 +194,16 @@ impl Grant {
             <[u8; 32]>::try_from(take_vec(&mut b)?).map_err(|_| CoreError::InvalidLink("account key"))?;
         let bundle_payload = take_vec(&mut b)?.to_vec();
         let bundle_signature = take_vec(&mut b)?.to_vec();
-        Ok(Grant { account_seed: Zeroizing::new(seed), bundle_payload, bundle_signature })
+        let log_payload = take_vec(&mut b)?.to_vec();
+        let log_signature = take_vec(&mut b)?.to_vec();
+        Ok(Grant {
+            account_seed: Zeroizing::new(seed),
+            bundle_payload,
+            bundle_signature,
+            log_payload,
+            log_signature,
+            session: None,
+        })
     }
 }
 
@@ -195,9 +221,62 @@ pub struct Archive {
     pub messages: Vec<super::store::MessageRecord>,
 }
 
-/// A `Request`'s contents: the new installation.
-pub fn decode_request(plain: &[u8]) -> Result<InstallationId> {
-    <[u8; 32]>::try_from(plain).map(InstallationId::from_bytes).map_err(|_| CoreError::InvalidLink("request"))
+/// The HPKE `info` of a grant's session secret.
+pub const GRANT_INFO: &[u8] = b"logos-chat link grant v1";
+/// The largest HPKE public key a request may carry (X-Wing's is 1,216 bytes).
+const MAX_REQUEST_KEY: usize = 2048;
+
+/// A `Request`'s contents: the new installation and its HPKE public key.
+pub fn encode_request(installation: &InstallationId, hpke_public: &[u8]) -> Vec<u8> {
+    [installation.as_bytes().as_slice(), hpke_public].concat()
+}
+
+/// Decodes a `Request`: the new installation and its HPKE public key.
+pub fn decode_request(plain: &[u8]) -> Result<(InstallationId, Vec<u8>)> {
+    let (id, key) = plain.split_first_chunk::<32>().ok_or(CoreError::InvalidLink("request"))?;
+    if key.is_empty() || key.len() > MAX_REQUEST_KEY {
+        return Err(CoreError::InvalidLink("request without a usable key"));
+    }
+    Ok((InstallationId::from_bytes(*id), key.to_vec()))
+}
+
+/// The key a link's grant body and history frames are sealed under inside the code's
+/// seal: derived from the code and a secret only the new device's HPKE key opens.
+#[derive(Clone)]
+pub struct SessionKey(Zeroizing<[u8; 32]>);
+
+impl std::fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionKey(<redacted>)")
+    }
+}
+
+impl SessionKey {
+    /// The session key of a link and the secret its grant carried.
+    pub fn derive(link: &LinkSecret, shared: &[u8]) -> Self {
+        SessionKey(Zeroizing::new(blake2b::<32>(&[
+            b"logos-chat link session v1|",
+            link.0.as_slice(),
+            b"|",
+            shared,
+        ])))
+    }
+
+    /// `nonce ‖ XChaCha20-Poly1305` of `plain`, with the frame kind as AAD.
+    pub fn seal<R: CryptoRngCore + ?Sized>(&self, rng: &mut R, kind: Kind, plain: &[u8]) -> Result<Vec<u8>> {
+        let mut nonce = [0u8; NONCE_LEN];
+        rng.fill_bytes(&mut nonce);
+        let sealed = aead::seal(&self.0, &nonce, plain, &[kind as u8])?;
+        Ok([&nonce[..], &sealed].concat())
+    }
+
+    /// Opens what [`SessionKey::seal`] made for `kind`.
+    pub fn open(&self, kind: Kind, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        let (nonce, body) =
+            sealed.split_first_chunk::<NONCE_LEN>().ok_or(CoreError::InvalidLink("truncated"))?;
+        aead::open(&self.0, nonce, body, &[kind as u8], "link session frame")
+            .map_err(|_| CoreError::InvalidLink("a frame that does not open with this link's session"))
+    }
 }
 
 #[cfg(test)]
@@ -247,5 +326,22 @@ mod tests {
             assert!(a.open(&f[..cut]).is_err());
         }
         assert!(!format!("{a:?}").contains(&a.code()[LINK_PREFIX.len()..]));
+    }
+
+    #[test]
+    fn session_frames_need_the_code_and_the_secret() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(3);
+        let (a, b) = (LinkSecret::generate(&mut rng), LinkSecret::generate(&mut rng));
+        let s = SessionKey::derive(&a, &[1; 32]);
+        let f = s.seal(&mut rng, Kind::History, b"archive").unwrap();
+        assert_eq!(s.open(Kind::History, &f).unwrap().as_slice(), b"archive");
+        assert!(s.open(Kind::Grant, &f).is_err());
+        assert!(SessionKey::derive(&a, &[2; 32]).open(Kind::History, &f).is_err());
+        assert!(SessionKey::derive(&b, &[1; 32]).open(Kind::History, &f).is_err());
+        assert!(!format!("{s:?}").contains("1, 1"));
+        let id = InstallationId::from_bytes([7; 32]);
+        assert_eq!(decode_request(&encode_request(&id, &[9; 1216])).unwrap(), (id.clone(), vec![9; 1216]));
+        assert!(decode_request(id.as_bytes()).is_err(), "a request without a key");
+        assert!(decode_request(&encode_request(&id, &[9; 4096])).is_err());
     }
 }

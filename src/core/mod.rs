@@ -5,6 +5,7 @@
 //! wasm32, where `src/wasm` drives it.
 
 pub mod account;
+pub mod account_log;
 pub mod address;
 pub mod aead;
 pub mod client;

@@ -197,7 +197,7 @@ impl WasmClient {
     }
 
     /// A new installation of the account a recovery secret holds; `records` are the
-    /// payloads read from the account directory topic (`directoryTopics()[0]`).
+    /// payloads read from the topics `recoveryTopics(secret)` names.
     #[wasm_bindgen]
     pub fn recover(
         secret: &str,
@@ -266,6 +266,27 @@ impl WasmClient {
     #[wasm_bindgen(js_name = directoryTopics)]
     pub fn directory_topics() -> Vec<String> {
         Client::directory_topics().iter().map(|s| s.to_string()).collect()
+    }
+
+    /// The topics a lookup of these accounts reads (the shared ones, their sealed lists,
+    /// the sealed key packages of the installations their known lists show): read them,
+    /// ingest, and ask again until no new topic comes.
+    #[wasm_bindgen(js_name = lookupTopics)]
+    pub fn lookup_topics(&mut self, accounts: Vec<String>) -> Vec<String> {
+        let refs: Vec<&str> = accounts.iter().map(String::as_str).collect();
+        self.inner.lookup_topics(&refs)
+    }
+
+    /// The topics a recovery with this secret reads.
+    #[wasm_bindgen(js_name = recoveryTopics)]
+    pub fn recovery_topics(secret: &str) -> Result<Vec<String>, JsValue> {
+        Client::recovery_topics(secret).map_err(err)
+    }
+
+    /// Also publish libchat's plain directory records (`ChatOptions.publicRecords`).
+    #[wasm_bindgen(js_name = setPublicRecords)]
+    pub fn set_public_records(&mut self, on: bool) {
+        self.inner.set_public_records(on);
     }
 
     /// Records one directory record; throws `{ code, message }` when it is invalid.

@@ -16,7 +16,7 @@ const WAIT_MS = 15_000;
 const published = (after) =>
   (existsSync(join(net, "messages.jsonl")) ? readFileSync(join(net, "messages.jsonl"), "utf8").split("\n").filter(Boolean) : [])
     .slice(after)
-    .filter((l) => !JSON.parse(l).t.includes("store-")).length;
+    .filter((l) => !/\/(store-|dir-)/.test(JSON.parse(l).t)).length;
 try {
   const node = await connect(fsTransport(net));
   const chat = await node.chat({ name, store: { path: dir }, ...(passphrase ? { passphrase } : {}) });

@@ -179,7 +179,7 @@ export async function aLostPushIsRepairedFromTheStore(logos) {
     // The store is busy for the first read of the conversation after the loss: the repair
     // tries again (the core reports a missing message once).
     query: (q) => {
-      if (drop && refused === 0 && !q.contentTopics.some((t) => t.includes("/store-"))) {
+      if (drop && refused === 0 && !q.contentTopics.some((t) => /\/(store-|dir-)/.test(t))) {
         refused++;
         return (async function* () {
           throw new Error("store busy");
@@ -487,4 +487,62 @@ export async function rotateThenRecoverAfterLosingEveryDevice(logos) {
   return { ok: true };
 }
 
-export const all = { twoInstallationsOfOneAccount, rotateThenRecoverAfterLosingEveryDevice, groupLifecycle, groupPermissionsAndVotes, twoAccountsChatBothWays, startDirectRejectsBadAccounts, messagingApi, bringYourOwnTransport, outboxRetriesTransientFailures, aLostPushIsRepairedFromTheStore };
+/**
+ * PRIV2: what an installation publishes while registering, chatting and linking a device
+ * names nobody in clear (no account address, no installation key, as hex or as bytes),
+ * yet whoever knows the address still finds the account. With `publicRecords` the
+ * plain libchat records go as well, and they do name the account.
+ */
+export async function registeringAndLinkingPublishNothingInClear(logos) {
+  const hub = logos.createMemoryHub();
+  const published = [];
+  const wrap = (t) => ({
+    maxMessageSize: t.maxMessageSize,
+    publish: (topic, payload) => {
+      published.push({ topic, payload: new Uint8Array(payload) });
+      return t.publish(topic, payload);
+    },
+    subscribe: (topics, cb) => t.subscribe(topics, cb),
+    query: (q) => t.query(q),
+    close: () => t.close(),
+  });
+  const node = () => logos.connect(wrap(hub.transport()));
+  const laptop = await (await node()).chat({ name: "priv-laptop", store: "memory" });
+  const bob = await (await node()).chat({ name: "priv-bob", store: "memory" });
+  const dm = await laptop.startDirect(bob.accountId);
+  await until(() => bob.conversation(dm.id), 10_000, "bob joins");
+  const phone = await (await node()).chat({ name: "priv-phone", store: "memory", link: await laptop.createLink() });
+  await until(async () => (await phone.conversations()).some((c) => c.id === dm.id), 10_000, "the phone joins the chat");
+  const heard = waitFor(bob, "message", (m) => m.text === "sealed all the way");
+  await (await phone.conversation(dm.id)).send("sealed all the way");
+  assert((await heard).sender.verified, "bob found and verified the phone");
+
+  const enc = new TextEncoder();
+  const hexBytes = (h) => Uint8Array.from(h.match(/../g).map((b) => parseInt(b, 16)));
+  const ids = [laptop.accountId, bob.accountId, laptop.installationId, phone.installationId, bob.installationId];
+  const needles = ids.flatMap((h) => [enc.encode(h), hexBytes(h)]);
+  const contains = (hay, needle) => {
+    outer: for (let i = 0; i + needle.length <= hay.length; i++) {
+      for (let j = 0; j < needle.length; j++) if (hay[i + j] !== needle[j]) continue outer;
+      return true;
+    }
+    return false;
+  };
+  assert(published.length > 10, `traffic was seen: ${published.length}`);
+  for (const { topic, payload } of published) {
+    assert(!topic.includes("/store-"), `no plain registry record by default: ${topic}`);
+    for (const n of needles) assert(!contains(payload, n) && !contains(enc.encode(topic), n), `an identifier in clear on ${topic}`);
+  }
+
+  const before = published.length;
+  const open = await (await node()).chat({ name: "priv-open", store: "memory", publicRecords: true });
+  const plain = published.slice(before).filter((p) => p.topic.includes("/store-account-"));
+  assert(plain.some((p) => contains(p.payload, hexBytes(open.accountId))), "publicRecords publishes libchat's plain list");
+  const fromOpen = await open.startDirect(bob.accountId);
+  await until(() => bob.conversation(fromOpen.id), 10_000, "a public account still chats");
+  await rejectsWith(node().then((n) => n.chat({ name: "bad", store: "memory", publicRecords: "yes" })), "INVALID_ARGUMENT");
+  for (const c of [laptop, bob, phone, open]) await c.close();
+  return { published: published.length };
+}
+
+export const all = { twoInstallationsOfOneAccount, registeringAndLinkingPublishNothingInClear, rotateThenRecoverAfterLosingEveryDevice, groupLifecycle, groupPermissionsAndVotes, twoAccountsChatBothWays, startDirectRejectsBadAccounts, messagingApi, bringYourOwnTransport, outboxRetriesTransientFailures, aLostPushIsRepairedFromTheStore };

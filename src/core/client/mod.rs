@@ -18,10 +18,11 @@ use prost::Message as _;
 use rand_core::CryptoRngCore;
 
 use super::account::{AccountKey, DelegateCredential, DeviceBundle, InstallationKey};
+use super::account_log::AccountLog;
 use super::address::{blake2b, AccountId, ConversationId, InstallationId, MessageId, CHAT_TOPIC_PREFIX};
 use super::conversation::mls_store::Secret;
 use super::conversation::{mls, ConversationMeta, DirectConversation, GroupConversation, Inbound};
-use super::directory::{self, Directory, ACCOUNT_TOPIC, KEYPACKAGE_TOPIC};
+use super::directory::{self, Directory, ACCOUNT_TOPIC};
 use super::effects::{ChatMessage, ConversationInfo, Effects, Event, Outbound, SenderInfo};
 use super::error::{CoreError, Result};
 use super::sds::Channel;
@@ -31,6 +32,7 @@ use super::store::{
     MessageIndexRecord, MessageRecord, MetaRecord, MlsRecord, OutboxRecord, SeenRecord, Store, StoreCipher,
     StoreOp, SCHEMA_VERSION, SINGLETON,
 };
+mod archive;
 mod checkpoint;
 mod delivery;
 mod devices;
@@ -38,12 +40,16 @@ mod direct;
 mod group;
 mod group_output;
 mod joining;
+mod links;
 mod outbox;
+mod recovery;
+mod register;
 mod reliability;
 mod storage;
 
-pub use devices::Linking;
+pub use links::Linking;
 pub use outbox::{FULL_ACK_MAX, RETRANSMIT_DELAYS_MS};
+pub use recovery::RECOVERY_PREFIX;
 pub use reliability::{backoff, HOLD_MS, LOOKUP_TRIES};
 
 use super::wire::{
@@ -74,6 +80,8 @@ pub struct Client {
     installation: InstallationKey,
     credential: DelegateCredential,
     bundle: DeviceBundle,
+    /// The account's log (libchat's proposed format), kept in step with `bundle`.
+    log: AccountLog,
     key_package: KeyPackage,
     directory: Directory,
     conversations: BTreeMap<ConversationId, DirectConversation>,
@@ -106,16 +114,19 @@ pub struct Client {
     /// The app decides our votes on permitted group proposals (`Event::VoteRequest`).
     votes_by_app: bool,
     /// Link codes handed out and not yet used up (`devices`).
-    links: Vec<devices::OpenLink>,
+    links: Vec<links::OpenLink>,
     /// When each installation of the account was first seen in its list.
     added_at: BTreeMap<InstallationId, u64>,
     /// Another installation removed this one: every call fails.
     removed: bool,
     /// The link this installation came from, while the archive may still come on it.
-    link_in: Option<(crate::core::link::LinkSecret, u64)>,
+    link_in: Option<(crate::core::link::LinkSecret, crate::core::link::SessionKey, u64)>,
     /// Archived messages of chats not joined yet, and their content bytes.
     archive_waiting: Vec<ChatMessage>,
     archive_waiting_bytes: usize,
+    /// Also publish libchat's plain directory records (the app's choice: libchat clients
+    /// find this account, and anyone can link its installations to it).
+    public_records: bool,
 }
 
 impl std::fmt::Debug for Client {
@@ -152,7 +163,7 @@ impl Client {
     ) -> Result<(Self, Effects)> {
         // libchat publishes an account's first bundle at lamport 0.
         let bundle = account.sign_bundle(0, vec![installation.id()])?;
-        Self::with_bundle(rng, store_key, account, installation, bundle, now_ms)
+        Self::with_bundle(rng, store_key, account, installation, (bundle, None), now_ms)
     }
 
     /// A new installation whose account's signed list is `bundle` (a fresh account's
@@ -162,7 +173,7 @@ impl Client {
         store_key: &[u8; 32],
         account: AccountKey,
         installation: InstallationKey,
-        bundle: DeviceBundle,
+        (bundle, log): (DeviceBundle, Option<AccountLog>),
         now_ms: u64,
     ) -> Result<(Self, Effects)> {
         let provider = Provider::new().map_err(CoreError::mls)?;
@@ -170,7 +181,7 @@ impl Client {
         let kp_bundle = mls::new_key_package(&provider, &installation, &credential)?;
         let key_package = kp_bundle.key_package().clone();
         let mut client =
-            Self::assemble(rng, provider, store_key, account, installation, bundle, key_package)?;
+            Self::assemble(rng, provider, store_key, account, installation, (bundle, log), key_package)?;
         for d in &client.bundle.devices {
             client.added_at.insert(d.clone(), now_ms);
         }
@@ -190,12 +201,18 @@ impl Client {
         store_key: &[u8; 32],
         account: AccountKey,
         installation: InstallationKey,
-        bundle: DeviceBundle,
+        (bundle, log): (DeviceBundle, Option<AccountLog>),
         key_package: KeyPackage,
     ) -> Result<Self> {
         let credential = DelegateCredential { installation: installation.id(), account: Some(account.id()) };
         let mut directory = Directory::default();
         directory.accept_bundle(bundle.clone())?;
+        // Our own log: as stored or granted, else a first one that lists what the bundle does.
+        let log = match log {
+            Some(l) => l,
+            None => AccountLog::first(&account, &bundle.devices)?,
+        };
+        directory.accept_log(log.clone())?;
         Ok(Client {
             rng,
             provider,
@@ -203,6 +220,7 @@ impl Client {
             installation,
             credential,
             bundle,
+            log,
             key_package,
             directory,
             conversations: BTreeMap::new(),
@@ -230,21 +248,8 @@ impl Client {
             link_in: None,
             archive_waiting: Vec::new(),
             archive_waiting_bytes: 0,
+            public_records: false,
         })
-    }
-
-    /// Publishes the device bundle and key package again and subscribes the inbox.
-    pub fn announce(&mut self, now_ms: u64) -> Result<Effects> {
-        let mut fx = Effects::default();
-        self.announce_into(&mut fx, now_ms)?;
-        Ok(fx)
-    }
-
-    fn announce_into(&mut self, fx: &mut Effects, now_ms: u64) -> Result<()> {
-        let kp = directory::key_package_submission(&self.installation, now_ms, &self.key_package)?;
-        fx.subscribe.push(self.installation.id().inbox_topic().as_str().to_owned());
-        self.enqueue(fx, ACCOUNT_TOPIC.into(), directory::account_submission(&self.bundle))?;
-        self.enqueue(fx, KEYPACKAGE_TOPIC.into(), kp)
     }
 
     /// The chat channel and bookkeeping of a direct or group conversation.
@@ -267,17 +272,6 @@ impl Client {
     /// This installation's id.
     pub fn installation_id(&self) -> InstallationId {
         self.installation.id()
-    }
-
-    /// The topics a directory lookup reads.
-    pub fn directory_topics() -> [&'static str; 2] {
-        [ACCOUNT_TOPIC, KEYPACKAGE_TOPIC]
-    }
-
-    /// Records one directory record read by a lookup. Bad records are errors
-    /// the driver may ignore: the directory topics are shared space.
-    pub fn ingest_directory(&mut self, topic: &str, payload: &[u8]) -> Result<()> {
-        self.directory.ingest(topic, payload, self.provider.crypto())
     }
 
     /// The lookup of `account` is done: release the messages waiting on it.
@@ -405,7 +399,7 @@ impl Client {
         sent_at_ms: u64,
         now_ms: u64,
     ) -> Effects {
-        if content_topic == ACCOUNT_TOPIC || content_topic == KEYPACKAGE_TOPIC {
+        if Self::is_directory_topic(content_topic) {
             let _ = self.ingest_directory(content_topic, payload);
             return Effects::default();
         }

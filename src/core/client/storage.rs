@@ -26,6 +26,8 @@ impl Client {
             key_package: self.key_package.tls_serialize_detached().map_err(CoreError::mls)?,
             bundle_payload: self.bundle.payload.clone(),
             bundle_signature: self.bundle.signature.to_vec(),
+            log_payload: self.log.payload.clone(),
+            log_signature: self.log.signature.to_vec(),
             added_at: self.added_at.iter().map(|(d, t)| (d.to_hex(), *t)).collect(),
             removed: self.removed,
         })
@@ -82,8 +84,21 @@ impl Client {
             .key_package()
             .clone(),
         };
+        // Stores written before the log hold none: a first one is made from the list.
+        let log = if acct.log_payload.is_empty() {
+            None
+        } else {
+            Some(
+                crate::core::account_log::AccountLog::verify(
+                    &account.id(),
+                    &acct.log_payload,
+                    &acct.log_signature,
+                )
+                .map_err(|_| CoreError::StoreCorrupt("the stored account log does not verify".into()))?,
+            )
+        };
         let mut client =
-            Self::assemble(rng, provider, store_key, account, installation, bundle, placeholder)?;
+            Self::assemble(rng, provider, store_key, account, installation, (bundle, log), placeholder)?;
         client.removed = acct.removed;
         for (d, t) in &acct.added_at {
             if let Ok(d) = InstallationId::parse(d) {

@@ -40,6 +40,13 @@ pub struct AccountRecord {
     /// Another installation removed this one from the account: it stops.
     #[prost(bool, tag = "8")]
     pub removed: bool,
+    /// The account's log as last accepted (libchat's proposed format); empty in stores
+    /// written before it (then a first log is made from the list).
+    #[prost(bytes = "vec", tag = "9")]
+    pub log_payload: Vec<u8>,
+    /// The account's signature over `log_payload`.
+    #[prost(bytes = "vec", tag = "10")]
+    pub log_signature: Vec<u8>,
 }
 
 /// A `conversations` record.

@@ -172,9 +172,15 @@ fn a_forged_key_package_record_is_never_used() {
     let alice = net.join(41);
     let bob = net.join(42);
     // A "newer" submission for bob's device that bob did not sign is refused at once.
-    let real =
-        net.history.iter().rev().find(|m| m.topic == KEYPACKAGE_TOPIC && m.sent_at == 2).unwrap().clone();
-    let mut forged = KeyPackageSubmissionV1::decode(real.payload.as_slice()).unwrap();
+    let bob_device = net.nodes[bob].client.installation_id();
+    let real = net
+        .plain_directory()
+        .into_iter()
+        .filter(|(t, _)| t == KEYPACKAGE_TOPIC)
+        .map(|(_, p)| KeyPackageSubmissionV1::decode(p.as_slice()).unwrap())
+        .find(|s| s.device_id == bob_device.as_bytes())
+        .unwrap();
+    let mut forged = real;
     forged.payload[..8].copy_from_slice(&u64::MAX.to_le_bytes());
     let forged = forged.encode_to_vec();
     net.lookup(alice);
@@ -195,7 +201,9 @@ fn history_replayed_past_the_seen_window_is_quietly_recognised() {
     // The same envelopes arriving under another digest (as after the seen window has
     // forgotten them): our own message, and a generation already consumed.
     let all = net.history.clone();
-    for m in all.iter().filter(|m| m.topic.starts_with("/logos-chat/1/") && !m.topic.contains("/store-")) {
+    for m in all.iter().filter(|m| {
+        m.topic.starts_with("/logos-chat/1/") && !crate::core::Client::is_directory_topic(&m.topic)
+    }) {
         for who in [alice, bob] {
             let fx = net.nodes[who].client.receive("/logos-chat/1/replayed/proto", &m.payload, 1, 2);
             assert!(

@@ -201,13 +201,7 @@ fn write_fuzz_corpus() {
     topics.extend(crate::core::Client::directory_topics().iter().map(|t| (*t).to_owned()));
     let records = net.nodes[w].disk.start_records();
     let mark = net.history.len();
-    let dir_topics = crate::core::Client::directory_topics();
-    let known: Vec<(String, Vec<u8>)> = net
-        .history
-        .iter()
-        .filter(|m| dir_topics.contains(&m.topic.as_str()))
-        .map(|m| (m.topic.clone(), m.payload.clone()))
-        .collect();
+    let known = net.plain_directory();
     let world = fuzz::encode_world(&store_key(net.nodes[w].seed), net.now, &topics, &records, &known);
 
     net.send(a, &dm, "a second direct message");
@@ -244,17 +238,18 @@ fn write_fuzz_corpus() {
         .filter(|b| crate::core::conversation::mls::decode_mls_message(b).is_ok())
         .cloned()
         .collect();
-    let key_packages: Vec<Vec<u8>> = all
+    let dir_topics = crate::core::Client::directory_topics();
+    let key_packages: Vec<Vec<u8>> = known
         .iter()
-        .filter(|m| m.topic == dir_topics[1])
-        .filter_map(|m| decode::<wire::KeyPackageSubmissionV1>("kp", &m.payload).ok())
+        .filter(|(t, _)| t == dir_topics[1])
+        .filter_map(|(_, p)| decode::<wire::KeyPackageSubmissionV1>("kp", p).ok())
         .filter_map(|s| s.payload.get(8..).map(<[u8]>::to_vec))
         .collect();
     write("mls", &[mls.clone(), key_packages].concat());
-    let directory: Vec<Vec<u8>> = all
+    let directory: Vec<Vec<u8>> = known
         .iter()
-        .filter_map(|m| {
-            dir_topics.iter().position(|t| *t == m.topic).map(|i| [vec![i as u8], m.payload.clone()].concat())
+        .filter_map(|(topic, p)| {
+            dir_topics.iter().position(|t| t == topic).map(|i| [vec![i as u8], p.clone()].concat())
         })
         .collect();
     write("directory", &directory);

@@ -164,7 +164,7 @@ fn no_group_traffic_byte_names_a_member() {
     net.advance(WINDOW);
     let group_traffic: Vec<Vec<u8>> = net.history[start..]
         .iter()
-        .filter(|m| !crate::core::Client::directory_topics().contains(&m.topic.as_str()))
+        .filter(|m| !crate::core::Client::is_directory_topic(&m.topic))
         .map(|m| m.payload.clone())
         .collect();
     assert!(group_traffic.len() > 10);

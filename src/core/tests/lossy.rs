@@ -161,7 +161,7 @@ impl LossyNet {
             self.publishes += 1;
             self.published_bytes += o.payload.len();
             let m = Msg { topic: o.content_topic, payload: o.payload, sent_at: self.now };
-            let directory = Client::directory_topics().contains(&m.topic.as_str());
+            let directory = Client::is_directory_topic(&m.topic);
             if directory || !self.chance(self.faults.store_miss) {
                 self.store.push(m.clone());
             }
@@ -379,17 +379,13 @@ impl LossyNet {
 }
 
 impl LossyNet {
-    /// What a driver does before starting a chat: read the directory topics.
+    /// What a driver does before starting a chat: read the directory for every node's
+    /// account, as the driver does (until no new topic comes).
     fn read_directory(&mut self, i: usize) {
-        let records: Vec<Msg> = self
-            .store
-            .iter()
-            .filter(|m| Client::directory_topics().contains(&m.topic.as_str()))
-            .cloned()
-            .collect();
-        for r in records {
-            let _ = self.nodes[i].client.ingest_directory(&r.topic, &r.payload);
-        }
+        let accounts: Vec<String> = self.nodes.iter().map(|n| n.client.account_id().to_hex()).collect();
+        let stored: Vec<(String, Vec<u8>)> =
+            self.store.iter().map(|m| (m.topic.clone(), m.payload.clone())).collect();
+        super::sim::lookup_from(&mut self.nodes[i].client, &accounts, &stored);
     }
 
     pub fn start_direct(&mut self, i: usize, peer: &str) -> String {

@@ -139,7 +139,7 @@ impl Net {
         }
         for a in fx.lookups {
             self.nodes[i].lookups += 1;
-            self.lookup(i);
+            self.lookup_accounts(i, std::slice::from_ref(&a));
             let fx = self.nodes[i].client.lookup_complete_at(&a, self.now);
             self.apply(i, fx);
         }
@@ -246,12 +246,9 @@ impl Net {
     /// A new device restored from a recovery secret, as the driver of `chat({ recover })`
     /// does: read the account topic, then start the installation.
     pub fn recover(&mut self, secret: &str, seed: u64) -> crate::core::Result<usize> {
-        let records: Vec<Vec<u8>> = self
-            .history
-            .iter()
-            .filter(|m| m.topic == Client::directory_topics()[0])
-            .map(|m| m.payload.clone())
-            .collect();
+        let topics = Client::recovery_topics(secret)?;
+        let records: Vec<Vec<u8>> =
+            self.history.iter().filter(|m| topics.contains(&m.topic)).map(|m| m.payload.clone()).collect();
         self.now += 1;
         let rng = Box::new(ChaCha20Rng::seed_from_u64(seed));
         let (client, fx) = Client::recover(rng, &store_key(seed), secret, &records, self.now)?;
@@ -318,17 +315,40 @@ impl Net {
         self.apply(i, fx);
     }
 
-    /// A directory lookup: read both directory topics' history into the client.
-    pub fn lookup(&mut self, i: usize) {
-        let records: Vec<Msg> = self
-            .history
-            .iter()
-            .filter(|m| Client::directory_topics().contains(&m.topic.as_str()))
-            .cloned()
-            .collect();
-        for r in records {
-            let _ = self.nodes[i].client.ingest_directory(&r.topic, &r.payload);
+    /// Every directory record published so far as libchat's plain record (topic and
+    /// submission): sealed ones opened with the account of whichever node they belong to.
+    pub fn plain_directory(&self) -> Vec<(String, Vec<u8>)> {
+        use crate::core::directory::{sealed, ACCOUNT_TOPIC, KEYPACKAGE_TOPIC};
+        let accounts: Vec<_> = self.nodes.iter().map(|n| n.client.account_id()).collect();
+        let mut out = Vec::new();
+        for m in &self.history {
+            if Client::directory_topics().contains(&m.topic.as_str()) {
+                out.push((m.topic.clone(), m.payload.clone()));
+                continue;
+            }
+            for a in &accounts {
+                if let Ok((kind, inner)) = sealed::open(a, &m.topic, &m.payload) {
+                    let topic = if kind == sealed::Kind::Bundle { ACCOUNT_TOPIC } else { KEYPACKAGE_TOPIC };
+                    out.push((topic.to_owned(), inner));
+                    break;
+                }
+            }
         }
+        out
+    }
+
+    /// A directory lookup of every node's account (what a driver does before a call
+    /// that names accounts).
+    pub fn lookup(&mut self, i: usize) {
+        let accounts: Vec<String> = self.nodes.iter().map(|n| n.client.account_id().to_hex()).collect();
+        self.lookup_accounts(i, &accounts);
+    }
+
+    /// A directory lookup as the driver does it (see [`lookup_from`]).
+    pub fn lookup_accounts(&mut self, i: usize, accounts: &[String]) {
+        let stored: Vec<(String, Vec<u8>)> =
+            self.history.iter().map(|m| (m.topic.clone(), m.payload.clone())).collect();
+        lookup_from(&mut self.nodes[i].client, accounts, &stored);
     }
 
     pub fn start_direct(&mut self, i: usize, peer: &str) -> crate::core::Result<String> {
@@ -395,5 +415,23 @@ impl Net {
                 _ => None,
             })
             .collect()
+    }
+}
+
+/// A directory lookup as the driver does it: read from `stored` (topic, payload) the
+/// topics the client names, ingest, and again while new topics come.
+pub fn lookup_from(client: &mut Client, accounts: &[String], stored: &[(String, Vec<u8>)]) {
+    let refs: Vec<&str> = accounts.iter().map(String::as_str).collect();
+    let mut read = std::collections::HashSet::new();
+    loop {
+        let topics: Vec<String> =
+            client.lookup_topics(&refs).into_iter().filter(|t| !read.contains(t)).collect();
+        if topics.is_empty() {
+            break;
+        }
+        for (topic, payload) in stored.iter().filter(|(t, _)| topics.contains(t)) {
+            let _ = client.ingest_directory(topic, payload);
+        }
+        read.extend(topics);
     }
 }

@@ -8,6 +8,14 @@
 //! them, with rollback refused; key-package signatures under the device key,
 //! openmls validation, and the leaf's signature key equal to the device id.
 //! This module holds only public data and never does I/O.
+//!
+//! What we publish ourselves goes sealed ([`sealed`]: PRIV2); libchat's plain records
+//! on the shared topics are still read. [`Directory::lookup_topics`] names the topics a
+//! lookup of some accounts reads: the shared ones, each account's sealed topic, and the
+//! sealed key-package topics of the installations its known list shows (a second read
+//! once the list is in).
+
+pub mod sealed;
 
 use std::collections::HashMap;
 
@@ -15,8 +23,10 @@ use openmls::prelude::tls_codec::Serialize as _;
 use openmls::prelude::{KeyPackage, KeyPackageIn, ProtocolVersion};
 use openmls_traits::crypto::OpenMlsCrypto;
 use prost::Message as _;
+use rand_core::CryptoRngCore;
 
 use super::account::{verify_ed25519, DeviceBundle, InstallationKey};
+use super::account_log::{AccountLog, LOG_PREFIX};
 use super::address::{AccountId, InstallationId};
 use super::error::{CoreError, Result};
 use super::wire::{decode, AccountSubmissionV1, KeyPackageSubmissionV1};
@@ -63,9 +73,49 @@ struct Submitted {
 #[derive(Debug, Default)]
 pub struct Directory {
     bundles: HashMap<AccountId, DeviceBundle>,
+    /// Accounts' append-only logs (libchat's proposed format), where one was read.
+    logs: HashMap<AccountId, AccountLog>,
     submitted: HashMap<InstallationId, Submitted>,
     key_packages: HashMap<InstallationId, (u64, KeyPackage)>,
     seen: std::collections::HashSet<[u8; 32]>,
+    /// The sealed topics a lookup was told to read, and whose they are.
+    sealed_topics: HashMap<String, (AccountId, Option<InstallationId>)>,
+}
+
+/// The sealed record of an account's device list: its topic and bytes.
+pub fn sealed_bundle<R: CryptoRngCore + ?Sized>(
+    rng: &mut R,
+    bundle: &DeviceBundle,
+) -> Result<(String, Vec<u8>)> {
+    let topic = sealed::account_topic(&bundle.account);
+    let record =
+        sealed::seal(rng, &bundle.account, &topic, sealed::Kind::Bundle, &account_submission(bundle))?;
+    Ok((topic, record))
+}
+
+/// The sealed record of an account's log: its topic (the list's) and bytes.
+pub fn sealed_log<R: CryptoRngCore + ?Sized>(rng: &mut R, log: &AccountLog) -> Result<(String, Vec<u8>)> {
+    let topic = sealed::account_topic(&log.account);
+    let submission = AccountSubmissionV1 {
+        account_pub: log.account.as_bytes().to_vec(),
+        payload: log.payload.clone(),
+        signature: log.signature.to_vec(),
+    }
+    .encode_to_vec();
+    let record = sealed::seal(rng, &log.account, &topic, sealed::Kind::Bundle, &submission)?;
+    Ok((topic, record))
+}
+
+/// The sealed record of an installation's key-package submission: its topic and bytes.
+pub fn sealed_key_package<R: CryptoRngCore + ?Sized>(
+    rng: &mut R,
+    account: &AccountId,
+    device: &InstallationId,
+    submission: &[u8],
+) -> Result<(String, Vec<u8>)> {
+    let topic = sealed::device_topic(account, device);
+    let record = sealed::seal(rng, account, &topic, sealed::Kind::KeyPackage, submission)?;
+    Ok((topic, record))
 }
 
 impl Directory {
@@ -84,13 +134,56 @@ impl Directory {
         result
     }
 
+    /// The topics a lookup of `accounts` reads (each one once), remembered so that
+    /// their sealed records open when they are ingested.
+    pub fn lookup_topics(&mut self, accounts: &[AccountId]) -> Vec<String> {
+        let mut topics = vec![ACCOUNT_TOPIC.to_owned(), KEYPACKAGE_TOPIC.to_owned()];
+        for account in accounts {
+            let t = sealed::account_topic(account);
+            self.sealed_topics.insert(t.clone(), (account.clone(), None));
+            topics.push(t);
+            for d in self.bundles.get(account).map(|b| b.devices.as_slice()).unwrap_or_default() {
+                let t = sealed::device_topic(account, d);
+                self.sealed_topics.insert(t.clone(), (account.clone(), Some(d.clone())));
+                topics.push(t);
+            }
+        }
+        topics.sort_unstable();
+        topics.dedup();
+        topics
+    }
+
     fn ingest_new(&mut self, topic: &str, payload: &[u8]) -> Result<()> {
+        if let Some((account, device)) = self.sealed_topics.get(topic).cloned() {
+            let (kind, inner) = sealed::open(&account, topic, payload)?;
+            return match (kind, device) {
+                (sealed::Kind::Bundle, None) => {
+                    let s: AccountSubmissionV1 = decode("account submission", &inner)?;
+                    if s.account_pub.as_slice() != account.as_bytes() {
+                        return Err(CoreError::Verify("a sealed list of another account"));
+                    }
+                    self.ingest_new(ACCOUNT_TOPIC, &inner)
+                }
+                (sealed::Kind::KeyPackage, Some(device)) => {
+                    let s: KeyPackageSubmissionV1 = decode("key package submission", &inner)?;
+                    if s.device_id.as_slice() != device.as_bytes() {
+                        return Err(CoreError::Verify("a sealed key package of another installation"));
+                    }
+                    self.ingest_new(KEYPACKAGE_TOPIC, &inner)
+                }
+                _ => Err(CoreError::decode("sealed directory record", "not this topic's kind")),
+            };
+        }
         match topic {
             ACCOUNT_TOPIC => {
                 let s: AccountSubmissionV1 = decode("account submission", payload)?;
                 let account = <[u8; 32]>::try_from(s.account_pub.as_slice())
                     .map(AccountId::from_bytes)
                     .map_err(|_| CoreError::decode("account submission", "account_pub"))?;
+                if s.payload.starts_with(LOG_PREFIX) {
+                    let log = AccountLog::verify(&account, &s.payload, &s.signature)?;
+                    return self.accept_log(log);
+                }
                 let bundle = DeviceBundle::verify(&account, &s.payload, &s.signature)?;
                 self.accept_bundle(bundle)
             }
@@ -133,6 +226,30 @@ impl Directory {
         Ok(())
     }
 
+    /// Records a verified log: one that extends the known one replaces it; a shorter one
+    /// (a rollback) or any other (a rewrite of the account's history) is refused.
+    pub fn accept_log(&mut self, log: AccountLog) -> Result<()> {
+        if let Some(known) = self.logs.get(&log.account) {
+            if known.extends(&log) {
+                return if known.entries.len() == log.entries.len() {
+                    Ok(())
+                } else {
+                    Err(CoreError::Verify("account log rollback"))
+                };
+            }
+            if !log.extends(known) {
+                return Err(CoreError::Verify("an account log that rewrites the known one"));
+            }
+        }
+        self.logs.insert(log.account.clone(), log);
+        Ok(())
+    }
+
+    /// The newest log of an account.
+    pub fn log(&self, account: &AccountId) -> Option<&AccountLog> {
+        self.logs.get(account)
+    }
+
     /// The newest bundle of an account.
     pub fn bundle(&self, account: &AccountId) -> Option<&DeviceBundle> {
         self.bundles.get(account)
@@ -165,9 +282,15 @@ impl Directory {
         self.key_packages.insert(installation.clone(), (ts, kp));
     }
 
-    /// Whether the account's signed bundle lists this installation.
+    /// Whether the account's signed lists show this installation: the lamport bundle or
+    /// the log lists it, and the log has not removed it. A removal in a log stays, so an
+    /// old bundle replayed cannot bring back an installation the log took out, while a
+    /// newer bundle (a group's Add carries one) shows a new device before its log is read.
     pub fn confirms(&self, account: &AccountId, installation: &InstallationId) -> bool {
-        self.bundles.get(account).is_some_and(|b| b.devices.contains(installation))
+        let log = self.logs.get(account);
+        let listed = self.bundles.get(account).is_some_and(|b| b.devices.contains(installation))
+            || log.is_some_and(|l| l.live().contains(installation));
+        listed && !log.is_some_and(|l| l.removed().contains(installation))
     }
 }
 
