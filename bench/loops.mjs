@@ -232,7 +232,8 @@ export async function identityLoop(logos, conversations) {
       if (Date.now() > end) throw new Error(`identity bench: timed out waiting for ${what}`);
       await new Promise((r) => setTimeout(r, 5));
     }
-  };  const peers = [];
+  };
+  const peers = [];
   for (let i = 0; i < conversations; i++) {
     const node = await logos.connect("memory", { hub });
     const chat = await node.chat({ name: `peer${i}`, store: "memory" });

@@ -32,6 +32,22 @@ pub(super) struct Checkpoint {
     /// Mirror entries a nested call persisted, as they were (put back before openmls's
     /// storage is rolled back to the mirror).
     mirror: HashMap<Vec<u8>, Option<Secret>>,
+    /// The account's side, once the call is about to change it (`touch_identity`): the
+    /// list, the log, the key package, the open links, and what the directory holds of
+    /// our own account (a removal or rotation that fails late must not leave a list
+    /// that no chat followed, or a key package whose private key is gone).
+    identity: Option<Box<Identity>>,
+}
+
+/// The account-level state a call can change, as it was.
+struct Identity {
+    bundle: DeviceBundle,
+    log: AccountLog,
+    key_package: KeyPackage,
+    added_at: BTreeMap<InstallationId, u64>,
+    removed: bool,
+    links: Vec<links::OpenLink>,
+    own: crate::core::directory::OwnRecords,
 }
 
 impl Client {
@@ -50,7 +66,27 @@ impl Client {
             pending: self.pending.len(),
             joins: None,
             mirror: HashMap::new(),
+            identity: None,
         });
+    }
+
+    /// Notes that the call is about to change the account's side (once per call is enough).
+    pub(super) fn touch_identity(&mut self) {
+        if self.checkpoint.as_ref().is_none_or(|cp| cp.identity.is_some()) {
+            return;
+        }
+        let identity = Box::new(Identity {
+            bundle: self.bundle.clone(),
+            log: self.log.clone(),
+            key_package: self.key_package.clone(),
+            added_at: self.added_at.clone(),
+            removed: self.removed,
+            links: self.links.clone(),
+            own: self.directory.own_records(&self.account.id()),
+        });
+        if let Some(cp) = self.checkpoint.as_mut() {
+            cp.identity = Some(identity);
+        }
     }
 
     /// Notes that the call is about to change a conversation (once per call is enough).
@@ -150,6 +186,12 @@ impl Client {
         self.pending.truncate(cp.pending);
         if let Some(joins) = cp.joins {
             self.joins = joins;
+        }
+        if let Some(identity) = cp.identity {
+            let Identity { bundle, log, key_package, added_at, removed, links, own } = *identity;
+            self.directory.restore_own_records(&self.account.id(), own);
+            (self.bundle, self.log, self.key_package, self.added_at, self.removed, self.links) =
+                (bundle, log, key_package, added_at, removed, links);
         }
     }
 }

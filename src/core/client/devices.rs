@@ -87,6 +87,7 @@ impl Client {
     pub fn remove_installation(&mut self, installation: &str, now_ms: u64) -> Result<Effects> {
         self.guarded(|c| {
             c.check_active()?;
+            c.touch_identity();
             let gone = InstallationId::parse(installation)?;
             if gone == c.installation.id() {
                 return Err(CoreError::InvalidArgument("an installation cannot remove itself".into()));
@@ -127,6 +128,7 @@ impl Client {
         if bundle.account != self.account.id() || bundle.lamport < self.bundle.lamport {
             return Err(CoreError::Verify("not a newer list of this account"));
         }
+        self.touch_identity();
         self.directory.accept_bundle(bundle.clone())?;
         // The log follows: from the newest one of ours that extends what we hold (another
         // installation's change), brought to what the new list shows.
@@ -168,6 +170,7 @@ impl Client {
         if self.removed {
             return;
         }
+        self.touch_identity();
         self.removed = true;
         self.links.clear();
         fx.events.push(Event::Error {
@@ -186,6 +189,11 @@ impl Client {
 
 #[cfg(test)]
 impl Client {
+    /// The account record as it would be persisted now.
+    pub(crate) fn account_record_for_tests(&self) -> AccountRecord {
+        self.account_record().unwrap()
+    }
+
     /// Our own account log, and the one the directory holds of `account`.
     pub(crate) fn logs_for_tests(
         &self,
@@ -206,6 +214,18 @@ impl Client {
         let kp = self.directory.key_package(other, self.provider.crypto()).unwrap();
         let convo = self.conversations.get_mut(&id).unwrap();
         let (commit, _) = convo.add_installations(&self.provider, &self.installation, &[kp]).unwrap();
+        let mut fx = Effects::default();
+        self.enqueue(&mut fx, id.topic().as_str().to_owned(), group_envelope(&id, commit)).unwrap();
+        self.sync_mls(&mut fx).unwrap();
+        fx
+    }
+
+    /// Removes a leaf from a direct chat by our own commit, whoever's it is (as an
+    /// impostor would).
+    pub(crate) fn remove_leaf_for_tests(&mut self, conversation: &str, leaf: &InstallationId) -> Effects {
+        let id = ConversationId::parse(conversation).unwrap();
+        let convo = self.conversations.get_mut(&id).unwrap();
+        let commit = convo.remove_installation(&self.provider, &self.installation, leaf).unwrap().unwrap();
         let mut fx = Effects::default();
         self.enqueue(&mut fx, id.topic().as_str().to_owned(), group_envelope(&id, commit)).unwrap();
         self.sync_mls(&mut fx).unwrap();

@@ -17,7 +17,7 @@ use openmls_traits::types::{HpkeCiphertext, HpkeKeyPair};
 const MAX_LINKS: usize = 4;
 
 /// A code this installation handed out.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct OpenLink {
     pub(super) secret: LinkSecret,
     pub(super) topic: String,
@@ -197,6 +197,7 @@ impl Client {
 
     /// A frame on an open link's topic.
     pub(super) fn handle_link(&mut self, topic: &str, frame: &[u8], now_ms: u64) -> Result<Effects> {
+        self.touch_identity();
         let i =
             self.links.iter().position(|l| l.topic == topic).ok_or(CoreError::InvalidLink("no such link"))?;
         let link = self.links.get(i).ok_or(CoreError::InvalidLink("no such link"))?;

@@ -80,6 +80,7 @@ impl Client {
     pub fn rotate_keys(&mut self, now_ms: u64) -> Result<Effects> {
         self.guarded(|c| {
             c.check_active()?;
+            c.touch_identity();
             let mut fx = Effects::default();
             let ids: Vec<ConversationId> = c.conversations.keys().cloned().collect();
             for cid in ids {

@@ -82,6 +82,10 @@ pub struct Directory {
     sealed_topics: HashMap<String, (AccountId, Option<InstallationId>)>,
 }
 
+/// What a directory holds of one account's lists (put back when a call fails).
+#[derive(Debug, Clone, Default)]
+pub struct OwnRecords(Option<DeviceBundle>, Option<AccountLog>);
+
 /// The sealed record of an account's device list: its topic and bytes.
 pub fn sealed_bundle<R: CryptoRngCore + ?Sized>(
     rng: &mut R,
@@ -243,6 +247,23 @@ impl Directory {
         }
         self.logs.insert(log.account.clone(), log);
         Ok(())
+    }
+
+    /// The lists held of an account, to put back with [`Directory::restore_own_records`].
+    pub fn own_records(&self, account: &AccountId) -> OwnRecords {
+        OwnRecords(self.bundles.get(account).cloned(), self.logs.get(account).cloned())
+    }
+
+    /// Puts back what [`Directory::own_records`] took.
+    pub fn restore_own_records(&mut self, account: &AccountId, OwnRecords(bundle, log): OwnRecords) {
+        match bundle {
+            Some(b) => self.bundles.insert(account.clone(), b),
+            None => self.bundles.remove(account),
+        };
+        match log {
+            Some(l) => self.logs.insert(account.clone(), l),
+            None => self.logs.remove(account),
+        };
     }
 
     /// The newest log of an account.

@@ -691,3 +691,85 @@ fn the_account_log_follows_links_and_removals_survives_restarts_and_refuses_rewr
     fresh.accept_log(net.nodes[bob].client.logs_for_tests(&alice_id).1.unwrap()).unwrap();
     assert!(!fresh.confirms(&alice_id, &phone_dev));
 }
+
+#[test]
+fn a_removal_or_rotation_that_fails_late_leaves_the_account_as_it_was() {
+    let mut net = Net::default();
+    let alice = net.join(171);
+    let bob = net.join(172);
+    let dm = net.start_direct(alice, &net.account(bob)).unwrap();
+    net.run();
+    let phone = net.link(alice, 173);
+    let alice_id = net.nodes[alice].client.account_id();
+    let phone_id = net.nodes[phone].client.installation_id();
+    let before = (net.nodes[alice].client.installations(), net.nodes[alice].client.logs_for_tests(&alice_id));
+    let record = net.nodes[alice].client.account_record_for_tests();
+    let now = net.now + 1;
+    net.nodes[alice].client.fail_after_for_tests(|c| {
+        c.remove_installation(&phone_id.to_hex(), now).unwrap();
+        c.rotate_keys(now).unwrap();
+    });
+    assert_eq!(
+        (net.nodes[alice].client.installations(), net.nodes[alice].client.logs_for_tests(&alice_id)),
+        before
+    );
+    assert_eq!(
+        net.nodes[alice].client.account_record_for_tests(),
+        record,
+        "list, log and key package as they were"
+    );
+    assert!(net.nodes[alice].client.confirms_for_tests(&alice_id, &phone_id));
+    // A lookup of our own account finds nothing newer to follow, and the real removal works.
+    net.lookup(alice);
+    let fx = net.nodes[alice].client.lookup_complete_at(&alice_id.to_hex(), now);
+    net.apply(alice, fx);
+    assert_eq!(net.nodes[alice].client.installations().len(), 2);
+    net.now += 1;
+    let fx = net.nodes[alice].client.remove_installation(&phone_id.to_hex(), net.now).unwrap();
+    net.apply(alice, fx);
+    net.run();
+    net.send(bob, &dm, "only the laptop");
+    net.run();
+    assert!(net.texts(alice).iter().any(|t| t.1 == "only the laptop"));
+    assert!(!net.texts(phone).iter().any(|t| t.1 == "only the laptop"));
+}
+
+#[test]
+fn an_impostor_whose_leaf_claims_our_account_cannot_stop_us_by_removing_us() {
+    let mut net = Net::default();
+    let alice = net.join(181);
+    let bob = net.join(182);
+    let mallory = net.join(183);
+    let alice_id = net.nodes[alice].client.account_id();
+    net.lookup(mallory);
+    // Mallory's chat with alice, with a leaf that claims alice's own account.
+    let fx = net.nodes[mallory].client.start_impostor_for_tests(&alice_id.to_hex(), &alice_id);
+    net.apply(mallory, fx);
+    net.run();
+    let fake = net.nodes[mallory].client.conversations()[0].id.clone();
+    // A chat whose other side claims alice's own account is refused at the Welcome ("a
+    // direct chat needs a peer account": her own installations reach her chats by her
+    // own commits, never by a Welcome of a "peer").
+    assert!(!net.nodes[alice].client.has_conversation(&fake), "alice joined it");
+    // So its commit that removes her leaf reaches nothing she holds, even fed to her.
+    let me = net.nodes[alice].client.installation_id();
+    let fx = net.nodes[mallory].client.remove_leaf_for_tests(&fake, &me);
+    let commit = fx.publish[0].clone();
+    net.apply(mallory, fx);
+    net.run();
+    net.now += 1;
+    let fx = net.nodes[alice].client.receive(&commit.content_topic, &commit.payload, net.now, net.now);
+    net.apply(alice, fx);
+    // She is not stopped as a removed installation.
+    assert!(
+        net.errors(alice).iter().all(|e| e != ErrorCode::InstallationRemoved.as_str()),
+        "{:?}",
+        net.errors(alice)
+    );
+    assert_eq!(net.nodes[alice].client.installations().len(), 1);
+    let dm = net.start_direct(alice, &net.account(bob)).unwrap();
+    net.run();
+    net.send(bob, &dm, "still here");
+    net.run();
+    assert!(net.texts(alice).iter().any(|t| t.1 == "still here"));
+}
