@@ -9,7 +9,7 @@ import { KEYRING, storeKey, unwrapRecovery, wrapRecovery } from "./keyring.js";
 import { crashAfterPersist, storageFor, webLock } from "./profile.js";
 import { type ConversationDriver, ConversationHandle, GroupHandle, permissionBits } from "./conversation.js";
 import { type CoreConversation, type CoreEffects, type CoreInstallation, type CoreMessage, toInfo, toInstallation, toMessage } from "./core-types.js";
-import type { Chat, ChatMessage, ChatOptions, Conversation, ConversationInfo, DeliveryMessage, Group, GroupPermissions, GroupTiming, InstallationInfo, Member, StorageAdapter, StoreOp, Subscription, Transport, VoteRequest } from "./types.js";
+import type { Chat, ChatMessage, ChatOptions, Contact, Conversation, ConversationInfo, DeliveryMessage, Group, GroupPermissions, GroupTiming, InstallationInfo, Member, StorageAdapter, StoreOp, Subscription, Transport, VoteRequest } from "./types.js";
 
 const encoder = new TextEncoder();
 import { glue } from "./wasm.js";
@@ -480,6 +480,67 @@ export class ChatImpl implements Chat, ConversationDriver {
       }
       return options?.passphrase === undefined ? secret : await wrapRecovery(secret, options.passphrase);
     });
+  }
+
+  contactCard(options?: { compact?: boolean }): Promise<string> {
+    return this.run(() => {
+      check(options === undefined || (typeof options === "object" && options !== null), "options must be an object");
+      check(options?.compact === undefined || typeof options.compact === "boolean", "compact must be a boolean");
+      try {
+        return this.client.contactCard(options?.compact ?? false, Date.now()) as string;
+      } catch (e) {
+        throw toLogosError(e);
+      }
+    });
+  }
+
+  addContact(cardOrAccountId: string, init?: { nickname?: string }): Promise<Contact> {
+    return this.run(async () => {
+      check(typeof cardOrAccountId === "string", "cardOrAccountId must be a string");
+      check(init === undefined || (typeof init === "object" && init !== null), "init must be an object");
+      check(init?.nickname === undefined || typeof init.nickname === "string", "nickname must be a string");
+      let added: { contact: Contact; effects: CoreEffects };
+      try {
+        added = this.client.addContact(cardOrAccountId, init?.nickname) as typeof added;
+      } catch (e) {
+        throw toLogosError(e);
+      }
+      await this.apply(added.effects);
+      return added.contact;
+    });
+  }
+
+  removeContact(accountId: string): Promise<void> {
+    return this.contactCall("removeContact", accountId);
+  }
+
+  block(accountId: string): Promise<void> {
+    return this.contactCall("block", accountId);
+  }
+
+  unblock(accountId: string): Promise<void> {
+    return this.contactCall("unblock", accountId);
+  }
+
+  acceptRequest(conversationId: string): Promise<void> {
+    return this.contactCall("acceptRequest", conversationId);
+  }
+
+  private contactCall(call: "removeContact" | "block" | "unblock" | "acceptRequest", id: string): Promise<void> {
+    return this.run(async () => {
+      check(typeof id === "string", `${call === "acceptRequest" ? "conversationId" : "accountId"} must be a string`);
+      let fx: CoreEffects;
+      try {
+        fx = this.client[call](id) as CoreEffects;
+      } catch (e) {
+        throw toLogosError(e);
+      }
+      await this.apply(fx);
+    });
+  }
+
+  contacts(): Promise<Contact[]> {
+    return this.run(() => this.client.contacts() as Contact[]);
   }
 
   removeInstallation(installationId: string): Promise<void> {

@@ -15,7 +15,7 @@ export interface CoreMessage {
   id: string; conversationId: string; sender: { accountId?: string; installationId: string };
   content: Uint8Array; contentType: string; sentAt: number; receivedAt: number; outgoing: boolean;
 }
-export interface CoreConversation { id: string; kind: "direct" | "group"; peer?: string; name?: string; description?: string; lastMessageAt?: number; unread: number; verified: boolean }
+export interface CoreConversation { id: string; kind: "direct" | "group"; peer?: string; name?: string; description?: string; lastMessageAt?: number; unread: number; verified: boolean; request: boolean }
 export interface CoreInstallation { installationId: string; current: boolean; addedAt: number }
 export type CoreEvent =
   | ({ type: "message" } & CoreMessage)
@@ -62,7 +62,7 @@ export function toInstallation(i: CoreInstallation): InstallationInfo {
 }
 
 export function toInfo(c: CoreConversation): ConversationInfo {
-  const info: ConversationInfo = { id: c.id, kind: c.kind, unread: c.unread, verified: c.verified };
+  const info: ConversationInfo = { id: c.id, kind: c.kind, unread: c.unread, verified: c.verified, request: c.request };
   if (c.name !== undefined) info.name = c.name;
   if (c.description !== undefined) info.description = c.description;
   if (c.lastMessageAt !== undefined) info.lastMessageAt = new Date(c.lastMessageAt);

@@ -266,6 +266,19 @@ export interface ConversationInfo {
    * verified, and `startDirect` never returns it. Groups: true.
    */
   verified: boolean;
+  /**
+   * A message request: another account started it, that account is not a contact (a
+   * group: no contact of ours is in it), and it was not accepted (`acceptRequest`, or
+   * adding the sender as a contact). Apps keep requests out of the inbox.
+   */
+  request: boolean;
+}
+
+/** A contact, or an account only blocked. */
+export interface Contact {
+  accountId: string;
+  nickname?: string;
+  blocked: boolean;
 }
 
 /** One conversation. */
@@ -361,6 +374,34 @@ export interface Chat {
    * it comes wrapped (PBKDF2-SHA-256, AES-GCM) and needs `recoverPassphrase` to use.
    */
   exportRecovery(options?: { passphrase?: string }): Promise<string>;
+  /**
+   * This account's contact card (`logos_chatcard_…`): its signed device list and log
+   * and this installation's key package, so that `addContact(card)` and then
+   * `startDirect` work with no directory at all. About 4.4 k characters (an X-Wing key
+   * package is 2.5 kB); `{ compact: true }` leaves the key package out (about 450
+   * characters, one QR code) and its key packages come from the directory.
+   */
+  contactCard(options?: { compact?: boolean }): Promise<string>;
+  /**
+   * Adds a contact by card or account id (again: sets the nickname). A card's records
+   * are taken in (a card older than the device list we know adds nothing but the
+   * contact); a card that does not parse or verify rejects `INVALID_CARD`. Their
+   * message requests are accepted.
+   */
+  addContact(cardOrAccountId: string, init?: { nickname?: string }): Promise<Contact>;
+  /** Removes a contact (a blocked account stays blocked). */
+  removeContact(accountId: string): Promise<void>;
+  /**
+   * Blocks an account: its invites are dropped (no conversation appears), its messages
+   * in direct chats and groups are neither stored nor delivered, and `startDirect` to
+   * it rejects `BLOCKED`. Its installations known now are blocked too.
+   */
+  block(accountId: string): Promise<void>;
+  unblock(accountId: string): Promise<void>;
+  /** Contacts and blocked accounts. */
+  contacts(): Promise<Contact[]>;
+  /** Accepts a message request (`ConversationInfo.request`). */
+  acceptRequest(conversationId: string): Promise<void>;
   /** Creates a named group with these accounts (every installation of each). */
   createGroup(init: { name: string; description?: string; members: string[]; timing?: GroupTiming; permissions?: GroupPermissions }): Promise<Group>;
   conversations(): Promise<ConversationInfo[]>;

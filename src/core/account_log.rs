@@ -174,6 +174,16 @@ impl AccountLog {
         out
     }
 
+    /// Whether it lists exactly these installations (in any order).
+    pub fn lists_exactly(&self, devices: &[InstallationId]) -> bool {
+        let mut live = self.live();
+        let mut other = devices.to_vec();
+        live.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        other.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        other.dedup();
+        live == other
+    }
+
     /// Whether this log is `known` with entries appended (or `known` itself).
     pub fn extends(&self, known: &AccountLog) -> bool {
         self.account == known.account && self.entries.starts_with(&known.entries)

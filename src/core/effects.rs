@@ -81,6 +81,22 @@ pub struct ConversationInfo {
     /// that claims the peer's account (a chat an impostor started is not verified).
     /// Groups: always true here (members carry their own verification).
     pub verified: bool,
+    /// Started by an account that is not a contact (a group: by someone, with no contact
+    /// of ours in it), and not accepted yet: apps keep it out of the inbox.
+    pub request: bool,
+}
+
+/// A contact, or an account only blocked.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContactInfo {
+    /// The account address.
+    pub account_id: String,
+    /// The name the user gave it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nickname: Option<String>,
+    /// Blocked.
+    pub blocked: bool,
 }
 
 /// The stored history of one conversation, as a key range of the `messages` store.

@@ -33,6 +33,10 @@ pub enum ErrorCode {
     InvalidLink,
     /// This installation was removed from its account by another installation.
     InstallationRemoved,
+    /// A contact card that is malformed or does not verify.
+    InvalidCard,
+    /// The account is blocked.
+    Blocked,
 }
 
 impl ErrorCode {
@@ -51,6 +55,8 @@ impl ErrorCode {
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::InvalidLink => "INVALID_LINK",
             ErrorCode::InstallationRemoved => "INSTALLATION_REMOVED",
+            ErrorCode::InvalidCard => "INVALID_CARD",
+            ErrorCode::Blocked => "BLOCKED",
         }
     }
 }
@@ -120,6 +126,12 @@ pub enum CoreError {
     /// This installation was removed from its account.
     #[error("this installation was removed from its account")]
     InstallationRemoved,
+    /// A contact card that is not good.
+    #[error("invalid contact card: {0}")]
+    InvalidCard(&'static str),
+    /// The account is blocked.
+    #[error("the account is blocked")]
+    Blocked,
 }
 
 impl CoreError {
@@ -137,6 +149,8 @@ impl CoreError {
             CoreError::RateLimited(_) => ErrorCode::RateLimited,
             CoreError::InvalidLink(_) => ErrorCode::InvalidLink,
             CoreError::InstallationRemoved => ErrorCode::InstallationRemoved,
+            CoreError::InvalidCard(_) => ErrorCode::InvalidCard,
+            CoreError::Blocked => ErrorCode::Blocked,
             CoreError::Decode { .. }
             | CoreError::Verify(_)
             | CoreError::Mls(_)

@@ -8,6 +8,7 @@ pub mod account;
 pub mod account_log;
 pub mod address;
 pub mod aead;
+pub mod card;
 pub mod client;
 pub mod conversation;
 pub mod demls;

@@ -289,6 +289,58 @@ impl WasmClient {
         self.inner.set_public_records(on);
     }
 
+    /// This account's contact card (`compact`: without the key package).
+    #[wasm_bindgen(js_name = contactCard)]
+    pub fn contact_card(&self, compact: bool, now: f64) -> Result<String, JsValue> {
+        self.inner.contact_card(compact, ms(now)).map_err(err)
+    }
+
+    /// Adds a contact by card or account id: `{ contact, effects }`.
+    #[wasm_bindgen(js_name = addContact)]
+    pub fn add_contact(
+        &mut self,
+        card_or_account: &str,
+        nickname: Option<String>,
+    ) -> Result<JsValue, JsValue> {
+        let (contact, effects) = self.inner.add_contact(card_or_account, nickname.as_deref()).map_err(err)?;
+        #[derive(Serialize)]
+        struct Out {
+            contact: crate::core::effects::ContactInfo,
+            effects: Effects,
+        }
+        Ok(to_js(&Out { contact, effects }))
+    }
+
+    /// Removes a contact.
+    #[wasm_bindgen(js_name = removeContact)]
+    pub fn remove_contact(&mut self, account: &str) -> Result<JsValue, JsValue> {
+        self.inner.remove_contact(account).map(|fx| to_js(&fx)).map_err(err)
+    }
+
+    /// Blocks an account.
+    #[wasm_bindgen]
+    pub fn block(&mut self, account: &str) -> Result<JsValue, JsValue> {
+        self.inner.block(account).map(|fx| to_js(&fx)).map_err(err)
+    }
+
+    /// Unblocks an account.
+    #[wasm_bindgen]
+    pub fn unblock(&mut self, account: &str) -> Result<JsValue, JsValue> {
+        self.inner.unblock(account).map(|fx| to_js(&fx)).map_err(err)
+    }
+
+    /// Contacts and blocked accounts.
+    #[wasm_bindgen]
+    pub fn contacts(&self) -> JsValue {
+        to_js(&self.inner.contacts())
+    }
+
+    /// Accepts a message request.
+    #[wasm_bindgen(js_name = acceptRequest)]
+    pub fn accept_request(&mut self, conversation: &str) -> Result<JsValue, JsValue> {
+        self.inner.accept_request(conversation).map(|fx| to_js(&fx)).map_err(err)
+    }
+
     /// Records one directory record; throws `{ code, message }` when it is invalid.
     #[wasm_bindgen(js_name = ingestDirectory)]
     pub fn ingest_directory(&mut self, topic: &str, payload: &[u8]) -> Result<(), JsValue> {

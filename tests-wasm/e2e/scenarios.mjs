@@ -545,4 +545,71 @@ export async function registeringAndLinkingPublishNothingInClear(logos) {
   return { published: published.length };
 }
 
-export const all = { twoInstallationsOfOneAccount, registeringAndLinkingPublishNothingInClear, rotateThenRecoverAfterLosingEveryDevice, groupLifecycle, groupPermissionsAndVotes, twoAccountsChatBothWays, startDirectRejectsBadAccounts, messagingApi, bringYourOwnTransport, outboxRetriesTransientFailures, aLostPushIsRepairedFromTheStore };
+/**
+ * Contacts (issue 14): a card alone starts a chat on a network that carries no directory;
+ * a changed card is INVALID_CARD; a blocked account gets no invite through, no group
+ * message, and `startDirect` to it is BLOCKED; a non-contact's chat is a request.
+ */
+export async function contactsCardsBlockingAndRequests(logos) {
+  const hub = logos.createMemoryHub();
+  // Directory records published here vanish: only cards find anyone.
+  const noDirectory = (t) => ({
+    maxMessageSize: t.maxMessageSize,
+    publish: (topic, payload) => (/\/(store-|dir-)/.test(topic) ? Promise.resolve({ messageHash: "00" }) : t.publish(topic, payload)),
+    subscribe: (topics, cb) => t.subscribe(topics, cb),
+    query: (q) => t.query(q),
+    close: () => t.close(),
+  });
+  const node = () => logos.connect(noDirectory(hub.transport()));
+  const alice = await (await node()).chat({ name: "c-alice", store: "memory" });
+  const bob = await (await node()).chat({ name: "c-bob", store: "memory" });
+  const mallory = await (await node()).chat({ name: "c-mallory", store: "memory" });
+  await rejectsWith(bob.startDirect(alice.accountId), "UNKNOWN_ACCOUNT");
+  const card = await alice.contactCard();
+  const compact = await alice.contactCard({ compact: true });
+  assert(card.startsWith("logos_chatcard_") && compact.length < 600 && compact.length < card.length, `card sizes ${card.length} / ${compact.length}`);
+  const flipped = card.slice(0, 40) + (card[40] === "A" ? "B" : "A") + card.slice(41);
+  await rejectsWith(bob.addContact(flipped), "INVALID_CARD");
+  await rejectsWith(bob.addContact("logos_chatcard_nonsense"), "INVALID_CARD");
+  const contact = await bob.addContact(card, { nickname: "Alice" });
+  assert(contact.accountId === alice.accountId && contact.nickname === "Alice" && !contact.blocked, JSON.stringify(contact));
+  const dm = await bob.startDirect(alice.accountId);
+  await until(() => alice.conversation(dm.id), 10_000, "alice joins the chat bob started from her card");
+  const info = (await alice.conversations()).find((c) => c.id === dm.id);
+  assert(info.request, "bob is not alice's contact: a request");
+  await alice.acceptRequest(dm.id);
+  assert(!(await alice.conversations()).find((c) => c.id === dm.id).request, "accepted");
+  const heard = waitFor(bob, "message", (m) => m.text === "hi from the card");
+  await (await alice.conversation(dm.id)).send("hi from the card");
+  assert((await heard).sender.accountId === alice.accountId, "bob reads alice");
+
+  // Blocking: mallory (found by her card) can neither start a chat with bob nor reach him in a group.
+  await bob.addContact(await mallory.contactCard());
+  await alice.addContact(await mallory.contactCard());
+  await mallory.addContact(await bob.contactCard());
+  await bob.block(mallory.accountId);
+  assert((await bob.contacts()).some((c) => c.accountId === mallory.accountId && c.blocked), "listed as blocked");
+  await rejectsWith(bob.startDirect(mallory.accountId), "BLOCKED");
+  const fromMallory = await mallory.startDirect(bob.accountId);
+  await alice.addContact(await bob.contactCard());
+  const timing = { commitWindowMs: 200, freezeMs: 1500, voteTimeoutMs: 1500, retryMs: 300 };
+  const team = await alice.createGroup({ name: "team", members: [bob.accountId, mallory.accountId], timing });
+  await until(async () => (await bob.conversation(team.id)) && (await mallory.conversation(team.id)), 20_000, "both join the group");
+  const got = [];
+  bob.on("message", (m) => got.push(m.text));
+  await (await mallory.conversation(team.id)).send("spam");
+  const heardAlice = waitFor(bob, "message", (m) => m.text === "from alice");
+  await team.send("from alice");
+  await heardAlice;
+  await (await mallory.conversation(fromMallory.id)).send("direct spam");
+  await new Promise((r) => setTimeout(r, 300));
+  assert(!(await bob.conversation(fromMallory.id)), "mallory's invite made no conversation");
+  assert(!got.includes("spam") && !got.includes("direct spam"), `nothing of mallory's: ${JSON.stringify(got)}`);
+  await bob.unblock(mallory.accountId);
+  await bob.startDirect(mallory.accountId);
+  await rejectsWith(bob.addContact("not an account"), "INVALID_ARGUMENT");
+  for (const c of [alice, bob, mallory]) await c.close();
+  return { card: card.length, compact: compact.length };
+}
+
+export const all = { twoInstallationsOfOneAccount, registeringAndLinkingPublishNothingInClear, contactsCardsBlockingAndRequests, rotateThenRecoverAfterLosingEveryDevice, groupLifecycle, groupPermissionsAndVotes, twoAccountsChatBothWays, startDirectRejectsBadAccounts, messagingApi, bringYourOwnTransport, outboxRetriesTransientFailures, aLostPushIsRepairedFromTheStore };

@@ -17,6 +17,9 @@ impl Client {
         if peer == self.account.id() {
             return Err(CoreError::InvalidArgument("cannot start a direct chat with yourself".into()));
         }
+        if self.blocked(Some(&peer), &[]) {
+            return Err(CoreError::Blocked);
+        }
         self.check_active()?;
         // Only a chat whose peer installations the peer's signed list shows is theirs: a
         // stranger's Welcome that claims the account is not reused.
@@ -142,7 +145,13 @@ impl Client {
         if self.conversations.contains_key(&id) {
             return Ok(Some(Effects::default()));
         }
+        let inviters: Vec<InstallationId> = convo.members().into_iter().map(|m| m.installation).collect();
+        if self.blocked(Some(&convo.peer), &inviters) {
+            // Rewound by the caller, and not reported: no conversation appears.
+            return Err(CoreError::Blocked);
+        }
         convo.meta.created_at = now_ms;
+        convo.meta.request = !self.is_contact(&convo.peer);
         let mut fx = Effects {
             subscribe: vec![id.topic().as_str().to_owned()],
             events: vec![Event::Conversation(info(&convo, &self.directory))],

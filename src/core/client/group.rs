@@ -30,6 +30,7 @@ pub(super) fn group_info(g: &GroupConversation) -> ConversationInfo {
         last_message_at: (g.meta.last_message_at > 0).then_some(g.meta.last_message_at as f64),
         unread: g.meta.unread,
         verified: true,
+        request: g.meta.request,
     }
 }
 
@@ -431,6 +432,7 @@ impl Client {
         let r = self.guarded(|c| {
             let mut fx = Effects::default();
             c.reliability_tick(now_ms, &mut fx)?;
+            c.republish_due(now_ms, &mut fx)?;
             Ok(fx)
         });
         match r {
@@ -444,7 +446,7 @@ impl Client {
     /// The earliest timer: groups' de-MLS timers and the reliability ones.
     pub(super) fn next_wake(&self, now_ms: u64) -> Option<f64> {
         let groups = self.groups.values().filter_map(|g| g.wake_at(now_ms));
-        groups.chain(self.reliability_wake()).min().map(|t| t as f64)
+        groups.chain(self.reliability_wake()).chain(self.republish_at()).min().map(|t| t as f64)
     }
 }
 

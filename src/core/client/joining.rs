@@ -178,6 +178,8 @@ impl Client {
             return Ok(Some(Effects::default()));
         }
         g.meta.created_at = now_ms;
+        let own = self.account.id();
+        g.meta.request = !g.members().iter().any(|(a, _)| *a != own && self.is_contact(a));
         let mut fx = Effects {
             subscribe: vec![id.topic().as_str().to_owned()],
             events: vec![Event::Conversation(group_info(&g))],

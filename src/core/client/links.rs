@@ -148,7 +148,7 @@ impl Client {
             &grant.log_signature,
         )
         .map_err(|_| CoreError::InvalidLink("the granted account log does not verify"))?;
-        if log.live() != bundle.devices {
+        if !log.lists_exactly(&bundle.devices) {
             return Err(CoreError::InvalidLink("the granted account log and list differ"));
         }
         let session = grant.session.clone().ok_or(CoreError::InvalidLink("a grant that was not opened"))?;
@@ -261,7 +261,8 @@ impl Client {
         now_ms: u64,
     ) -> Result<Effects> {
         let link = self.links.get_mut(i).ok_or(CoreError::InvalidLink("no such link"))?;
-        if link.session.as_ref().is_some_and(|(k, _)| *k != key) {
+        let same_device = link.claimed.as_ref().is_none_or(|c| *c == new);
+        if same_device && link.session.as_ref().is_some_and(|(k, _)| *k != key) {
             // The claiming installation's id with another key: someone else who saw the
             // code, after the session was set up. Not answered.
             return Ok(Effects::default());

@@ -34,6 +34,7 @@ use super::store::{
 };
 mod archive;
 mod checkpoint;
+mod contacts;
 mod delivery;
 mod devices;
 mod direct;
@@ -50,6 +51,7 @@ mod storage;
 pub use links::Linking;
 pub use outbox::{FULL_ACK_MAX, RETRANSMIT_DELAYS_MS};
 pub use recovery::RECOVERY_PREFIX;
+pub use register::REPUBLISH_MS;
 pub use reliability::{backoff, HOLD_MS, LOOKUP_TRIES};
 
 use super::wire::{
@@ -127,6 +129,10 @@ pub struct Client {
     /// Also publish libchat's plain directory records (the app's choice: libchat clients
     /// find this account, and anyone can link its installations to it).
     public_records: bool,
+    /// When the directory records were last published (ms; 0 before the first time).
+    announced_at: u64,
+    /// Contacts and blocked accounts (issue 14), persisted in the `contacts` store.
+    contacts: BTreeMap<AccountId, crate::core::store::ContactRecord>,
 }
 
 impl std::fmt::Debug for Client {
@@ -192,6 +198,7 @@ impl Client {
         fx.store.push(client.cipher.put(client.rng.as_mut(), Store::Account, SINGLETON, &encode(&record))?);
         client.announce_into(&mut fx, now_ms)?;
         client.sync_mls(&mut fx)?;
+        fx.wake_at = client.next_wake(now_ms);
         Ok((client, fx))
     }
 
@@ -249,6 +256,8 @@ impl Client {
             archive_waiting: Vec::new(),
             archive_waiting_bytes: 0,
             public_records: false,
+            contacts: BTreeMap::new(),
+            announced_at: 0,
         })
     }
 
@@ -455,7 +464,10 @@ impl Client {
                 // Nothing of this call is kept (rewound above): state stays as it was.
                 self.refuse(digest);
                 let mut fx = Effects::default();
-                fx.events.push(Event::Error { code: e.code().as_str(), message: e.to_string() });
+                // A blocked account's invite is dropped without a word.
+                if e != CoreError::Blocked {
+                    fx.events.push(Event::Error { code: e.code().as_str(), message: e.to_string() });
+                }
                 fx
             }
         }
@@ -485,6 +497,7 @@ fn info(c: &DirectConversation, directory: &Directory) -> ConversationInfo {
         description: None,
         last_message_at: (c.meta.last_message_at > 0).then_some(c.meta.last_message_at as f64),
         unread: c.meta.unread,
+        request: c.meta.request,
     }
 }
 

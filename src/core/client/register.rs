@@ -13,15 +13,20 @@ use crate::core::directory::{self, ACCOUNT_TOPIC, KEYPACKAGE_TOPIC};
 use crate::core::effects::Effects;
 use crate::core::error::Result;
 
+/// How often an open installation publishes its directory records again.
+pub const REPUBLISH_MS: u64 = 12 * 60 * 60 * 1000;
+
 impl Client {
     /// Publishes the device bundle and key package again and subscribes the inbox.
     pub fn announce(&mut self, now_ms: u64) -> Result<Effects> {
         let mut fx = Effects::default();
         self.announce_into(&mut fx, now_ms)?;
+        fx.wake_at = self.next_wake(now_ms);
         Ok(fx)
     }
 
     pub(super) fn announce_into(&mut self, fx: &mut Effects, now_ms: u64) -> Result<()> {
+        self.announced_at = now_ms;
         fx.subscribe.push(self.installation.id().inbox_topic().as_str().to_owned());
         self.publish_bundle(fx)?;
         let kp = directory::key_package_submission(&self.installation, now_ms, &self.key_package)?;
@@ -34,6 +39,21 @@ impl Client {
         self.enqueue(fx, topic, record)?;
         if self.public_records {
             self.enqueue(fx, KEYPACKAGE_TOPIC.into(), kp)?;
+        }
+        Ok(())
+    }
+
+    /// When the records are published again: stores keep messages for a limited time (a
+    /// query without a start time reaches back 24 hours on the public networks), so an
+    /// open installation republishes them well before they are forgotten.
+    pub(super) fn republish_at(&self) -> Option<u64> {
+        (self.announced_at > 0 && !self.removed).then(|| self.announced_at.saturating_add(REPUBLISH_MS))
+    }
+
+    /// Republishes the records when their time has come (`tick`).
+    pub(super) fn republish_due(&mut self, now_ms: u64, fx: &mut Effects) -> Result<()> {
+        if self.republish_at().is_some_and(|t| now_ms >= t) {
+            self.announce_into(fx, now_ms)?;
         }
         Ok(())
     }

@@ -188,6 +188,14 @@ impl Client {
         if let Some(w) = self.rel.wanted.get_mut(id) {
             w.remove(&message.id);
         }
+        if self.blocked(sender.account.as_ref(), std::slice::from_ref(&sender.installation)) {
+            // A blocked account's message: it counts as delivered for causal order (what
+            // others send after it is not held for it), but it is neither stored nor shown.
+            if let Some((channel, _)) = self.channel_meta(id) {
+                channel.delivered(&message.id, &reliable.sender_id, reliable.lamport_timestamp);
+            }
+            return Ok(());
+        }
         let seq = self.store_message(&message, fx)?;
         let mut deps = Vec::new();
         for e in &reliable.causal_history {

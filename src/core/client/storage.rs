@@ -171,6 +171,7 @@ impl Client {
         for (id, records) in held {
             client.restore_held(&id, records, now_ms)?;
         }
+        client.restore_contacts(by_store.remove(&Store::Contacts).unwrap_or_default())?;
         for v in by_store.remove(&Store::Outbox).unwrap_or_default() {
             let rec: OutboxRecord = decode_record("outbox", &v)?;
             client.next_outbox = client.next_outbox.max(rec.id.saturating_add(1));

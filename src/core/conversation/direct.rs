@@ -75,6 +75,8 @@ pub struct ConversationMeta {
     pub last_message_at: u64,
     /// When this installation created or joined it (ms).
     pub created_at: u64,
+    /// Started by an account that is not a contact, and not accepted yet.
+    pub request: bool,
 }
 
 /// The output of creating a conversation: it, the Commit and the Welcome (MLSMessage bytes).

@@ -41,6 +41,7 @@ pub(crate) fn base_record(
         unread: meta.unread,
         last_message_at: meta.last_message_at,
         created_at: meta.created_at,
+        request: meta.request,
         recent: recent.iter().map(|(id, _)| id.clone()).collect(),
         recent_own: recent.iter().map(|(_, own)| *own).collect(),
         ..ConversationRecord::default()
@@ -69,6 +70,7 @@ pub(crate) fn restore_base(
         unread: rec.unread,
         last_message_at: rec.last_message_at,
         created_at: rec.created_at,
+        request: rec.request,
     };
     Ok((id, group, channel, meta))
 }

@@ -91,6 +91,9 @@ pub struct ConversationRecord {
     /// Received messages held for causal order.
     #[prost(message, repeated, tag = "13")]
     pub held: Vec<HeldRecord>,
+    /// A message request: started by a non-contact, not accepted yet.
+    #[prost(bool, tag = "14")]
+    pub request: bool,
 }
 
 /// A `messages` record.
@@ -219,4 +222,25 @@ pub struct SeenRecord {
     /// Insertion order.
     #[prost(uint64, tag = "2")]
     pub order: u64,
+}
+
+/// A `contacts` record: an account the user added or blocked.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ContactRecord {
+    /// The account address (32 bytes).
+    #[prost(bytes = "vec", tag = "1")]
+    pub account: Vec<u8>,
+    /// The name the user gave it; empty for none.
+    #[prost(string, tag = "2")]
+    pub nickname: String,
+    /// Blocked: its invites are dropped and its messages not delivered.
+    #[prost(bool, tag = "3")]
+    pub blocked: bool,
+    /// A contact (added), as opposed to an account only blocked.
+    #[prost(bool, tag = "4")]
+    pub added: bool,
+    /// The account's installations known when it was blocked (their messages are
+    /// dropped too, whatever account they claim).
+    #[prost(bytes = "vec", repeated, tag = "5")]
+    pub installations: Vec<Vec<u8>>,
 }

@@ -773,3 +773,22 @@ fn an_impostor_whose_leaf_claims_our_account_cannot_stop_us_by_removing_us() {
     net.run();
     assert!(net.texts(alice).iter().any(|t| t.1 == "still here"));
 }
+
+#[test]
+fn a_second_device_trying_a_used_code_is_refused_at_once() {
+    let mut net = Net::default();
+    let alice = net.join(191);
+    net.now += 1;
+    let (code, fx) = net.nodes[alice].client.create_link(net.now).unwrap();
+    net.apply(alice, fx);
+    let _phone = net.link_with(&code, 192).unwrap();
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(193);
+    let (thief, fx) = crate::core::client::Linking::start(&mut rng, &code).unwrap();
+    let topic = thief.topic();
+    let request = fx.publish[0].payload.clone();
+    net.now += 1;
+    let fx = net.nodes[alice].client.receive(&topic, &request, net.now, net.now);
+    assert!(!fx.publish.is_empty(), "a refusal is published");
+    let refusal = thief.open_grant(&fx.publish[0].payload).err().map(|e| e.code());
+    assert_eq!(refusal, Some(ErrorCode::InvalidLink));
+}

@@ -1,6 +1,7 @@
 //! Multi-client scenarios on a simulated network with a store and a virtual clock.
 
 mod big_group;
+mod contacts;
 mod devices;
 mod direct;
 mod fuzz;
