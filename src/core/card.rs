@@ -108,8 +108,12 @@ pub fn open(s: &str) -> Result<OpenedCard> {
         return Err(CoreError::InvalidCard("too long"));
     }
     let bytes = b64_decode(body).ok_or(CoreError::InvalidCard("not base64url"))?;
-    let card =
-        ContactCard::decode(bytes.as_slice()).map_err(|_| CoreError::InvalidCard("does not decode"))?;
+    open_bytes(&bytes)
+}
+
+/// [`open`] on the decoded bytes (also the fuzz harness's entry).
+pub fn open_bytes(bytes: &[u8]) -> Result<OpenedCard> {
+    let card = ContactCard::decode(bytes).map_err(|_| CoreError::InvalidCard("does not decode"))?;
     let bad = |_| CoreError::InvalidCard("a record in it does not verify");
     let sub: AccountSubmissionV1 = decode("card list", &card.bundle).map_err(bad)?;
     let account = <[u8; 32]>::try_from(sub.account_pub.as_slice())

@@ -192,6 +192,10 @@ fn directory(data: &[u8]) {
     };
     let _ = d.ingest(topic, body, provider.crypto());
     let _ = crate::core::directory::sealed::open(&account, topic, body);
+    // Contact cards and account logs carry the same records.
+    let _ = crate::core::card::open_bytes(body);
+    let _ = crate::core::account_log::parse_unsigned(body);
+    let _ = crate::core::card::open(&String::from_utf8_lossy(body));
 }
 
 /// A client restored from a snapshot, and the topics it follows.

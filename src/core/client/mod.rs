@@ -294,6 +294,10 @@ impl Client {
         self.lookup_settled(account);
         let Ok(account) = AccountId::parse(account) else { return Effects::default() };
         let mut fx = Effects::default();
+        // What the lookup read is kept across restarts.
+        if let Err(e) = self.flush_directory(&mut fx) {
+            fx.events.push(Event::Error { code: e.code().as_str(), message: e.to_string() });
+        }
         if account == self.account.id() {
             if let Err(e) = self.follow_own_bundle(now_ms, &mut fx) {
                 fx.events.push(Event::Error { code: e.code().as_str(), message: e.to_string() });

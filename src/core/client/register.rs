@@ -12,6 +12,7 @@ use crate::core::address::AccountId;
 use crate::core::directory::{self, ACCOUNT_TOPIC, KEYPACKAGE_TOPIC};
 use crate::core::effects::Effects;
 use crate::core::error::Result;
+use crate::core::store::Store;
 
 /// How often an open installation publishes its directory records again.
 pub const REPUBLISH_MS: u64 = 12 * 60 * 60 * 1000;
@@ -98,6 +99,35 @@ impl Client {
     pub fn lookup_topics(&mut self, accounts: &[&str]) -> Vec<String> {
         let accounts: Vec<AccountId> = accounts.iter().filter_map(|a| AccountId::parse(a).ok()).collect();
         self.directory.lookup_topics(&accounts)
+    }
+
+    /// Persists what changed in the directory's knowledge of other accounts (their lists
+    /// and logs: rollback protection survives a restart).
+    pub(super) fn flush_directory(&mut self, fx: &mut Effects) -> Result<()> {
+        let own = self.account.id();
+        for (account, known) in self.directory.take_dirty() {
+            if account == own {
+                continue; // in the account record
+            }
+            match known {
+                Some((bundle, log)) => {
+                    let rec = crate::core::store::KnownAccountRecord {
+                        bundle,
+                        log,
+                        account: account.as_bytes().to_vec(),
+                    };
+                    let bytes = crate::core::store::encode(&rec);
+                    fx.store.push(self.cipher.put(
+                        self.rng.as_mut(),
+                        Store::Installations,
+                        account.as_bytes(),
+                        &bytes,
+                    )?);
+                }
+                None => fx.store.push(self.cipher.delete(Store::Installations, account.as_bytes())),
+            }
+        }
+        Ok(())
     }
 
     /// Records one directory record read by a lookup. Bad records are errors

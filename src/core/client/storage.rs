@@ -172,6 +172,12 @@ impl Client {
             client.restore_held(&id, records, now_ms)?;
         }
         client.restore_contacts(by_store.remove(&Store::Contacts).unwrap_or_default())?;
+        for v in by_store.remove(&Store::Installations).unwrap_or_default() {
+            let rec: crate::core::store::KnownAccountRecord = decode_record("known account", &v)?;
+            if let Ok(a) = <[u8; 32]>::try_from(rec.account.as_slice()) {
+                client.directory.restore_known(&AccountId::from_bytes(a), &rec.bundle, &rec.log);
+            }
+        }
         for v in by_store.remove(&Store::Outbox).unwrap_or_default() {
             let rec: OutboxRecord = decode_record("outbox", &v)?;
             client.next_outbox = client.next_outbox.max(rec.id.saturating_add(1));
@@ -191,6 +197,7 @@ impl Client {
 
     /// Adds the openmls entries this call changed to the effects, and moves the mirror along.
     pub(super) fn sync_mls(&mut self, fx: &mut Effects) -> Result<()> {
+        self.flush_directory(fx)?;
         // No write since the mirror last matched: nothing to diff (most calls).
         let writes = self.provider.storage().writes();
         if writes == self.mls_synced {

@@ -80,7 +80,19 @@ pub struct Directory {
     seen: std::collections::HashSet<[u8; 32]>,
     /// The sealed topics a lookup was told to read, and whose they are.
     sealed_topics: HashMap<String, (AccountId, Option<InstallationId>)>,
+    /// Accounts whose list or log changed since the client last persisted them.
+    dirty: std::collections::BTreeSet<AccountId>,
+    /// Accounts in the order their lists were first taken in (the oldest go first when
+    /// the bound is reached).
+    order: std::collections::VecDeque<AccountId>,
 }
+
+/// What is known of an account, to persist: its list and log submissions (either may be
+/// empty).
+pub type KnownLists = (Vec<u8>, Vec<u8>);
+
+/// The most accounts whose lists a directory keeps (and persists).
+pub const MAX_KNOWN_ACCOUNTS: usize = 4096;
 
 /// What a directory holds of one account's lists (put back when a call fails).
 #[derive(Debug, Clone, Default)]
@@ -97,15 +109,20 @@ pub fn sealed_bundle<R: CryptoRngCore + ?Sized>(
     Ok((topic, record))
 }
 
-/// The sealed record of an account's log: its topic (the list's) and bytes.
-pub fn sealed_log<R: CryptoRngCore + ?Sized>(rng: &mut R, log: &AccountLog) -> Result<(String, Vec<u8>)> {
-    let topic = sealed::account_topic(&log.account);
-    let submission = AccountSubmissionV1 {
+/// The encoded submission of an account log (as a list's, with the log's payload).
+pub fn log_submission(log: &AccountLog) -> Vec<u8> {
+    AccountSubmissionV1 {
         account_pub: log.account.as_bytes().to_vec(),
         payload: log.payload.clone(),
         signature: log.signature.to_vec(),
     }
-    .encode_to_vec();
+    .encode_to_vec()
+}
+
+/// The sealed record of an account's log: its topic (the list's) and bytes.
+pub fn sealed_log<R: CryptoRngCore + ?Sized>(rng: &mut R, log: &AccountLog) -> Result<(String, Vec<u8>)> {
+    let topic = sealed::account_topic(&log.account);
+    let submission = log_submission(log);
     let record = sealed::seal(rng, &log.account, &topic, sealed::Kind::Bundle, &submission)?;
     Ok((topic, record))
 }
@@ -226,8 +243,54 @@ impl Directory {
                 return Err(CoreError::Verify("device bundle rollback"));
             }
         }
+        self.note(&bundle.account);
         self.bundles.insert(bundle.account.clone(), bundle);
         Ok(())
+    }
+
+    /// Marks an account changed; a new one may push the oldest out (bounded: a list is
+    /// at most 64 kB, a log 160 kB, and most are a few hundred bytes).
+    fn note(&mut self, account: &AccountId) {
+        self.dirty.insert(account.clone());
+        if self.bundles.contains_key(account) || self.logs.contains_key(account) {
+            return;
+        }
+        self.order.push_back(account.clone());
+        while self.order.len() > MAX_KNOWN_ACCOUNTS {
+            let Some(old) = self.order.pop_front() else { break };
+            self.bundles.remove(&old);
+            self.logs.remove(&old);
+            self.dirty.insert(old);
+        }
+    }
+
+    /// The accounts changed since the last call, with what is now known of each (`None`:
+    /// forgotten, delete its record).
+    pub fn take_dirty(&mut self) -> Vec<(AccountId, Option<KnownLists>)> {
+        let dirty = std::mem::take(&mut self.dirty);
+        dirty
+            .into_iter()
+            .map(|a| {
+                let bundle = self.bundles.get(&a).map(account_submission);
+                let log = self.logs.get(&a).map(log_submission);
+                let known = (bundle.is_some() || log.is_some())
+                    .then(|| (bundle.unwrap_or_default(), log.unwrap_or_default()));
+                (a, known)
+            })
+            .collect()
+    }
+
+    /// Takes in a persisted record of an account (verified again; one that does not verify
+    /// is skipped).
+    pub fn restore_known(&mut self, account: &AccountId, bundle: &[u8], log: &[u8]) {
+        for sub in [bundle, log].into_iter().filter(|b| !b.is_empty()) {
+            if let Ok(s) = decode::<AccountSubmissionV1>("known account", sub) {
+                if s.account_pub.as_slice() == account.as_bytes() {
+                    let _ = self.ingest_new(ACCOUNT_TOPIC, sub);
+                }
+            }
+        }
+        self.dirty.remove(account);
     }
 
     /// Records a verified log: one that extends the known one replaces it; a shorter one
@@ -245,6 +308,7 @@ impl Directory {
                 return Err(CoreError::Verify("an account log that rewrites the known one"));
             }
         }
+        self.note(&log.account);
         self.logs.insert(log.account.clone(), log);
         Ok(())
     }

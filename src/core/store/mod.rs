@@ -48,7 +48,9 @@ pub enum Store {
     Seen,
     /// Contacts and blocks (reserved for the contacts issue).
     Contacts,
-    /// Other installations of this account (reserved for the installations issue).
+    /// Known accounts' signed device lists and logs (issue 14: the directory's records,
+    /// kept so that rollback protection survives restarts; the name is from when it was
+    /// reserved for installations, which live in the account record instead).
     Installations,
 }
 

@@ -244,3 +244,17 @@ pub struct ContactRecord {
     #[prost(bytes = "vec", repeated, tag = "5")]
     pub installations: Vec<Vec<u8>>,
 }
+
+/// An `installations` record: what the directory knows of another account.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct KnownAccountRecord {
+    /// The account's newest signed device list (`AccountSubmissionV1`), if one was read.
+    #[prost(bytes = "vec", tag = "1")]
+    pub bundle: Vec<u8>,
+    /// Its newest log (`AccountSubmissionV1`), if one was read.
+    #[prost(bytes = "vec", tag = "2")]
+    pub log: Vec<u8>,
+    /// The account address (32 bytes).
+    #[prost(bytes = "vec", tag = "3")]
+    pub account: Vec<u8>,
+}

@@ -175,3 +175,69 @@ fn an_open_installation_republishes_its_records_before_the_store_forgets_them() 
     let carol_id = net.account(carol);
     assert!(net.start_direct(dave, &carol_id).is_err());
 }
+
+#[test]
+fn mutated_cards_never_panic_and_never_verify() {
+    use rand_chacha::rand_core::{RngCore, SeedableRng};
+    let mut net = Net::default();
+    let alice = net.join(241);
+    let card = net.nodes[alice].client.contact_card(false, 1).unwrap();
+    let body = card.trim_start_matches(crate::core::card::CARD_PREFIX).to_owned();
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
+    for _ in 0..2_000 {
+        let mut b = body.clone().into_bytes();
+        match rng.next_u32() % 4 {
+            0 => {
+                let i = rng.next_u32() as usize % b.len();
+                b[i] = alphabet[rng.next_u32() as usize % 64];
+            }
+            1 => b.truncate(rng.next_u32() as usize % b.len()),
+            2 => {
+                let i = rng.next_u32() as usize % b.len();
+                let j = (i + 1 + rng.next_u32() as usize % 64).min(b.len());
+                let chunk: Vec<u8> = b[i..j].to_vec();
+                b.splice(i..i, chunk);
+            }
+            _ => b.retain(|_| rng.next_u32() % 50 != 0),
+        }
+        let mutated = format!("{}{}", crate::core::card::CARD_PREFIX, String::from_utf8(b).unwrap());
+        if mutated == card {
+            continue;
+        }
+        let r = crate::core::card::open(&mutated);
+        assert!(r.is_err(), "a changed card verified");
+    }
+    assert!(crate::core::card::open(&card).is_ok());
+}
+
+#[test]
+fn what_the_directory_knows_of_others_survives_a_restart_so_an_old_list_stays_refused() {
+    let mut net = Net::default();
+    let alice = net.join(251);
+    let bob = net.join(252);
+    let phone = net.link(alice, 253);
+    let phone_id = net.nodes[phone].client.installation_id();
+    let alice_acct = net.nodes[alice].client.account_id();
+    // Alice's list that still shows the phone, before she removes it.
+    let old_card = net.nodes[alice].client.contact_card(true, net.now).unwrap();
+    net.now += 1;
+    let fx = net.nodes[alice].client.remove_installation(&phone_id.to_hex(), net.now).unwrap();
+    net.apply(alice, fx);
+    net.run();
+    net.lookup(bob);
+    let fx = net.nodes[bob].client.lookup_complete_at(&alice_acct.to_hex(), net.now);
+    net.apply(bob, fx);
+    assert!(!net.nodes[bob].client.confirms_for_tests(&alice_acct, &phone_id));
+    // Bob restarts, with no network to read: what he knew is still known.
+    let store = std::mem::take(&mut net.history);
+    net.restart(bob);
+    assert!(
+        net.nodes[bob].client.logs_for_tests(&alice_acct).1.is_some(),
+        "the log came back from the store"
+    );
+    let (_, fx) = net.nodes[bob].client.add_contact(&old_card, None).unwrap();
+    net.apply(bob, fx);
+    assert!(!net.nodes[bob].client.confirms_for_tests(&alice_acct, &phone_id), "the old list was refused");
+    net.history = store;
+}
