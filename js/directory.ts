@@ -5,7 +5,9 @@
  * a lookup reads, ingests, and asks again until no new topic comes (a list read in the
  * first pass names the key-package topics of the second). A topic read before is read
  * again only from where it was last read (a minute of overlap for clock skew; the core
- * skips records it has seen).
+ * skips records it has seen), except the shared topics for an account not looked up
+ * before: the core takes in only the lists of accounts it looks up, so what an earlier
+ * read passed over is read again for it.
  */
 import type { Transport } from "./types.js";
 import { glue } from "./wasm.js";
@@ -19,6 +21,8 @@ const SINCE_CAP = 4096;
 
 export class DirectoryReader {
   private readonly since = new Map<string, Date>();
+  /** Accounts whose records on the shared topics were read whole once. */
+  private readonly sharedFor = new Set<string>();
 
   constructor(
     private readonly transport: Transport,
@@ -27,9 +31,11 @@ export class DirectoryReader {
 
   async read(accounts: string[]): Promise<void> {
     const done = new Set<string>();
+    const shared = glue.WasmClient.directoryTopics() as string[];
+    if (accounts.some((a) => !this.sharedFor.has(a))) for (const t of shared) this.since.delete(t);
     for (let pass = 0; pass < PASSES; pass++) {
       const topics = (this.client.lookupTopics(accounts) as string[]).filter((t) => !done.has(t));
-      if (topics.length === 0) return;
+      if (topics.length === 0) break;
       const started = new Date();
       // Topics never read go whole; the others from the oldest of their last reads.
       const fresh = topics.filter((t) => !this.since.has(t));
@@ -58,5 +64,7 @@ export class DirectoryReader {
       }
       while (this.since.size > SINCE_CAP) this.since.delete(this.since.keys().next().value!);
     }
+    for (const a of accounts) this.sharedFor.add(a);
+    while (this.sharedFor.size > SINCE_CAP) this.sharedFor.delete(this.sharedFor.values().next().value!);
   }
 }

@@ -18,8 +18,10 @@ use super::error::{CoreError, Result};
 
 /// The payload's prefix, with its NUL.
 pub const LOG_PREFIX: &[u8; 17] = b"logos:accounts:1\0";
-/// The most entries a log may hold (a device list changed a few times a year).
-pub const MAX_ENTRIES: usize = 4096;
+/// The most entries a log may hold (a device list changed a few times a year): at 34
+/// bytes an entry a full log is under 9 kB, so it still fits one sealed record (16 KiB).
+/// A full log refuses further changes ("the account log is full").
+pub const MAX_ENTRIES: usize = 256;
 
 const OP_ADD: u8 = 1;
 const KEY_ED25519: u8 = 1;

@@ -276,7 +276,14 @@ impl World {
         let (mut client, _) = Client::restore(rng, &key, records, now).ok()?;
         for _ in 0..take_u32(&mut snapshot)? {
             let topic = String::from_utf8(take_field(&mut snapshot)?).ok()?;
-            let _ = client.ingest_directory(&topic, &take_field(&mut snapshot)?);
+            let record = take_field(&mut snapshot)?;
+            // The world's accounts are looked up, as a driver would before using them.
+            if let Ok(s) = wire::decode::<wire::AccountSubmissionV1>("fuzz", &record) {
+                if topic == ACCOUNT_TOPIC {
+                    client.lookup_topics(&[&hex::encode(&s.account_pub)]);
+                }
+            }
+            let _ = client.ingest_directory(&topic, &record);
         }
         Some(World { client, topics, now })
     }

@@ -102,12 +102,13 @@ impl Client {
         let ids: Vec<ConversationId> = self
             .conversations
             .values()
-            .filter(|c| c.peer == account && c.meta.request)
+            .filter(|c| c.peer == account && c.meta.request && direct_verified(c, &self.directory))
             .map(|c| c.id().clone())
             .collect();
         for id in ids {
             self.accept_request_into(&id, &mut fx)?;
         }
+        self.flush_directory(&mut fx)?;
         Ok((info, fx))
     }
 
@@ -129,9 +130,18 @@ impl Client {
         if !self.contacts.contains_key(&account) && self.contacts.len() >= MAX_CONTACTS {
             return Err(CoreError::InvalidArgument(format!("at most {MAX_CONTACTS} contacts")));
         }
-        let mut known: Vec<InstallationId> =
-            self.directory.bundle(&account).map(|b| b.devices.clone()).unwrap_or_default();
-        known.extend(self.directory.log(&account).map(|l| l.live()).unwrap_or_default());
+        // Its installations we have met: leaves of our chats with it whose credentials
+        // claim it. Not the ids its own lists name: anyone can sign a list that names
+        // someone else's installation, and blocking it would block them.
+        let me = self.installation.id();
+        let known: Vec<InstallationId> = self
+            .conversations
+            .values()
+            .filter(|c| c.peer == account)
+            .flat_map(|c| c.members())
+            .filter(|m| m.account.as_ref() == Some(&account) && m.installation != me)
+            .map(|m| m.installation)
+            .collect();
         let rec = self.contacts.entry(account.clone()).or_insert_with(|| ContactRecord {
             account: account.as_bytes().to_vec(),
             ..ContactRecord::default()

@@ -145,13 +145,21 @@ impl Client {
         if self.conversations.contains_key(&id) {
             return Ok(Some(Effects::default()));
         }
-        let inviters: Vec<InstallationId> = convo.members().into_iter().map(|m| m.installation).collect();
+        let own = self.account.id();
+        let inviters: Vec<InstallationId> = convo
+            .members()
+            .into_iter()
+            .filter(|m| m.account.as_ref() != Some(&own))
+            .map(|m| m.installation)
+            .collect();
         if self.blocked(Some(&convo.peer), &inviters) {
             // Rewound by the caller, and not reported: no conversation appears.
             return Err(CoreError::Blocked);
         }
         convo.meta.created_at = now_ms;
-        convo.meta.request = !self.is_contact(&convo.peer);
+        // A contact's chat only once its installations verify as the contact's: a stranger
+        // claiming a contact's account stays a request.
+        convo.meta.request = !(self.is_contact(&convo.peer) && direct_verified(&convo, &self.directory));
         let mut fx = Effects {
             subscribe: vec![id.topic().as_str().to_owned()],
             events: vec![Event::Conversation(info(&convo, &self.directory))],

@@ -433,6 +433,7 @@ impl Client {
             let mut fx = Effects::default();
             c.reliability_tick(now_ms, &mut fx)?;
             c.republish_due(now_ms, &mut fx)?;
+            c.flush_directory(&mut fx)?;
             Ok(fx)
         });
         match r {

@@ -28,7 +28,7 @@ impl Client {
         // (a rollback is refused), so the added installations are confirmed.
         for list in std::mem::take(&mut out.lists) {
             let crypto = openmls_traits::OpenMlsProvider::crypto(&self.provider);
-            let _ = self.directory.ingest(crate::core::directory::ACCOUNT_TOPIC, &list, crypto);
+            let _ = self.directory.ingest_member_list(&list, crypto);
         }
         if self.directory.bundle(&self.account.id()).is_some_and(|b| b.lamport > self.bundle.lamport) {
             if let Err(e) = self.follow_own_bundle(now_ms, fx) {

@@ -13,7 +13,6 @@ use super::group::group_info;
 use super::{Client, ConversationId, ConversationRecord, CoreError, Effects, Event, Result, Store};
 use crate::core::conversation::group::tree::{self, Ticket};
 use crate::core::conversation::GroupConversation;
-use crate::core::directory::ACCOUNT_TOPIC;
 use crate::core::store::encode;
 use crate::core::wire::MemberWelcome;
 
@@ -151,7 +150,7 @@ impl Client {
         let welcome = join.welcome.clone();
         // Members' bundles, verified like any directory record; one that fails is skipped.
         for b in bundles {
-            let _ = self.directory.ingest(ACCOUNT_TOPIC, &b, self.provider.crypto());
+            let _ = self.directory.ingest_member_list(&b, self.provider.crypto());
         }
         let Some(mut fx) = self.finish_join(&welcome, Some(tree), now_ms)? else { return Ok(None) };
         for j in self.joins.joined(id) {
@@ -179,7 +178,9 @@ impl Client {
         }
         g.meta.created_at = now_ms;
         let own = self.account.id();
-        g.meta.request = !g.members().iter().any(|(a, _)| *a != own && self.is_contact(a));
+        g.meta.request = !g.members().iter().any(|(a, ins)| {
+            *a != own && self.is_contact(a) && ins.iter().all(|i| self.directory.confirms(a, i))
+        });
         let mut fx = Effects {
             subscribe: vec![id.topic().as_str().to_owned()],
             events: vec![Event::Conversation(group_info(&g))],

@@ -17,7 +17,7 @@ use openmls_traits::types::{HpkeCiphertext, HpkeKeyPair};
 const MAX_LINKS: usize = 4;
 
 /// A code this installation handed out.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(super) struct OpenLink {
     pub(super) secret: LinkSecret,
     pub(super) topic: String,
@@ -30,6 +30,18 @@ pub(super) struct OpenLink {
     /// The claiming request's HPKE key and the session secret its grant carried (the
     /// grant's body and the history go under the session key derived from it).
     pub(super) session: Option<(Vec<u8>, zeroize::Zeroizing<[u8; 32]>)>,
+}
+
+impl std::fmt::Debug for OpenLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The secret and the session secret are left out (`LinkSecret` redacts itself).
+        f.debug_struct("OpenLink")
+            .field("secret", &self.secret)
+            .field("expires", &self.expires)
+            .field("claimed", &self.claimed)
+            .field("ready", &self.ready)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A new device waiting for an installation of the account to answer its link code.

@@ -213,6 +213,7 @@ impl Client {
     ) -> Result<Self> {
         let credential = DelegateCredential { installation: installation.id(), account: Some(account.id()) };
         let mut directory = Directory::default();
+        directory.pin(&account.id());
         directory.accept_bundle(bundle.clone())?;
         // Our own log: as stored or granted, else a first one that lists what the bundle does.
         let log = match log {
@@ -303,7 +304,23 @@ impl Client {
                 fx.events.push(Event::Error { code: e.code().as_str(), message: e.to_string() });
             }
         }
-        // A direct chat with this account may be verified now.
+        // A direct chat with this account may be verified now (and a contact's chat that
+        // waited for it is no longer a request).
+        let contact = self.is_contact(&account);
+        let verified_requests: Vec<ConversationId> = self
+            .conversations
+            .values()
+            .filter(|c| c.peer == account && c.meta.request && contact && direct_verified(c, &self.directory))
+            .map(|c| c.id().clone())
+            .collect();
+        for id in verified_requests {
+            if let Some(c) = self.conversations.get_mut(&id) {
+                c.meta.request = false;
+            }
+            if let Err(e) = self.put_conversation(&id, &mut fx) {
+                fx.events.push(Event::Error { code: e.code().as_str(), message: e.to_string() });
+            }
+        }
         for c in self.conversations.values().filter(|c| c.peer == account) {
             fx.events.push(Event::Conversation(info(c, &self.directory)));
         }
@@ -455,6 +472,11 @@ impl Client {
                 if let Err(e) = self.remember(&digest, &mut fx) {
                     fx.events.push(Event::Error { code: e.code().as_str(), message: e.to_string() });
                 }
+                // Lists a group's tree or request carried: kept across restarts (only once
+                // the call succeeded, so that a rewound call leaves them to the next).
+                if let Err(e) = self.flush_directory(&mut fx) {
+                    fx.events.push(Event::Error { code: e.code().as_str(), message: e.to_string() });
+                }
                 // A join brings back what the group topic carried while its tree was awaited.
                 for (topic, payload, sent_at) in self.joins.take_replay() {
                     fx.extend(self.receive(&topic, &payload, sent_at, now_ms));
@@ -508,7 +530,7 @@ fn info(c: &DirectConversation, directory: &Directory) -> ConversationInfo {
 /// Whether every installation of a direct chat that claims the peer's account is on the
 /// peer's signed device list (and there is one): a Welcome whose credential claims
 /// someone's account does not make that account's chat.
-fn direct_verified(c: &DirectConversation, directory: &Directory) -> bool {
+pub(super) fn direct_verified(c: &DirectConversation, directory: &Directory) -> bool {
     let mut claims = c.members().into_iter().filter(|m| m.account.as_ref() == Some(&c.peer)).peekable();
     claims.peek().is_some() && claims.all(|m| directory.confirms(&c.peer, &m.installation))
 }

@@ -197,7 +197,6 @@ impl Client {
 
     /// Adds the openmls entries this call changed to the effects, and moves the mirror along.
     pub(super) fn sync_mls(&mut self, fx: &mut Effects) -> Result<()> {
-        self.flush_directory(fx)?;
         // No write since the mirror last matched: nothing to diff (most calls).
         let writes = self.provider.storage().writes();
         if writes == self.mls_synced {

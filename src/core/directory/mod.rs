@@ -85,7 +85,16 @@ pub struct Directory {
     /// Accounts in the order their lists were first taken in (the oldest go first when
     /// the bound is reached).
     order: std::collections::VecDeque<AccountId>,
+    /// Accounts whose lists are taken in: looked up, met in a conversation, or known
+    /// already. The shared topics hold anyone's self-signed lists; keeping all of them
+    /// would let anyone fill the directory and push out what matters.
+    wanted: std::collections::HashSet<AccountId>,
+    /// Never forgotten (our own account).
+    pinned: Option<AccountId>,
 }
+
+/// The most installations a list or log may show (a list is taken in only below it).
+pub const MAX_DEVICES: usize = 256;
 
 /// What is known of an account, to persist: its list and log submissions (either may be
 /// empty).
@@ -160,6 +169,7 @@ impl Directory {
     pub fn lookup_topics(&mut self, accounts: &[AccountId]) -> Vec<String> {
         let mut topics = vec![ACCOUNT_TOPIC.to_owned(), KEYPACKAGE_TOPIC.to_owned()];
         for account in accounts {
+            self.wanted.insert(account.clone());
             let t = sealed::account_topic(account);
             self.sealed_topics.insert(t.clone(), (account.clone(), None));
             topics.push(t);
@@ -201,11 +211,20 @@ impl Directory {
                 let account = <[u8; 32]>::try_from(s.account_pub.as_slice())
                     .map(AccountId::from_bytes)
                     .map_err(|_| CoreError::decode("account submission", "account_pub"))?;
+                if !self.wanted.contains(&account) {
+                    return Err(CoreError::Verify("a list of an account nobody looked up"));
+                }
                 if s.payload.starts_with(LOG_PREFIX) {
                     let log = AccountLog::verify(&account, &s.payload, &s.signature)?;
+                    if log.live().len() > MAX_DEVICES {
+                        return Err(CoreError::Verify("a log of too many installations"));
+                    }
                     return self.accept_log(log);
                 }
                 let bundle = DeviceBundle::verify(&account, &s.payload, &s.signature)?;
+                if bundle.devices.len() > MAX_DEVICES {
+                    return Err(CoreError::Verify("a list of too many installations"));
+                }
                 self.accept_bundle(bundle)
             }
             KEYPACKAGE_TOPIC => {
@@ -251,6 +270,10 @@ impl Directory {
     /// Marks an account changed; a new one may push the oldest out (bounded: a list is
     /// at most 64 kB, a log 160 kB, and most are a few hundred bytes).
     fn note(&mut self, account: &AccountId) {
+        self.wanted.insert(account.clone());
+        if self.pinned.as_ref() == Some(account) {
+            return;
+        }
         self.dirty.insert(account.clone());
         if self.bundles.contains_key(account) || self.logs.contains_key(account) {
             return;
@@ -260,8 +283,26 @@ impl Directory {
             let Some(old) = self.order.pop_front() else { break };
             self.bundles.remove(&old);
             self.logs.remove(&old);
+            self.wanted.remove(&old);
             self.dirty.insert(old);
         }
+    }
+
+    /// Our own account: its lists are never forgotten (nor persisted here).
+    pub fn pin(&mut self, account: &AccountId) {
+        self.pinned = Some(account.clone());
+        self.wanted.insert(account.clone());
+    }
+
+    /// A list or log that came with a conversation (a group's tree, an Add request): its
+    /// account is one we meet, so it is taken in like a looked-up one.
+    pub fn ingest_member_list(&mut self, payload: &[u8], crypto: &impl OpenMlsCrypto) -> Result<()> {
+        let s: AccountSubmissionV1 = decode("account submission", payload)?;
+        let account = <[u8; 32]>::try_from(s.account_pub.as_slice())
+            .map(AccountId::from_bytes)
+            .map_err(|_| CoreError::decode("account submission", "account_pub"))?;
+        self.wanted.insert(account);
+        self.ingest(ACCOUNT_TOPIC, payload, crypto)
     }
 
     /// The accounts changed since the last call, with what is now known of each (`None`:
@@ -283,6 +324,7 @@ impl Directory {
     /// Takes in a persisted record of an account (verified again; one that does not verify
     /// is skipped).
     pub fn restore_known(&mut self, account: &AccountId, bundle: &[u8], log: &[u8]) {
+        self.wanted.insert(account.clone());
         for sub in [bundle, log].into_iter().filter(|b| !b.is_empty()) {
             if let Ok(s) = decode::<AccountSubmissionV1>("known account", sub) {
                 if s.account_pub.as_slice() == account.as_bytes() {
@@ -367,14 +409,17 @@ impl Directory {
         self.key_packages.insert(installation.clone(), (ts, kp));
     }
 
-    /// Whether the account's signed lists show this installation: the lamport bundle or
-    /// the log lists it, and the log has not removed it. A removal in a log stays, so an
-    /// old bundle replayed cannot bring back an installation the log took out, while a
-    /// newer bundle (a group's Add carries one) shows a new device before its log is read.
+    /// Whether the account's signed lists show this installation: the newest lamport
+    /// bundle lists it (the log, where no bundle is known), and the log has not removed
+    /// it. A removal in a log stays, so an old bundle replayed cannot bring back an
+    /// installation the log took out; a stale log cannot undo a newer bundle's removal;
+    /// and a newer bundle (a group's Add carries one) shows a new device before its log.
     pub fn confirms(&self, account: &AccountId, installation: &InstallationId) -> bool {
         let log = self.logs.get(account);
-        let listed = self.bundles.get(account).is_some_and(|b| b.devices.contains(installation))
-            || log.is_some_and(|l| l.live().contains(installation));
+        let listed = match self.bundles.get(account) {
+            Some(b) => b.devices.contains(installation),
+            None => log.is_some_and(|l| l.live().contains(installation)),
+        };
         listed && !log.is_some_and(|l| l.removed().contains(installation))
     }
 }

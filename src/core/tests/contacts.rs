@@ -241,3 +241,93 @@ fn what_the_directory_knows_of_others_survives_a_restart_so_an_old_list_stays_re
     assert!(!net.nodes[bob].client.confirms_for_tests(&alice_acct, &phone_id), "the old list was refused");
     net.history = store;
 }
+
+#[test]
+fn blocking_an_account_whose_list_names_someone_elses_installation_blocks_only_it() {
+    let mut net = Net::default();
+    let alice = net.join(261);
+    let bob = net.join(262);
+    let mallory = net.join(263);
+    // Mallory signs a list that names alice's installation too, and bob reads it.
+    let seed = net.nodes[mallory].client.export_recovery().unwrap();
+    let key = crate::core::account::AccountKey::from_seed(
+        &hex::decode(seed.trim_start_matches(crate::core::client::RECOVERY_PREFIX))
+            .unwrap()
+            .try_into()
+            .unwrap(),
+    );
+    let devices =
+        vec![net.nodes[mallory].client.installation_id(), net.nodes[alice].client.installation_id()];
+    let list = crate::core::directory::account_submission(&key.sign_bundle(9, devices).unwrap());
+    let mallory_id = net.account(mallory);
+    net.nodes[bob].client.lookup_topics(&[&mallory_id]);
+    net.nodes[bob].client.ingest_directory(Client::directory_topics()[0], &list).unwrap();
+    let _ = net.start_direct(mallory, &net.account(bob)).unwrap();
+    net.run();
+    let fx = net.nodes[bob].client.block(&mallory_id).unwrap();
+    net.apply(bob, fx);
+    // Alice still reaches bob: her invite and her messages.
+    let dm = net.start_direct(alice, &net.account(bob)).unwrap();
+    net.run();
+    assert!(net.nodes[bob].client.has_conversation(&dm), "alice's invite was not dropped");
+    net.send(alice, &dm, "still me");
+    net.run();
+    assert!(net.texts(bob).iter().any(|t| t.1 == "still me"));
+}
+
+#[test]
+fn the_directory_takes_lists_only_of_accounts_it_looks_up_and_a_stale_log_cannot_undo_a_removal() {
+    use crate::core::account::AccountKey;
+    use crate::core::account_log::AccountLog;
+    use crate::core::directory::{account_submission, Directory, ACCOUNT_TOPIC};
+    let provider = crate::core::conversation::mls_store::Provider::new().unwrap();
+    let crypto = openmls_traits::OpenMlsProvider::crypto(&provider);
+    let key = AccountKey::from_seed(&[7; 32]);
+    let (a, x) = (
+        crate::core::address::InstallationId::from_bytes([1; 32]),
+        crate::core::address::InstallationId::from_bytes([2; 32]),
+    );
+    let mut d = Directory::default();
+    let first = account_submission(&key.sign_bundle(0, vec![a.clone(), x.clone()]).unwrap());
+    assert!(d.ingest(ACCOUNT_TOPIC, &first, crypto).is_err(), "nobody looked this account up");
+    d.lookup_topics(&[key.id()]);
+    d.ingest(ACCOUNT_TOPIC, &first, crypto).unwrap();
+    // The log that still shows x, then a newer list without it: x is no longer confirmed.
+    d.accept_log(AccountLog::first(&key, &[a.clone(), x.clone()]).unwrap()).unwrap();
+    d.accept_bundle(key.sign_bundle(1, vec![a.clone()]).unwrap()).unwrap();
+    assert!(d.confirms(&key.id(), &a) && !d.confirms(&key.id(), &x));
+    // A list of too many installations is refused.
+    let many: Vec<_> = (0..300u16)
+        .map(|i| {
+            let mut b = [0u8; 32];
+            b[..2].copy_from_slice(&i.to_le_bytes());
+            crate::core::address::InstallationId::from_bytes(b)
+        })
+        .collect();
+    assert!(d
+        .ingest(ACCOUNT_TOPIC, &account_submission(&key.sign_bundle(5, many).unwrap()), crypto)
+        .is_err());
+}
+
+#[test]
+fn a_stranger_claiming_a_contacts_account_stays_a_request() {
+    let mut net = Net::default();
+    let alice = net.join(271);
+    let bob = net.join(272);
+    let mallory = net.join(273);
+    let bob_id = net.nodes[bob].client.account_id();
+    let (_, fx) = net.nodes[alice].client.add_contact(&bob_id.to_hex(), None).unwrap();
+    net.apply(alice, fx);
+    net.lookup(mallory);
+    let alice_id = net.account(alice);
+    let fx = net.nodes[mallory].client.start_impostor_for_tests(&alice_id, &bob_id);
+    net.apply(mallory, fx);
+    net.run();
+    let fake = net.nodes[alice].client.conversations();
+    assert_eq!(fake.len(), 1);
+    assert!(!fake[0].verified && fake[0].request, "an unverified chat claiming bob is a request");
+    let real = net.start_direct(bob, &alice_id).unwrap();
+    net.run();
+    let info = net.nodes[alice].client.conversations().into_iter().find(|c| c.id == real).unwrap();
+    assert!(info.verified && !info.request, "bob's real chat is not");
+}
