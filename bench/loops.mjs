@@ -9,10 +9,18 @@ export async function coreLoop(glue, n) {
   const alice = glue.WasmClient.create(Date.now(), key());
   const createAccountMs = now() - t0;
   const bob = glue.WasmClient.create(Date.now(), key());
-  for (const c of [alice, bob]) {
-    for (const o of c.takeStartupEffects().publish) {
-      alice.ingestDirectory(o.contentTopic, o.payload);
-      bob.ingestDirectory(o.contentTopic, o.payload);
+  const records = [...alice.takeStartupEffects().publish, ...bob.takeStartupEffects().publish];
+  // Each looks the other up as the driver does: the list first, then its key packages.
+  for (const [c, peer] of [[alice, bob], [bob, alice]]) {
+    for (let pass = 0; pass < 2; pass++) {
+      c.lookupTopics([peer.accountId]);
+      for (const o of records) {
+        try {
+          c.ingestDirectory(o.contentTopic, o.payload);
+        } catch {
+          /* a record of a topic not named yet */
+        }
+      }
     }
   }
   const t1 = now();

@@ -21,9 +21,15 @@ fn client() -> (Client, Effects) {
 fn pair() -> (Client, Client, String) {
     let (mut alice, fa) = client();
     let (mut bob, fb) = client();
-    for o in fa.publish.iter().chain(fb.publish.iter()) {
-        let _ = alice.ingest_directory(&o.content_topic, &o.payload);
-        let _ = bob.ingest_directory(&o.content_topic, &o.payload);
+    // Each looks the other up as a driver does: the list first, then its key packages.
+    let (a_id, b_id) = (alice.account_id().to_hex(), bob.account_id().to_hex());
+    for _pass in 0..2 {
+        alice.lookup_topics(&[&b_id]);
+        bob.lookup_topics(&[&a_id]);
+        for o in fa.publish.iter().chain(fb.publish.iter()) {
+            let _ = alice.ingest_directory(&o.content_topic, &o.payload);
+            let _ = bob.ingest_directory(&o.content_topic, &o.payload);
+        }
     }
     let (convo, fx) = alice.start_direct(&bob.account_id().to_hex(), 2).unwrap();
     for o in fx.publish {

@@ -27,6 +27,23 @@ impl Net {
             self.0.push((topic, payload));
         }
     }
+    /// A directory lookup as the driver does it: read the topics the client names, ingest,
+    /// and again while new topics come.
+    fn lookup(&self, c: &mut WasmClient, accounts: Vec<String>) {
+        let mut read: Vec<String> = Vec::new();
+        loop {
+            let topics: Vec<String> =
+                c.lookup_topics(accounts.clone()).into_iter().filter(|t| !read.contains(t)).collect();
+            if topics.is_empty() {
+                break;
+            }
+            for (t, p) in self.0.iter().filter(|(t, _)| topics.contains(t)) {
+                let _ = c.ingest_directory(t, p);
+            }
+            read.extend(topics);
+        }
+    }
+
     /// Feeds every message to a client, applying what it publishes; returns its events.
     fn deliver(&mut self, c: &mut WasmClient) -> Vec<JsValue> {
         let mut events = vec![];
@@ -40,7 +57,9 @@ impl Net {
                 self.publish(&fx);
                 events.extend(list(&fx, "events"));
                 for a in list(&fx, "lookups") {
-                    events.extend(list(&c.lookup_complete(&a.as_string().unwrap(), None), "events"));
+                    let a = a.as_string().unwrap();
+                    self.lookup(c, vec![a.clone()]);
+                    events.extend(list(&c.lookup_complete(&a, None), "events"));
                 }
             }
             i += 1;
@@ -66,6 +85,7 @@ fn two_installations_chat_both_ways_in_wasm() {
     net.publish(&bob.take_startup_effects());
     net.deliver(&mut alice);
 
+    net.lookup(&mut alice, vec![bob.account_id()]);
     let started = alice.start_direct(&bob.account_id(), 3.0).unwrap();
     let convo = get(&started, "conversationId").as_string().unwrap();
     net.publish(&get(&started, "effects"));
@@ -113,6 +133,7 @@ fn a_copied_then_altered_message_is_one_error_event_and_changes_nothing() {
     net.publish(&alice.take_startup_effects());
     net.publish(&bob.take_startup_effects());
     net.deliver(&mut alice);
+    net.lookup(&mut alice, vec![bob.account_id()]);
     let started = alice.start_direct(&bob.account_id(), 3.0).unwrap();
     let convo = get(&started, "conversationId").as_string().unwrap();
     net.publish(&get(&started, "effects"));
