@@ -8,6 +8,7 @@ mod fuzz;
 mod governance;
 mod group;
 mod group_hostile;
+mod identity_records;
 pub(super) mod lossy;
 mod persist;
 pub(super) mod reliability;
