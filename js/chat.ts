@@ -8,13 +8,14 @@ import { check, isWasmTrap, LogosChatError, toLogosError } from "./errors.js";
 import { KEYRING, storeKey, wrapRecovery } from "./keyring.js";
 import { crashAfterPersist, storageFor, webLock } from "./profile.js";
 import { type ConversationDriver, ConversationHandle, GroupHandle, permissionBits } from "./conversation.js";
-import { type CoreConversation, type CoreEffects, type CoreInstallation, type CoreMessage, toInfo, toInstallation, toMessage } from "./core-types.js";
-import type { Chat, ChatMessage, ChatOptions, Contact, Conversation, ConversationInfo, DeliveryMessage, Group, GroupPermissions, GroupTiming, InstallationInfo, Member, StorageAdapter, StoreOp, Subscription, Transport, VoteRequest } from "./types.js";
+import { type CoreConversation, type CoreEffects, type CoreInstallation, type CoreMessage, type RegistryRequest, toInfo, toInstallation, toMessage } from "./core-types.js";
+import type { Chat, ChatMessage, ChatOptions, Contact, Conversation, ConversationInfo, DeliveryMessage, Directory, Group, GroupPermissions, GroupTiming, InstallationInfo, Member, StorageAdapter, StoreOp, Subscription, Transport, VoteRequest } from "./types.js";
 
 const encoder = new TextEncoder();
 import { glue } from "./wasm.js";
 import { ChatEvents, type ChatEventMap, type ChatEventName } from "./chat-events.js";
 import { DirectoryReader } from "./directory.js";
+import { execute, registryFor, RegistryReader, report } from "./registry.js";
 import { linkDevice, recoverDevice } from "./devices.js";
 
 /** Back-off of a subscription the transport refused (offline): 1 s doubling, 30 s at most. */
@@ -40,8 +41,11 @@ export class ChatImpl implements Chat, ConversationDriver {
     private readonly client: glue.WasmClient,
     private readonly transport: Transport,
     private readonly adapter: StorageAdapter,
+    private readonly registry?: Directory,
   ) {
-    this.directory = new DirectoryReader(transport, client);
+    this.directory = registry
+      ? new RegistryReader(registry, client, (fx) => this.apply(fx), () => this.closed)
+      : new DirectoryReader(transport, client);
   }
 
   /** Opens the profile's store: restores the account, or creates one, and announces it. */
@@ -56,6 +60,7 @@ export class ChatImpl implements Chat, ConversationDriver {
     check(options.link === undefined || options.recover === undefined, "pass link or recover, not both");
     check(options.publicRecords === undefined || typeof options.publicRecords === "boolean", "publicRecords must be a boolean");
     check(options.linkHistory === undefined || (Number.isInteger(options.linkHistory) && options.linkHistory >= 0 && options.linkHistory <= 1000), "linkHistory must be an integer from 0 to 1000");
+    const registry = registryFor(options.directory);
     const name = options.name ?? "default";
     const { adapter, persistent, lockName } = storageFor(options, name);
     const release = lockName ? await webLock(lockName) : undefined;
@@ -85,7 +90,8 @@ export class ChatImpl implements Chat, ConversationDriver {
       } finally {
         key.fill(0);
       }
-      const chat = new ChatImpl(client, transport, adapter);
+      const chat = new ChatImpl(client, transport, adapter, registry);
+      if (registry) client.setRegistry(true);
       chat.release = release;
       if (options.linkHistory !== undefined) chat.linkHistory = options.linkHistory;
       if (options.publicRecords) client.setPublicRecords(true);
@@ -99,8 +105,9 @@ export class ChatImpl implements Chat, ConversationDriver {
       await chat.run(async () => {
         await chat.apply(startup);
         // A restored installation announces itself again; so does a new one that also
-        // publishes libchat's plain records (the startup effects hold the sealed ones).
-        if (!fresh || options.publicRecords) await chat.apply(client.announce(Date.now()) as CoreEffects);
+        // publishes libchat's plain records or uses a registry (the startup effects hold
+        // the sealed ones).
+        if (!fresh || options.publicRecords || registry) await chat.apply(client.announce(Date.now()) as CoreEffects);
       });
       // The backlog is read once the app holds the chat (after `chat()` resolves).
       setTimeout(() => void chat.start(), 0);
@@ -190,6 +197,7 @@ export class ChatImpl implements Chat, ConversationDriver {
       }
     }
     if (sent.length) await this.adapter.commit(sent, { durable: false });
+    for (const r of fx.registry ?? []) this.inBackground(r);
     for (const account of fx.lookups) await this.lookupFor(account);
     for (const q of fx.queries ?? []) await this.query(q.contentTopic, q.sinceMs);
     if (fx.wakeAt !== undefined) this.arm(fx.wakeAt);
@@ -201,6 +209,20 @@ export class ChatImpl implements Chat, ConversationDriver {
         if (info) this.infos.set(info.id, info);
       }
     }
+  }
+
+  /**
+   * A registry call that no app call waits for (our own records going out, and their
+   * retries): its answer goes to the core in turn with the other calls.
+   */
+  private inBackground(r: RegistryRequest): void {
+    const dir = this.registry;
+    if (!dir) return;
+    void execute(dir, r, () => this.closed)
+      .then((a) => (this.closed ? undefined : this.run(() => this.apply(report(this.client, r, a)))))
+      .catch((e) => {
+        if (!this.closed) this.events.emit("error", toLogosError(e));
+      });
   }
 
   /** Messages per conversation a newly linked installation gets (`ChatOptions.linkHistory`). */
@@ -325,7 +347,7 @@ export class ChatImpl implements Chat, ConversationDriver {
     });
   }
 
-  private readonly directory: DirectoryReader;
+  private readonly directory: { read(accounts: string[]): Promise<void> };
   /**
    * A lookup the core asked for (a sender to confirm): the directory is read, then the
    * core told. A failed read (a busy store) is reported to the core, which asks again

@@ -8,8 +8,20 @@ export interface CoreEffects {
   publish: { contentTopic: string; payload: Uint8Array; outboxId: number }[];
   lookups: string[];
   queries: { contentTopic: string; sinceMs?: number; attempt: number }[];
+  registry?: RegistryRequest[];
   events: CoreEvent[];
   wakeAt?: number;
+}
+/** A call the core asks the driver to run against a registry directory. */
+export interface RegistryRequest {
+  id: number;
+  op: "putAccount" | "putKeyPackage" | "getAccount" | "getKeyPackage";
+  key: string;
+  payload?: Uint8Array;
+  signature?: Uint8Array;
+  attempt: number;
+  timeoutMs: number;
+  notBeforeMs: number;
 }
 export interface CoreMessage {
   id: string; conversationId: string; sender: { accountId?: string; installationId: string };

@@ -187,6 +187,19 @@ export interface ChatOptions {
    */
   publicRecords?: boolean;
   /**
+   * Where this installation publishes its account's device list and its key package, and
+   * where lookups read other accounts'. `"delivery"` (the default): sealed records on
+   * the network's topics, republished every 12 hours and at every start. `{ url }`: the
+   * chat-store HTTP registry (`POST/GET /v0/account`, `/v0/keypackage`, libchat's
+   * format), which keeps records while their owner is offline and is where libchat
+   * clients find accounts; the registry sees which installations belong to which
+   * account. A `Directory` object: the app's own registry, called the same way.
+   * Calls time out after 10 s and are tried again 4 times (back-off from 200 ms up to
+   * 2 s); a registry that never answers raises `error` events (TRANSPORT_UNAVAILABLE).
+   * Whatever a registry hands back is verified: it can withhold records, not forge them.
+   */
+  directory?: "delivery" | { url: string } | Directory;
+  /**
    * Decides this installation's vote on what another member of a group asks for (add,
    * remove, rename), once the group's permissions allow it. Without a hook the SDK votes
    * YES on every permitted request; requests the permissions forbid are voted NO without
@@ -194,6 +207,27 @@ export interface ChatOptions {
    * vote timeout (de-MLS's liveness rule).
    */
   onVote?: (request: VoteRequest) => boolean | Promise<boolean>;
+}
+
+/** A signed directory record as a registry stores it (libchat's chat-store fields). */
+export interface DirectoryRecord {
+  /** The signed bytes: a device bundle, or `ts_ms u64 LE ‖ KeyPackage`. */
+  payload: Uint8Array;
+  /** Ed25519 over `payload`: by the account (bundles) or the installation (key packages). */
+  signature: Uint8Array;
+}
+
+/**
+ * A registry the app brings (`ChatOptions.directory`): the four calls of the chat-store
+ * API. Ids are lower-case hex. A get resolves `undefined` for an id it does not hold; a
+ * call that rejects (or outlives `signal`) is tried again by the SDK. Keep the newest
+ * record per id (the SDK refuses older ones anyway).
+ */
+export interface Directory {
+  putAccount(accountId: string, record: DirectoryRecord, options?: { signal?: AbortSignal }): Promise<void>;
+  getAccount(accountId: string, options?: { signal?: AbortSignal }): Promise<DirectoryRecord | undefined>;
+  putKeyPackage(installationId: string, record: DirectoryRecord, options?: { signal?: AbortSignal }): Promise<void>;
+  getKeyPackage(installationId: string, options?: { signal?: AbortSignal }): Promise<DirectoryRecord | undefined>;
 }
 
 /** A group member's request put to `ChatOptions.onVote`. */

@@ -17,7 +17,7 @@ execFileSync("npm", ["pack", join(root, "pkg"), "--pack-destination", scratch, "
 const tarball = readdirSync(scratch).find((f) => f.endsWith(".tgz"));
 writeFileSync(join(scratch, "package.json"), JSON.stringify({ name: "scratch", private: true, type: "module" }, null, 2));
 execFileSync("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline", `./${tarball}`], { cwd: scratch, ...quiet });
-for (const f of ["scenarios.mjs", "node.test.mjs", "browser.test.mjs", "index.html", "fs-transport.mjs", "persist-child.mjs", "persist.node.test.mjs", "persist.html", "persist.browser.test.mjs", "local.node.test.mjs", "local.browser.test.mjs", "local.browser.entry.mjs", "link.browser.entry.mjs", "reliability.node.test.mjs", "reliable-channel.node.test.mjs", "lossy.mjs", "memory-child.mjs"]) cpSync(join(here, "e2e", f), join(scratch, f));
+for (const f of ["scenarios.mjs", "node.test.mjs", "browser.test.mjs", "index.html", "fs-transport.mjs", "persist-child.mjs", "persist.node.test.mjs", "persist.html", "persist.browser.test.mjs", "local.node.test.mjs", "local.browser.test.mjs", "local.browser.entry.mjs", "link.browser.entry.mjs", "reliability.node.test.mjs", "reliable-channel.node.test.mjs", "lossy.mjs", "memory-child.mjs", "chat-store.mjs"]) cpSync(join(here, "e2e", f), join(scratch, f));
 // The browser runners need playwright-core and esbuild: reuse the workspace's copies.
 for (const dep of ["playwright-core", "esbuild", "@esbuild"]) symlinkSync(join(root, "node_modules", dep), join(scratch, "node_modules", dep), "dir");
 // The Reliable Channel interop test drives @waku/sds's own MessageChannel.

@@ -268,6 +268,9 @@ pub struct Effects {
     pub lookups: Vec<String>,
     /// Store queries to run (catch-up retries, repair of missing messages).
     pub queries: Vec<StoreQuery>,
+    /// Calls to run against a registry directory (`ChatOptions.directory = { url }` or
+    /// the app's object); report each with `Client::registry_result`.
+    pub registry: Vec<crate::core::directory::registry::Request>,
     /// Events for the app, in order.
     pub events: Vec<Event>,
     /// When to call `Client::tick` next (ms), if ever.
@@ -283,6 +286,7 @@ impl Effects {
         self.publish.extend(other.publish);
         self.lookups.extend(other.lookups);
         self.queries.extend(other.queries);
+        self.registry.extend(other.registry);
         self.events.extend(other.events);
         self.wake_at = match (self.wake_at, other.wake_at) {
             (Some(a), Some(b)) => Some(a.min(b)),

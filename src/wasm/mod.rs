@@ -4,6 +4,7 @@
 //! object for the TypeScript driver to apply; errors become `{ code, message }`
 //! objects that the TypeScript layer turns into `LogosChatError`.
 
+mod registry;
 mod reliable;
 
 use serde::Serialize;

@@ -5,12 +5,16 @@ import { readFile } from "node:fs/promises";
 import { extname, join, normalize } from "node:path";
 import { test } from "node:test";
 import { chromium } from "playwright-core";
+import { chatStore } from "./chat-store.mjs";
 
 const root = process.cwd();
 const types = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm", ".json": "application/json" };
 
 function serve() {
+  // The page's origin also serves a chat-store-compatible registry (`/v0/…`).
+  const store = chatStore();
   const server = createServer(async (req, res) => {
+    if (await store.handle(req, res)) return;
     const path = normalize(decodeURIComponent(new URL(req.url, "http://x").pathname)).replace(/^\/+/, "");
     if (path.startsWith("..")) return res.writeHead(403).end();
     try {

@@ -545,6 +545,17 @@ export async function registeringAndLinkingPublishNothingInClear(logos) {
   return { published: published.length };
 }
 
+/** A transport on which directory records vanish as they are published (a store that keeps none). */
+function noDirectory(t) {
+  return {
+    maxMessageSize: t.maxMessageSize,
+    publish: (topic, payload) => (/\/(store-|dir-)/.test(topic) ? Promise.resolve({ messageHash: "00" }) : t.publish(topic, payload)),
+    subscribe: (topics, cb) => t.subscribe(topics, cb),
+    query: (q) => t.query(q),
+    close: () => t.close(),
+  };
+}
+
 /**
  * Contacts (issue 14): a card alone starts a chat on a network that carries no directory;
  * a changed card is INVALID_CARD; a blocked account gets no invite through, no group
@@ -553,13 +564,6 @@ export async function registeringAndLinkingPublishNothingInClear(logos) {
 export async function contactsCardsBlockingAndRequests(logos) {
   const hub = logos.createMemoryHub();
   // Directory records published here vanish: only cards find anyone.
-  const noDirectory = (t) => ({
-    maxMessageSize: t.maxMessageSize,
-    publish: (topic, payload) => (/\/(store-|dir-)/.test(topic) ? Promise.resolve({ messageHash: "00" }) : t.publish(topic, payload)),
-    subscribe: (topics, cb) => t.subscribe(topics, cb),
-    query: (q) => t.query(q),
-    close: () => t.close(),
-  });
   const node = () => logos.connect(noDirectory(hub.transport()));
   const alice = await (await node()).chat({ name: "c-alice", store: "memory" });
   const bob = await (await node()).chat({ name: "c-bob", store: "memory" });
@@ -605,6 +609,12 @@ export async function contactsCardsBlockingAndRequests(logos) {
   await new Promise((r) => setTimeout(r, 300));
   assert(!(await bob.conversation(fromMallory.id)), "mallory's invite made no conversation");
   assert(!got.includes("spam") && !got.includes("direct spam"), `nothing of mallory's: ${JSON.stringify(got)}`);
+  // Mallory's own group with alice and bob: alice joins it, bob never hears of it.
+  await mallory.addContact(card);
+  const hers = await mallory.createGroup({ name: "hers", members: [alice.accountId, bob.accountId], timing });
+  await until(() => alice.conversation(hers.id), 20_000, "alice joins mallory's group");
+  await new Promise((r) => setTimeout(r, 300));
+  assert(!(await bob.conversation(hers.id)), "mallory's group invite made no conversation");
   await bob.unblock(mallory.accountId);
   await bob.startDirect(mallory.accountId);
   await rejectsWith(bob.addContact("not an account"), "INVALID_ARGUMENT");
@@ -612,4 +622,113 @@ export async function contactsCardsBlockingAndRequests(logos) {
   return { card: card.length, compact: compact.length };
 }
 
-export const all = { twoInstallationsOfOneAccount, registeringAndLinkingPublishNothingInClear, contactsCardsBlockingAndRequests, rotateThenRecoverAfterLosingEveryDevice, groupLifecycle, groupPermissionsAndVotes, twoAccountsChatBothWays, startDirectRejectsBadAccounts, messagingApi, bringYourOwnTransport, outboxRetriesTransientFailures, aLostPushIsRepairedFromTheStore };
+/** Decodes libchat's `AccountSubmissionV1` / `KeyPackageSubmissionV1` (fields 1, 2, 3: bytes). */
+function submissionFields(bytes) {
+  const out = {};
+  let i = 0;
+  const varint = () => {
+    let v = 0;
+    for (let shift = 0; ; shift += 7) {
+      const b = bytes[i++];
+      v += (b & 0x7f) * 2 ** shift;
+      if (b < 0x80) return v;
+    }
+  };
+  while (i < bytes.length) {
+    const tag = varint();
+    if ((tag & 7) !== 2) throw new Error("not a submission");
+    const len = varint();
+    out[tag >> 3] = bytes.subarray(i, i + len);
+    i += len;
+  }
+  return { id: out[1], payload: out[2], signature: out[3] };
+}
+
+const hex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+const b64 = (b) => btoa(String.fromCharCode(...b));
+const unb64 = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+
+/**
+ * `ChatOptions.directory` (issue 14): accounts found through a chat-store registry with
+ * nothing on the delivery topics; what we publish is in the chat-store's format; records
+ * a libchat client posts are found; the app's own flaky Directory object works through
+ * the SDK's retries; a registry that never answers ends in UNKNOWN_ACCOUNT and an error.
+ */
+export async function registryDirectories(logos) {
+  const url = logos.registryUrl;
+  assert(typeof url === "string", "the runner serves a chat-store registry");
+  const hub = logos.createMemoryHub();
+  // What is published on the directory topics vanishes: only the registry finds anyone.
+  const node = () => logos.connect(noDirectory(hub.transport()));
+  const registered = async (accountId, installationId) => {
+    await until(async () => (await fetch(`${url}/v0/account/${accountId}`)).status === 200, 10_000, "the list is in the registry");
+    await until(async () => (await fetch(`${url}/v0/keypackage/${installationId}`)).status === 200, 10_000, "the key package is in the registry");
+  };
+  const alice = await (await node()).chat({ name: "r-alice", store: "memory", directory: { url } });
+  const bob = await (await node()).chat({ name: "r-bob", store: "memory", directory: { url: url + "/" } });
+  await registered(bob.accountId, bob.installationId);
+  const dm = await alice.startDirect(bob.accountId);
+  await until(() => bob.conversation(dm.id), 10_000, "bob joins the chat alice found him for in the registry");
+  const heard = waitFor(bob, "message", (m) => m.text === "via the registry");
+  await dm.send("via the registry");
+  assert((await heard).sender.accountId === alice.accountId, "bob reads alice, verified");
+  // What we published is the chat-store's format: the key package is `ts_ms u64 LE ‖ KeyPackage`.
+  const acct = await (await fetch(`${url}/v0/account/${bob.accountId}`)).json();
+  assert(typeof acct.payload === "string" && unb64(acct.signature).length === 64 && typeof acct.updated_at === "number", JSON.stringify(acct).slice(0, 200));
+  const kp = await (await fetch(`${url}/v0/keypackage/${bob.installationId}`)).json();
+  const kpPayload = unb64(kp.payload);
+  const ts = Number(new DataView(kpPayload.buffer).getBigUint64(0, true));
+  assert(Math.abs(ts - Date.now()) < 120_000 && kpPayload.length > 1000, `key package ts ${ts}`);
+
+  // A libchat client posts its own records: carol's SDK wrote libchat's submissions on the
+  // topics (publicRecords); posted byte for byte in the chat-store's JSON, alice finds her.
+  const carol = await (await logos.connect(hub.transport())).chat({ name: "r-carol", store: "memory", publicRecords: true });
+  let posted = 0;
+  const shared = ["/logos-chat/1/store-account-v0/proto", "/logos-chat/1/store-keypackage-v0/proto"];
+  for await (const m of hub.transport().query({ contentTopics: shared })) {
+    const f = submissionFields(m.payload);
+    const id = hex(f.id);
+    if (id !== carol.accountId && id !== carol.installationId) continue;
+    const account = m.contentTopic === shared[0];
+    const body = account ? { account_pub: id, payload: b64(f.payload), signature: b64(f.signature) } : { device_id: id, payload: b64(f.payload), signature: b64(f.signature) };
+    const res = await fetch(`${url}/v0/${account ? "account" : "keypackage"}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    assert(res.status === 204 || res.status === 409, `posted: ${res.status}`);
+    posted++;
+  }
+  assert(posted >= 2, `carol's list and key package posted (${posted})`);
+  const toCarol = await alice.startDirect(carol.accountId);
+  await until(() => carol.conversation(toCarol.id), 10_000, "carol joins: found from records posted in libchat's format");
+
+  // The app's own Directory: every third call fails, and the SDK tries again.
+  const held = new Map();
+  let calls = 0;
+  const flaky = async (f) => {
+    if (++calls % 3 === 1) throw new Error("flaky registry");
+    return f();
+  };
+  const own = {
+    putAccount: (id, r) => flaky(() => void held.set(`a${id}`, r)),
+    getAccount: (id) => flaky(() => held.get(`a${id}`)),
+    putKeyPackage: (id, r) => flaky(() => void held.set(`k${id}`, r)),
+    getKeyPackage: (id) => flaky(() => held.get(`k${id}`)),
+  };
+  const dave = await (await node()).chat({ name: "r-dave", store: "memory", directory: own });
+  const erin = await (await node()).chat({ name: "r-erin", store: "memory", directory: own });
+  await until(() => held.has(`a${erin.accountId}`) && held.has(`k${erin.installationId}`), 10_000, "erin's records in the app's directory");
+  const toErin = await dave.startDirect(erin.accountId);
+  await until(() => erin.conversation(toErin.id), 10_000, "erin joins: found in the app's directory");
+  assert(calls > 6, `calls ${calls}`);
+
+  // Bad options, and a registry nobody answers.
+  for (const directory of [{ url: 5 }, "nope", { url: "ftp://127.0.0.1/" }, { putAccount() {} }]) {
+    await rejectsWith(node().then((n) => n.chat({ name: "r-bad", store: "memory", directory })), "INVALID_ARGUMENT");
+  }
+  const lone = await (await node()).chat({ name: "r-lone", store: "memory", directory: { url: "http://127.0.0.1:9/" } });
+  const gaveUp = waitFor(lone, "error", (e) => e.code === "TRANSPORT_UNAVAILABLE", 15_000);
+  await rejectsWith(lone.startDirect(bob.accountId), "UNKNOWN_ACCOUNT");
+  await gaveUp;
+  for (const c of [alice, bob, carol, dave, erin, lone]) await c.close();
+  return { posted, calls };
+}
+
+export const all = { registryDirectories, twoInstallationsOfOneAccount, registeringAndLinkingPublishNothingInClear, contactsCardsBlockingAndRequests, rotateThenRecoverAfterLosingEveryDevice, groupLifecycle, groupPermissionsAndVotes, twoAccountsChatBothWays, startDirectRejectsBadAccounts, messagingApi, bringYourOwnTransport, outboxRetriesTransientFailures, aLostPushIsRepairedFromTheStore };

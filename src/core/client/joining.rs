@@ -165,8 +165,8 @@ impl Client {
         tree: Option<RatchetTreeIn>,
         now_ms: u64,
     ) -> Result<Option<Effects>> {
-        let mut g = match GroupConversation::join(&self.provider, mw, tree) {
-            Ok(g) => g,
+        let (mut g, inviter) = match GroupConversation::join(&self.provider, mw, tree) {
+            Ok(joined) => joined,
             Err(CoreError::AlreadyJoined) => return Ok(Some(Effects::default())),
             // A Welcome of a losing candidate (or for someone else): not for us to act on.
             Err(CoreError::NotForUs) => return Ok(None),
@@ -175,6 +175,11 @@ impl Client {
         let id = g.id().clone();
         if self.groups.contains_key(&id) {
             return Ok(Some(Effects::default()));
+        }
+        // Whoever signed the Welcome let us in: a blocked account's invite is dropped
+        // (rewound by the caller: no conversation appears, nothing is told).
+        if inviter.is_some_and(|c| self.blocked(c.account.as_ref(), std::slice::from_ref(&c.installation))) {
+            return Err(CoreError::Blocked);
         }
         g.meta.created_at = now_ms;
         let own = self.account.id();

@@ -45,6 +45,7 @@ mod links;
 mod outbox;
 mod recovery;
 mod register;
+mod registry;
 mod reliability;
 mod storage;
 
@@ -129,6 +130,9 @@ pub struct Client {
     /// Also publish libchat's plain directory records (the app's choice: libchat clients
     /// find this account, and anyone can link its installations to it).
     public_records: bool,
+    /// The registry this installation publishes to and reads from instead of the delivery
+    /// topics (`ChatOptions.directory`), with its requests in flight.
+    registry: Option<crate::core::directory::registry::Registry>,
     /// When the directory records were last published (ms; 0 before the first time).
     announced_at: u64,
     /// Contacts and blocked accounts (issue 14), persisted in the `contacts` store.
@@ -257,6 +261,7 @@ impl Client {
             archive_waiting: Vec::new(),
             archive_waiting_bytes: 0,
             public_records: false,
+            registry: None,
             contacts: BTreeMap::new(),
             announced_at: 0,
         })
@@ -329,17 +334,25 @@ impl Client {
         self.pending = rest;
         let mut touched: Vec<ConversationId> = Vec::new();
         for mut p in ready {
+            if let Ok(id) = ConversationId::parse(&p.message.conversation_id) {
+                if !touched.contains(&id) {
+                    touched.push(id);
+                }
+            }
+            // Blocked while its sender was looked up: neither kept nor shown (it was
+            // stored when it came, unread, to survive a restart).
+            if self.blocked(Some(&p.account), std::slice::from_ref(&p.installation)) {
+                if let Err(e) = self.forget_message(&p.message, p.seq, &mut fx) {
+                    fx.events.push(Event::Error { code: e.code().as_str(), message: e.to_string() });
+                }
+                continue;
+            }
             if self.directory.confirms(&p.account, &p.installation) {
                 p.message.sender.account_id = Some(p.account.to_hex());
                 // Sent by another installation of ours: outgoing, never unread.
                 p.message.outgoing = p.account == self.account.id();
                 if let Err(e) = self.put_message(&p.message, p.seq, &mut fx) {
                     fx.events.push(Event::Error { code: e.code().as_str(), message: e.to_string() });
-                }
-            }
-            if let Ok(id) = ConversationId::parse(&p.message.conversation_id) {
-                if !touched.contains(&id) {
-                    touched.push(id);
                 }
             }
             fx.events.push(Event::Message(p.message));

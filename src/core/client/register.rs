@@ -9,6 +9,7 @@ use openmls_traits::OpenMlsProvider as _;
 
 use super::Client;
 use crate::core::address::AccountId;
+use crate::core::directory::registry::Op;
 use crate::core::directory::{self, ACCOUNT_TOPIC, KEYPACKAGE_TOPIC};
 use crate::core::effects::Effects;
 use crate::core::error::Result;
@@ -30,6 +31,11 @@ impl Client {
         self.announced_at = now_ms;
         fx.subscribe.push(self.installation.id().inbox_topic().as_str().to_owned());
         self.publish_bundle(fx)?;
+        if self.registry.is_some() {
+            let record = directory::key_package_record(&self.installation, now_ms, &self.key_package)?;
+            self.registry_put(fx, Op::PutKeyPackage, self.installation.id().to_hex(), record);
+            return Ok(());
+        }
         let kp = directory::key_package_submission(&self.installation, now_ms, &self.key_package)?;
         let (topic, record) = directory::sealed_key_package(
             self.rng.as_mut(),
@@ -61,6 +67,13 @@ impl Client {
 
     /// Publishes the account's current signed device list and log.
     pub(super) fn publish_bundle(&mut self, fx: &mut Effects) -> Result<()> {
+        if self.registry.is_some() {
+            // A registry takes the lamport bundle only (v0 has no endpoint for the log,
+            // which reaches our peers in grants, Adds and cards).
+            let record = (self.bundle.payload.clone(), self.bundle.signature.to_vec());
+            self.registry_put(fx, Op::PutAccount, self.account.id().to_hex(), record);
+            return Ok(());
+        }
         let (topic, record) = directory::sealed_bundle(self.rng.as_mut(), &self.bundle)?;
         self.enqueue(fx, topic, record)?;
         // The log beside it (the chat-store registry parses only the lamport bundle, so the

@@ -319,6 +319,21 @@ impl Client {
         self.put_conversation(&id, fx)
     }
 
+    /// Deletes a stored message that is not to be kept after all (its sender was blocked
+    /// while it waited), with its index entry and its unread count.
+    pub(super) fn forget_message(&mut self, m: &ChatMessage, seq: u64, fx: &mut Effects) -> Result<()> {
+        let id = ConversationId::parse(&m.conversation_id)?;
+        let key = self.cipher.message_key(&m.conversation_id, seq);
+        fx.store.push(StoreOp { store: Store::Messages.name(), key, value: None });
+        fx.store.push(self.cipher.delete(Store::MessageIndex, &index_key(&m.conversation_id, &m.id)));
+        if let Some((_, meta)) = self.channel_meta(&id) {
+            if !m.outgoing {
+                meta.unread = meta.unread.saturating_sub(1);
+            }
+        }
+        self.put_conversation(&id, fx)
+    }
+
     pub(super) fn put_message(&mut self, m: &ChatMessage, seq: u64, fx: &mut Effects) -> Result<()> {
         let rec = super::reliability::message_record(m, seq);
         let key = self.cipher.message_key(&m.conversation_id, seq);

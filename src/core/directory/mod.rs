@@ -15,6 +15,7 @@
 //! sealed key-package topics of the installations its known list shows (a second read
 //! once the list is in).
 
+pub mod registry;
 pub mod sealed;
 
 use std::collections::HashMap;
@@ -52,11 +53,21 @@ pub fn key_package_submission(
     ts_ms: u64,
     key_package: &KeyPackage,
 ) -> Result<Vec<u8>> {
+    let (payload, signature) = key_package_record(key, ts_ms, key_package)?;
+    Ok(KeyPackageSubmissionV1 { device_id: key.id().as_bytes().to_vec(), payload, signature }.encode_to_vec())
+}
+
+/// The signed payload of a key package and its signature (what a registry stores).
+pub fn key_package_record(
+    key: &InstallationKey,
+    ts_ms: u64,
+    key_package: &KeyPackage,
+) -> Result<(Vec<u8>, Vec<u8>)> {
     let mut payload = ts_ms.to_le_bytes().to_vec();
     let kp = key_package.tls_serialize_detached().map_err(CoreError::mls)?;
     payload.extend_from_slice(&kp);
     let signature = key.sign(&payload).to_vec();
-    Ok(KeyPackageSubmissionV1 { device_id: key.id().as_bytes().to_vec(), payload, signature }.encode_to_vec())
+    Ok((payload, signature))
 }
 
 /// A key-package submission whose signature verified: its key package is validated only
@@ -66,7 +77,19 @@ pub fn key_package_submission(
 struct Submitted {
     ts: u64,
     payload: Vec<u8>,
+    /// When it was taken in (its place in `Directory::submitted_order`).
+    seq: u64,
 }
+
+/// The most bytes of key-package submissions held unverified (anyone can fill the shared
+/// topic with self-signed ones: past it the oldest go first).
+pub const MAX_SUBMITTED_BYTES: usize = 4 << 20;
+/// The most record digests remembered as handled (forgotten all at once past it: the
+/// records are then verified again once).
+pub const MAX_SEEN: usize = 65_536;
+/// The most sealed topics remembered from lookups (forgotten past it; the next lookup
+/// names its own again).
+pub const MAX_SEALED_TOPICS: usize = 16_384;
 
 /// What the directory knows. Bundles are verified as they are read; key packages when
 /// they are first used ([`Directory::key_package`]).
@@ -76,6 +99,9 @@ pub struct Directory {
     /// Accounts' append-only logs (libchat's proposed format), where one was read.
     logs: HashMap<AccountId, AccountLog>,
     submitted: HashMap<InstallationId, Submitted>,
+    submitted_order: std::collections::VecDeque<(u64, InstallationId)>,
+    submitted_bytes: usize,
+    submitted_seq: u64,
     key_packages: HashMap<InstallationId, (u64, KeyPackage)>,
     seen: std::collections::HashSet<[u8; 32]>,
     /// The sealed topics a lookup was told to read, and whose they are.
@@ -159,6 +185,9 @@ impl Directory {
         }
         let result = self.ingest_new(topic, payload);
         if result.is_ok() {
+            if self.seen.len() >= MAX_SEEN {
+                self.seen.clear();
+            }
             self.seen.insert(digest);
         }
         result
@@ -167,6 +196,9 @@ impl Directory {
     /// The topics a lookup of `accounts` reads (each one once), remembered so that
     /// their sealed records open when they are ingested.
     pub fn lookup_topics(&mut self, accounts: &[AccountId]) -> Vec<String> {
+        if self.sealed_topics.len() >= MAX_SEALED_TOPICS {
+            self.sealed_topics.clear();
+        }
         let mut topics = vec![ACCOUNT_TOPIC.to_owned(), KEYPACKAGE_TOPIC.to_owned()];
         for account in accounts {
             self.wanted.insert(account.clone());
@@ -182,6 +214,11 @@ impl Directory {
         topics.sort_unstable();
         topics.dedup();
         topics
+    }
+
+    /// Takes in this account's lists from now on (a lookup that reads no topics).
+    pub fn want(&mut self, account: &AccountId) {
+        self.wanted.insert(account.clone());
     }
 
     fn ingest_new(&mut self, topic: &str, payload: &[u8]) -> Result<()> {
@@ -247,7 +284,7 @@ impl Directory {
                     .map_or(0, |s| s.ts)
                     .max(self.key_packages.get(&device).map_or(0, |k| k.0));
                 if ts >= newest {
-                    self.submitted.insert(device, Submitted { ts, payload: s.payload });
+                    self.hold_submission(device, ts, s.payload);
                 }
                 Ok(())
             }
@@ -390,7 +427,7 @@ impl Directory {
         installation: &InstallationId,
         crypto: &impl OpenMlsCrypto,
     ) -> Option<KeyPackage> {
-        if let Some(s) = self.submitted.remove(installation) {
+        if let Some(s) = self.take_submission(installation) {
             match verify_submission(installation, &s, crypto) {
                 Ok(kp) => {
                     self.key_packages.insert(installation.clone(), (s.ts, kp));
@@ -405,8 +442,39 @@ impl Directory {
 
     /// A key package verified elsewhere (a linked installation's, from the link).
     pub fn accept_key_package(&mut self, installation: &InstallationId, ts: u64, kp: KeyPackage) {
-        self.submitted.remove(installation);
+        self.take_submission(installation);
         self.key_packages.insert(installation.clone(), (ts, kp));
+    }
+
+    /// Holds a submission whose signature verified, within [`MAX_SUBMITTED_BYTES`].
+    fn hold_submission(&mut self, device: InstallationId, ts: u64, payload: Vec<u8>) {
+        self.take_submission(&device);
+        self.submitted_seq = self.submitted_seq.wrapping_add(1);
+        let seq = self.submitted_seq;
+        self.submitted_bytes = self.submitted_bytes.saturating_add(payload.len());
+        self.submitted_order.push_back((seq, device.clone()));
+        self.submitted.insert(device, Submitted { ts, payload, seq });
+        // Places of submissions taken since are dropped now and then.
+        if self.submitted_order.len() > self.submitted.len().saturating_mul(2).saturating_add(1024) {
+            let held = &self.submitted;
+            self.submitted_order.retain(|(seq, d)| held.get(d).is_some_and(|s| s.seq == *seq));
+        }
+        while self.submitted_bytes > MAX_SUBMITTED_BYTES {
+            let Some((seq, d)) = self.submitted_order.pop_front() else { break };
+            if self.submitted.get(&d).is_some_and(|s| s.seq == seq) {
+                self.take_submission(&d);
+            }
+        }
+    }
+
+    /// Removes a held submission (its place in the order is skipped when reached).
+    fn take_submission(&mut self, device: &InstallationId) -> Option<Submitted> {
+        let s = self.submitted.remove(device)?;
+        self.submitted_bytes = self.submitted_bytes.saturating_sub(s.payload.len());
+        if self.submitted.is_empty() {
+            self.submitted_order.clear();
+        }
+        Some(s)
     }
 
     /// Whether the account's signed lists show this installation: the newest lamport
@@ -443,4 +511,44 @@ pub fn parse_key_package(bytes: &[u8], crypto: &impl OpenMlsCrypto) -> Result<Ke
         .map_err(|e| CoreError::decode("key package", e))?;
     kp.validate(crypto, ProtocolVersion::Mls10)
         .map_err(|e| CoreError::decode("key package", format!("{e:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::account::InstallationKey;
+
+    /// A signed key-package submission of `len` bytes (its package is never validated).
+    fn flood_record(seed: u32, len: usize) -> (InstallationId, Vec<u8>) {
+        let mut s = [0u8; 32];
+        s[..4].copy_from_slice(&seed.to_le_bytes());
+        let key = InstallationKey::from_seed(&s);
+        let mut payload = 1u64.to_le_bytes().to_vec();
+        payload.resize(len, 7);
+        let signature = key.sign(&payload).to_vec();
+        let sub = KeyPackageSubmissionV1 { device_id: key.id().as_bytes().to_vec(), payload, signature };
+        (key.id(), sub.encode_to_vec())
+    }
+
+    #[test]
+    fn a_flood_of_self_signed_key_packages_stays_within_its_byte_bound() {
+        let mut d = Directory::default();
+        let provider = crate::core::conversation::mls_store::Provider::new().unwrap();
+        let crypto = openmls_traits::OpenMlsProvider::crypto(&provider);
+        let (first, rec) = flood_record(0, 4096);
+        d.ingest(KEYPACKAGE_TOPIC, &rec, crypto).unwrap();
+        assert!(d.submitted.contains_key(&first));
+        let n = (MAX_SUBMITTED_BYTES / 4096 + 200) as u32;
+        let mut last = first.clone();
+        for i in 1..=n {
+            let (id, rec) = flood_record(i, 4096);
+            d.ingest(KEYPACKAGE_TOPIC, &rec, crypto).unwrap();
+            last = id;
+        }
+        assert!(d.submitted_bytes <= MAX_SUBMITTED_BYTES, "{}", d.submitted_bytes);
+        assert_eq!(d.submitted_bytes, d.submitted.values().map(|s| s.payload.len()).sum::<usize>());
+        assert!(!d.submitted.contains_key(&first), "the oldest went first");
+        assert!(d.submitted.contains_key(&last), "the newest is held");
+        assert!(d.submitted_order.len() <= d.submitted.len() * 2 + 1024);
+    }
 }

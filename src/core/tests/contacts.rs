@@ -96,6 +96,14 @@ fn a_blocked_account_gets_no_chat_no_group_message_through_and_start_direct_is_b
     let texts: Vec<String> = net.texts(bob).into_iter().map(|(_, t)| t).collect();
     assert!(texts.contains(&"hello group".to_owned()) && !texts.contains(&"spam".to_owned()), "{texts:?}");
     assert!(!net.history(bob, &g).iter().any(|m| m.content == b"spam"), "not stored either");
+    // A group mallory creates with bob (and alice in it): bob never joins it, silently;
+    // alice does.
+    let errors = net.errors(bob).len();
+    let hers = net.create_group(mallory, "hers", &[alice, bob], None);
+    net.advance(super::group::WINDOW);
+    assert!(net.nodes[alice].client.has_conversation(&hers), "alice joins mallory's group");
+    assert!(!net.nodes[bob].client.has_conversation(&hers), "bob does not");
+    assert_eq!(net.errors(bob).len(), errors, "{:?}", net.errors(bob));
     // It survives a restart; after unblocking, a chat with mallory starts.
     net.restart(bob);
     assert!(net.nodes[bob].client.contacts().iter().any(|c| c.blocked));
@@ -330,4 +338,34 @@ fn a_stranger_claiming_a_contacts_account_stays_a_request() {
     net.run();
     let info = net.nodes[alice].client.conversations().into_iter().find(|c| c.id == real).unwrap();
     assert!(info.verified && !info.request, "bob's real chat is not");
+}
+
+#[test]
+fn a_message_held_for_its_senders_lookup_is_dropped_when_the_sender_is_blocked_meanwhile() {
+    let mut net = Net::default();
+    let bob = net.join(241);
+    let mallory = net.join(242);
+    let mallory_id = net.account(mallory);
+    let dm = net.start_direct(mallory, &net.account(bob)).unwrap();
+    net.send(mallory, &dm, "held");
+    // Bob's driver has not finished looking mallory up when her invite and message come.
+    let mut asked = 0;
+    while let Some(m) = net.nodes[bob].queue.pop_front() {
+        net.now += 1;
+        let mut fx = net.nodes[bob].client.receive(&m.topic, &m.payload, m.sent_at, net.now);
+        asked += fx.lookups.len();
+        fx.lookups.clear();
+        net.apply(bob, fx);
+    }
+    assert!(asked > 0, "mallory's installation waits for a lookup");
+    assert!(!net.texts(bob).iter().any(|(_, t)| t == "held"), "held until then");
+    let fx = net.nodes[bob].client.block(&mallory_id).unwrap();
+    net.apply(bob, fx);
+    net.lookup_accounts(bob, std::slice::from_ref(&mallory_id));
+    let fx = net.nodes[bob].client.lookup_complete_at(&mallory_id, net.now);
+    net.apply(bob, fx);
+    assert!(!net.texts(bob).iter().any(|(_, t)| t == "held"), "{:?}", net.texts(bob));
+    assert!(!net.history(bob, &dm).iter().any(|m| m.content == b"held"), "nor stored");
+    let info = net.nodes[bob].client.conversations().into_iter().find(|c| c.id == dm).unwrap();
+    assert_eq!(info.unread, 0, "nor counted");
 }

@@ -11,6 +11,7 @@ mod group_hostile;
 mod identity_records;
 pub(super) mod lossy;
 mod persist;
+mod registry;
 pub(super) mod reliability;
 mod reliable_channel;
 mod sim;

@@ -79,6 +79,63 @@ pub struct Net {
     published_digests: std::collections::HashSet<[u8; 32]>,
     /// Partition: node → side; messages cross sides only through the history later.
     pub side: BTreeMap<usize, u8>,
+    /// A chat-store registry for the nodes that use one (`Client::set_registry`).
+    pub registry: SimRegistry,
+}
+
+/// A chat-store registry as the HTTP API keeps it: the newest record per id, in libchat's
+/// fields (`payload`, `signature`), and calls that fail while `failing` lasts.
+#[derive(Default)]
+pub struct SimRegistry {
+    pub accounts: BTreeMap<String, (Vec<u8>, Vec<u8>)>,
+    pub key_packages: BTreeMap<String, (Vec<u8>, Vec<u8>)>,
+    /// How many calls fail before the registry answers again (`u32::MAX`: never).
+    pub failing: u32,
+    /// Every call, with the time the core let it start (ms).
+    pub calls: Vec<crate::core::directory::registry::Request>,
+    /// What a hostile registry hands back instead of what it holds.
+    pub tamper: Option<Box<Tamper>>,
+}
+
+/// A record as a registry holds it: (payload, signature).
+pub type RegistryRecord = (Vec<u8>, Vec<u8>);
+/// What a hostile registry does to a record before it hands it back (given the id asked).
+pub type Tamper = dyn FnMut(&str, RegistryRecord) -> RegistryRecord;
+
+impl SimRegistry {
+    /// Runs one request as the driver does.
+    pub fn run(
+        &mut self,
+        r: &crate::core::directory::registry::Request,
+    ) -> crate::core::directory::registry::Outcome {
+        use crate::core::directory::registry::{Op, Outcome};
+        self.calls.push(r.clone());
+        if self.failing > 0 {
+            self.failing = self.failing.saturating_sub(u32::from(self.failing != u32::MAX));
+            return Outcome::Failed;
+        }
+        let record = || (r.payload.clone().unwrap_or_default(), r.signature.clone().unwrap_or_default());
+        let found = match r.op {
+            Op::PutAccount => {
+                self.accounts.insert(r.key.clone(), record());
+                return Outcome::Stored;
+            }
+            Op::PutKeyPackage => {
+                self.key_packages.insert(r.key.clone(), record());
+                return Outcome::Stored;
+            }
+            Op::GetAccount => self.accounts.get(&r.key).cloned(),
+            Op::GetKeyPackage => self.key_packages.get(&r.key).cloned(),
+        };
+        match (found, self.tamper.as_mut()) {
+            (None, _) => Outcome::NotFound,
+            (Some(rec), Some(t)) => {
+                let (payload, signature) = t(&r.key, rec);
+                Outcome::Found { payload, signature }
+            }
+            (Some((payload, signature)), None) => Outcome::Found { payload, signature },
+        }
+    }
 }
 
 impl Net {
@@ -136,6 +193,9 @@ impl Net {
             }
             let m = Msg { topic: o.content_topic, payload: o.payload, sent_at: self.now };
             self.broadcast(Some(i), m);
+        }
+        for r in fx.registry {
+            self.registry_call(i, r);
         }
         for a in fx.lookups {
             self.nodes[i].lookups += 1;
@@ -344,8 +404,25 @@ impl Net {
         self.lookup_accounts(i, &accounts);
     }
 
-    /// A directory lookup as the driver does it (see [`lookup_from`]).
+    /// Runs a registry request and what follows from it (a retry waits its back-off on
+    /// the virtual clock).
+    pub fn registry_call(&mut self, i: usize, r: crate::core::directory::registry::Request) {
+        self.now = self.now.max(r.not_before_ms as u64);
+        let outcome = self.registry.run(&r);
+        let fx = self.nodes[i].client.registry_result(r.id, outcome, self.now);
+        self.apply(i, fx);
+    }
+
+    /// A directory lookup as the driver does it (see [`lookup_from`]); from the registry
+    /// for a node that uses one.
     pub fn lookup_accounts(&mut self, i: usize, accounts: &[String]) {
+        if self.nodes[i].client.uses_registry() {
+            let refs: Vec<&str> = accounts.iter().map(String::as_str).collect();
+            for r in self.nodes[i].client.registry_lookup(&refs) {
+                self.registry_call(i, r);
+            }
+            return;
+        }
         let stored: Vec<(String, Vec<u8>)> =
             self.history.iter().map(|m| (m.topic.clone(), m.payload.clone())).collect();
         lookup_from(&mut self.nodes[i].client, accounts, &stored);

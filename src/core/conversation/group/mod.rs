@@ -303,8 +303,13 @@ impl GroupConversation {
     }
 
     /// Joins from a `MemberWelcome`: the MLS Welcome, then the sync inside it (the
-    /// configuration and scores; defaults if it is missing or does not check out).
-    pub fn join(provider: &Provider, welcome: &MemberWelcome, tree: Option<RatchetTreeIn>) -> Result<Self> {
+    /// configuration and scores; defaults if it is missing or does not check out). Also
+    /// returns the credential of the member who signed the Welcome (who let us in).
+    pub fn join(
+        provider: &Provider,
+        welcome: &MemberWelcome,
+        tree: Option<RatchetTreeIn>,
+    ) -> Result<(Self, Option<DelegateCredential>)> {
         let msg = crate::core::conversation::mls::decode_mls_message(&welcome.welcome_bytes)
             .map_err(|e| CoreError::decode("welcome", e))?;
         let MlsMessageBodyIn::Welcome(w) = msg.extract() else {
@@ -312,6 +317,10 @@ impl GroupConversation {
         };
         let staged = StagedWelcome::new_from_welcome(provider, &mls::group_join_config(), w, tree)
             .map_err(mls::welcome_error)?;
+        let inviter = staged
+            .welcome_sender()
+            .ok()
+            .and_then(|leaf| mls::member_credential(leaf.credential(), leaf.signature_key().as_slice()).ok());
         let group = staged.into_group(provider).map_err(CoreError::mls)?;
         let mut convo = GroupConversation::fresh(group, Governance::default());
         convo.joined_epoch = convo.epoch();
@@ -329,7 +338,7 @@ impl GroupConversation {
                 convo.gov.scores.0 = sync.scores.into_iter().map(|p| (p.member_id, p.score)).collect();
             }
         }
-        Ok(convo)
+        Ok((convo, inviter))
     }
 
     fn read_sync(
