@@ -24,6 +24,18 @@ class Hub implements MemoryHub {
   readonly subs = new Set<Sub>();
   private lastNs = 0n;
 
+  /** `retentionMs`: how long the hub's store keeps a message (forever if unset). */
+  constructor(private readonly retentionMs?: number) {}
+
+  /** Forgets what is older than the retention, as a store node does. */
+  forget(): void {
+    if (this.retentionMs === undefined) return;
+    const oldest = Date.now() - this.retentionMs;
+    let n = 0;
+    while (n < this.stored.length && this.stored[n].timestamp.getTime() < oldest) this.byHash.delete(this.stored[n++].messageHash);
+    if (n > 0) this.stored.splice(0, n);
+  }
+
   transport(): Transport {
     return new MemoryTransport(this);
   }
@@ -53,6 +65,7 @@ class MemoryTransport implements Transport {
     if (glue.encodedMessageSize(contentTopic, payload.length) > this.maxMessageSize) {
       throw new LogosChatError("PAYLOAD_TOO_LARGE", `message over ${this.maxMessageSize} bytes`);
     }
+    this.hub.forget();
     const ts = this.hub.stamp();
     const pubsub = glue.pubsubTopic(MEMORY_CLUSTER, contentTopic, SHARDS);
     const messageHash = glue.wakuMessageHash(pubsub, payload, contentTopic, ts);
@@ -93,6 +106,7 @@ class MemoryTransport implements Transport {
     const topics = new Set(q.contentTopics);
     const hashes = q.messageHashes && q.messageHashes.length > 0 ? new Set(q.messageHashes) : undefined;
     // A snapshot: what was stored when the query started, oldest first.
+    this.hub.forget();
     for (const m of this.hub.stored.slice()) {
       if (hashes ? !hashes.has(m.messageHash) : !topics.has(m.contentTopic)) continue;
       if (q.since && m.timestamp < q.since) continue;
@@ -108,9 +122,14 @@ class MemoryTransport implements Transport {
   }
 }
 
-/** A new, empty in-process network. */
-export function createMemoryHub(): MemoryHub {
-  return new Hub();
+/**
+ * A new, empty in-process network. `retentionMs` makes its store forget messages older
+ * than that (the public networks' stores keep about a day), to test what outlives it.
+ */
+export function createMemoryHub(options?: { retentionMs?: number }): MemoryHub {
+  const r = options?.retentionMs;
+  if (r !== undefined && !(typeof r === "number" && Number.isFinite(r) && r >= 0)) throw new LogosChatError("INVALID_ARGUMENT", "retentionMs must be a non-negative number");
+  return new Hub(r);
 }
 
 let defaultHub: MemoryHub | undefined;

@@ -719,6 +719,20 @@ export async function registryDirectories(logos) {
   await until(() => erin.conversation(toErin.id), 10_000, "erin joins: found in the app's directory");
   assert(calls > 6, `calls ${calls}`);
 
+  // A store that forgets within 300 ms: an account on the delivery topics is not found
+  // once its records are forgotten; one in the registry still is.
+  const brief = logos.createMemoryHub({ retentionMs: 300 });
+  const onBrief = (name, options) => logos.connect(brief.transport()).then((n) => n.chat({ name, store: "memory", ...options }));
+  const kept = await onBrief("r-kept", { directory: { url } });
+  const topical = await onBrief("r-topical", {});
+  await registered(kept.accountId, kept.installationId);
+  await new Promise((r) => setTimeout(r, 400));
+  const finder = await onBrief("r-finder", { directory: { url } });
+  const seeker = await onBrief("r-seeker", {});
+  await rejectsWith(seeker.startDirect(topical.accountId), "UNKNOWN_ACCOUNT");
+  const late = await finder.startDirect(kept.accountId);
+  await until(() => kept.conversation(late.id), 10_000, "found in the registry after the store forgot");
+
   // Bad options, and a registry nobody answers.
   for (const directory of [{ url: 5 }, "nope", { url: "ftp://127.0.0.1/" }, { putAccount() {} }]) {
     await rejectsWith(node().then((n) => n.chat({ name: "r-bad", store: "memory", directory })), "INVALID_ARGUMENT");
@@ -727,7 +741,7 @@ export async function registryDirectories(logos) {
   const gaveUp = waitFor(lone, "error", (e) => e.code === "TRANSPORT_UNAVAILABLE", 15_000);
   await rejectsWith(lone.startDirect(bob.accountId), "UNKNOWN_ACCOUNT");
   await gaveUp;
-  for (const c of [alice, bob, carol, dave, erin, lone]) await c.close();
+  for (const c of [alice, bob, carol, dave, erin, lone, kept, topical, finder, seeker]) await c.close();
   return { posted, calls };
 }
 
