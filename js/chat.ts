@@ -9,7 +9,7 @@ import { KEYRING, storeKey, wrapRecovery } from "./keyring.js";
 import { crashAfterPersist, storageFor, webLock } from "./profile.js";
 import { type ConversationDriver, ConversationHandle, GroupHandle, permissionBits } from "./conversation.js";
 import { type CoreConversation, type CoreEffects, type CoreInstallation, type CoreMessage, type RegistryRequest, toInfo, toInstallation, toMessage } from "./core-types.js";
-import type { Chat, ChatMessage, ChatOptions, Contact, Conversation, ConversationInfo, DeliveryMessage, Directory, Group, GroupPermissions, GroupTiming, InstallationInfo, Member, StorageAdapter, StoreOp, Subscription, Transport, VoteRequest } from "./types.js";
+import type { Chat, ChatMessage, ChatOptions, Contact, Conversation, ConversationInfo, DeliveryMessage, Directory, SendOptions, Group, GroupPermissions, GroupTiming, InstallationInfo, Member, StorageAdapter, StoreOp, Subscription, Transport, VoteRequest } from "./types.js";
 
 const encoder = new TextEncoder();
 import { glue } from "./wasm.js";
@@ -565,14 +565,18 @@ export class ChatImpl implements Chat, ConversationDriver {
   }
 
   /** Used by conversation handles. */
-  sendTo(id: string, content: string | Uint8Array, options?: { contentType?: string }): Promise<{ messageId: string }> {
+  sendTo(id: string, content: string | Uint8Array, options?: SendOptions & { remove?: boolean }): Promise<{ messageId: string }> {
     return this.run(async () => {
       check(typeof content === "string" || content instanceof Uint8Array, "content must be a string or a Uint8Array");
       check(options === undefined || (typeof options === "object" && options !== null), "options must be an object");
+      check(options?.contentType === undefined || typeof options.contentType === "string", "contentType must be a string");
+      check(options?.replyTo === undefined || typeof options.replyTo === "string", "replyTo must be a message id");
       const bytes = typeof content === "string" ? encoder.encode(content) : content;
+      const contentType = options?.contentType ?? (typeof content === "string" ? "text/plain" : "application/octet-stream");
       let sent: { messageId: string; effects: CoreEffects };
       try {
-        sent = this.client.send(id, bytes, Date.now()) as typeof sent;
+        // The core frames everything but plain text (which goes raw, as libchat sends it).
+        sent = this.client.sendContent(id, bytes, contentType, options?.replyTo, options?.remove === true, Date.now()) as typeof sent;
       } catch (e) {
         throw toLogosError(e);
       }

@@ -4,11 +4,14 @@
  * conversation info.
  */
 import { check } from "./errors.js";
-import type { ChatMessage, Conversation, Group, GroupPermissions, Member } from "./types.js";
+import type { ChatMessage, Conversation, Group, GroupPermissions, Member, SendOptions } from "./types.js";
+
+/** The content type of reactions (`core::content::REACTION_TYPE`). */
+export const REACTION_TYPE = "application/vnd.logos.reaction";
 
 /** What a handle needs from the driver. */
 export interface ConversationDriver {
-  sendTo(id: string, content: string | Uint8Array, options?: { contentType?: string }): Promise<{ messageId: string }>;
+  sendTo(id: string, content: string | Uint8Array, options?: SendOptions & { remove?: boolean }): Promise<{ messageId: string }>;
   historyOf(id: string, options: { limit?: number; before?: string }): Promise<ChatMessage[]>;
   markReadIn(id: string, messageId: string): Promise<void>;
   membersOf(id: string): Promise<Member[]>;
@@ -29,8 +32,19 @@ export class ConversationHandle implements Conversation {
   readonly kind: "direct" | "group" = "direct";
   constructor(readonly id: string, protected readonly driver: ConversationDriver) {}
 
-  send(content: string | Uint8Array, options?: { contentType?: string }): Promise<{ messageId: string }> {
+  send(content: string | Uint8Array, options?: SendOptions): Promise<{ messageId: string }> {
     return this.driver.sendTo(this.id, content, options);
+  }
+
+  reply(messageId: string, content: string | Uint8Array, options?: { contentType?: string }): Promise<{ messageId: string }> {
+    check(typeof messageId === "string", "messageId must be a string");
+    return this.driver.sendTo(this.id, content, { ...options, replyTo: messageId });
+  }
+
+  react(messageId: string, emoji: string, options?: { remove?: boolean }): Promise<{ messageId: string }> {
+    check(typeof messageId === "string", "messageId must be a string");
+    check(typeof emoji === "string", "emoji must be a string");
+    return this.driver.sendTo(this.id, emoji, { contentType: REACTION_TYPE, replyTo: messageId, remove: options?.remove === true });
   }
 
   history(options?: { limit?: number; before?: string }): Promise<ChatMessage[]> {

@@ -25,8 +25,11 @@ export interface RegistryRequest {
 }
 export interface CoreMessage {
   id: string; conversationId: string; sender: { accountId?: string; installationId: string };
-  content: Uint8Array; contentType: string; sentAt: number; receivedAt: number; outgoing: boolean;
+  content: Uint8Array; contentType: string; replyTo?: string; remove?: boolean; sentAt: number; receivedAt: number; outgoing: boolean;
 }
+
+/** Content types whose bytes the app reads as `text` too. */
+const TEXTUAL = new Set(["application/json", "application/vnd.logos.reaction"]);
 export interface CoreConversation { id: string; kind: "direct" | "group"; peer?: string; name?: string; description?: string; lastMessageAt?: number; unread: number; verified: boolean; request: boolean }
 export interface CoreInstallation { installationId: string; current: boolean; addedAt: number }
 export type CoreEvent =
@@ -54,7 +57,9 @@ export function toMessage(m: CoreMessage): ChatMessage {
     receivedAt: new Date(m.receivedAt),
     outgoing: m.outgoing,
   };
-  if (m.contentType.startsWith("text/")) {
+  if (m.replyTo !== undefined) msg.replyTo = m.replyTo;
+  if (m.remove) msg.remove = true;
+  if (m.contentType.startsWith("text/") || TEXTUAL.has(m.contentType)) {
     try {
       msg.text = utf8.decode(m.content);
     } catch {

@@ -280,10 +280,33 @@ export interface ChatMessage {
   sender: Sender;
   content: Uint8Array;
   text?: string;
+  /**
+   * As sent: "text/plain" (raw UTF-8 on the wire, as libchat sends text), any MIME type,
+   * an app's own name, `REACTION_TYPE` for reactions, or for a frame of another LIP-240
+   * domain `application/x-content-frame; domain=D; tag=T` (its payload in `content`).
+   */
   contentType: string;
+  /** The message this one answers (`send(…, { replyTo })`) or reacts to (`react`). */
+  replyTo?: string;
+  /** A reaction taken back (`react(id, emoji, { remove: true })`). */
+  remove?: boolean;
   sentAt: Date;
   receivedAt: Date;
   outgoing: boolean;
+}
+
+/** The content type reactions arrive with: `text` is the emoji, `replyTo` the message. */
+export type ReactionType = "application/vnd.logos.reaction";
+
+/** Options of `Conversation.send`. */
+export interface SendOptions {
+  /**
+   * The content type (at most 128 visible ASCII characters). Default: "text/plain" for a
+   * string, "application/octet-stream" for bytes. It arrives as sent.
+   */
+  contentType?: string;
+  /** The id of the message this one answers. */
+  replyTo?: string;
 }
 
 /** A conversation in the list. */
@@ -320,7 +343,11 @@ export interface Conversation {
   readonly id: string;
   readonly kind: "direct" | "group";
   /** Sends text or bytes; resolves once the message is stored and handed to the network. */
-  send(content: string | Uint8Array, options?: { contentType?: string }): Promise<{ messageId: string }>;
+  send(content: string | Uint8Array, options?: SendOptions): Promise<{ messageId: string }>;
+  /** A reply to a message: `send(content, { ...options, replyTo: messageId })`. */
+  reply(messageId: string, content: string | Uint8Array, options?: { contentType?: string }): Promise<{ messageId: string }>;
+  /** A reaction (an emoji, at most 64 bytes) to a message; `{ remove: true }` takes it back. */
+  react(messageId: string, emoji: string, options?: { remove?: boolean }): Promise<{ messageId: string }>;
   /** Stored messages, newest last: the `limit` (default 50) before message `before` (default: the newest). */
   history(options?: { limit?: number; before?: string }): Promise<ChatMessage[]>;
   /** Marks the conversation read up to this message (the unread count drops to 0). */

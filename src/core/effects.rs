@@ -47,6 +47,12 @@ pub struct ChatMessage {
     pub content: Vec<u8>,
     /// The content type.
     pub content_type: String,
+    /// The message this one answers or reacts to (`core::content`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+    /// A reaction taken back.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub remove: bool,
     /// When it was sent (ms), from the delivery timestamp.
     pub sent_at: f64,
     /// When this client processed it (ms).

@@ -10,6 +10,7 @@ pub mod address;
 pub mod aead;
 pub mod card;
 pub mod client;
+pub mod content;
 pub mod conversation;
 pub mod demls;
 pub mod directory;

@@ -382,6 +382,23 @@ impl WasmClient {
         Ok(to_js(&Sent { message_id, effects }))
     }
 
+    /// Sends typed content: `contentType` (text/plain goes raw), what it answers or
+    /// reacts to (`replyTo`), a reaction taken back (`remove`): `{ messageId, effects }`.
+    #[wasm_bindgen(js_name = sendContent)]
+    pub fn send_content(
+        &mut self,
+        conversation: &str,
+        content: Vec<u8>,
+        content_type: String,
+        reply_to: Option<String>,
+        remove: bool,
+        now: f64,
+    ) -> Result<JsValue, JsValue> {
+        let c = crate::core::content::Content { content_type, body: content, reply_to, remove };
+        let (message_id, effects) = self.inner.send_content(conversation, &c, ms(now)).map_err(err)?;
+        Ok(to_js(&Sent { message_id, effects }))
+    }
+
     /// Handles one message from the network; never throws.
     #[wasm_bindgen]
     pub fn receive(&mut self, topic: &str, payload: &[u8], sent_at: f64, now: f64) -> JsValue {

@@ -71,7 +71,7 @@ export async function twoAccountsChatBothWays(logos) {
   const iter = alice.messages()[Symbol.asyncIterator]();
   const bobDm = await bob.conversation(dm.id);
   assert(bobDm && bobDm.id === dm.id, "bob finds the conversation by id");
-  await bobDm.send(new TextEncoder().encode("hi alice"));
+  await bobDm.send(new TextEncoder().encode("hi alice"), { contentType: "text/plain" });
   const m2 = (await iter.next()).value;
   assert(m2.text === "hi alice" && m2.sender.accountId === bob.accountId, "alice got bob's reply");
   await iter.return();
@@ -745,4 +745,50 @@ export async function registryDirectories(logos) {
   return { posted, calls };
 }
 
-export const all = { registryDirectories, twoInstallationsOfOneAccount, registeringAndLinkingPublishNothingInClear, contactsCardsBlockingAndRequests, rotateThenRecoverAfterLosingEveryDevice, groupLifecycle, groupPermissionsAndVotes, twoAccountsChatBothWays, startDirectRejectsBadAccounts, messagingApi, bringYourOwnTransport, outboxRetriesTransientFailures, aLostPushIsRepairedFromTheStore };
+/**
+ * Content types (issue 15): JSON, Markdown, an app's own type and bytes arrive as sent; a
+ * reply and a reaction reference the right message; history keeps them; plain text is text.
+ */
+export async function contentTypesRepliesAndReactions(logos) {
+  const hub = logos.createMemoryHub();
+  const alice = await (await logos.connect(hub.transport())).chat({ name: "ct-alice", store: "memory" });
+  const bob = await (await logos.connect(hub.transport())).chat({ name: "ct-bob", store: "memory" });
+  const dm = await alice.startDirect(bob.accountId);
+  await until(() => bob.conversation(dm.id), 10_000, "bob joins");
+  const got = [];
+  bob.on("message", (m) => got.push(m));
+  const json = await dm.send(JSON.stringify({ n: 1 }), { contentType: "application/json" });
+  await dm.send("**bold**", { contentType: "text/markdown" });
+  await dm.send(new Uint8Array([0, 1, 255]), { contentType: "com.example.poll" });
+  await dm.send(new Uint8Array([104, 105]));
+  await dm.send("plain");
+  await until(() => got.length >= 5, 10_000, () => `five messages (${got.length})`);
+  const byType = Object.fromEntries(got.map((m) => [m.contentType, m]));
+  assert(JSON.parse(byType["application/json"].text).n === 1 && byType["application/json"].id === json.messageId, "JSON arrives as application/json");
+  assert(byType["text/markdown"].text === "**bold**", "markdown");
+  assert(Array.from(byType["com.example.poll"].content).join() === "0,1,255" && byType["com.example.poll"].text === undefined, "an app's type, bytes");
+  assert(byType["application/octet-stream"] && Array.from(byType["application/octet-stream"].content).join() === "104,105", "bytes stay bytes even when they read as UTF-8");
+  assert(byType["text/plain"].text === "plain", "plain text");
+  const bobDm = await bob.conversation(dm.id);
+  const heard = [];
+  alice.on("message", (m) => heard.push(m));
+  const reply = await bobDm.reply(json.messageId, "got it");
+  await bobDm.react(json.messageId, "👍");
+  await bobDm.react(json.messageId, "👍", { remove: true });
+  await until(() => heard.length >= 3, 10_000, "the reply and reactions");
+  assert(heard[0].id === reply.messageId && heard[0].replyTo === json.messageId && heard[0].text === "got it", JSON.stringify(heard[0]));
+  assert(heard[1].contentType === "application/vnd.logos.reaction" && heard[1].text === "👍" && heard[1].replyTo === json.messageId && !heard[1].remove, "a reaction");
+  assert(heard[2].remove === true, "taken back");
+  const history = await alice.conversation(dm.id).then((c) => c.history());
+  assert(history.find((m) => m.id === json.messageId).contentType === "application/json", "history keeps the type");
+  assert(history.find((m) => m.id === reply.messageId).replyTo === json.messageId, "and the reference");
+  await rejectsWith(dm.send("x", { contentType: "" }), "INVALID_ARGUMENT");
+  await rejectsWith(dm.send("x", { contentType: 5 }), "INVALID_ARGUMENT");
+  await rejectsWith(dm.send(new Uint8Array([255]), { contentType: "text/plain" }), "INVALID_ARGUMENT");
+  await rejectsWith(bobDm.react(json.messageId, ""), "INVALID_ARGUMENT");
+  await rejectsWith(bobDm.reply("not an id!", "x"), "INVALID_ARGUMENT");
+  for (const c of [alice, bob]) await c.close();
+  return { types: Object.keys(byType).length };
+}
+
+export const all = { contentTypesRepliesAndReactions, registryDirectories, twoInstallationsOfOneAccount, registeringAndLinkingPublishNothingInClear, contactsCardsBlockingAndRequests, rotateThenRecoverAfterLosingEveryDevice, groupLifecycle, groupPermissionsAndVotes, twoAccountsChatBothWays, startDirectRejectsBadAccounts, messagingApi, bringYourOwnTransport, outboxRetriesTransientFailures, aLostPushIsRepairedFromTheStore };

@@ -121,12 +121,16 @@ impl Client {
                 by: by.clone(),
             });
         }
+        // What the bytes carry: raw text, or one of our content frames.
+        let content = crate::core::content::decode(&reliable.content);
         let mut message = ChatMessage {
             id: MessageId(reliable.message_id.clone()).as_str().to_owned(),
             conversation_id: id.as_str().to_owned(),
             sender: by,
-            content: reliable.content.clone(),
-            content_type: content_type(&reliable.content).to_owned(),
+            content: content.body,
+            content_type: content.content_type,
+            reply_to: content.reply_to,
+            remove: content.remove,
             sent_at: sent_at_ms as f64,
             received_at: now_ms as f64,
             outgoing: false,

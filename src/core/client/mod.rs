@@ -409,8 +409,21 @@ impl Client {
         Ok((id, fx))
     }
 
+    /// Sends typed content (`core::content`): plain text raw, anything else framed, with
+    /// what it answers or reacts to.
+    pub fn send_content(
+        &mut self,
+        conversation: &str,
+        content: &crate::core::content::Content,
+        now_ms: u64,
+    ) -> Result<(String, Effects)> {
+        let wire = crate::core::content::encode(content)?;
+        self.send(conversation, &wire, now_ms)
+    }
+
     /// The history entry of a message this installation sends.
     fn outgoing(&self, id: &ConversationId, message_id: &str, content: &[u8], now_ms: u64) -> ChatMessage {
+        let c = crate::core::content::decode(content);
         ChatMessage {
             id: message_id.to_owned(),
             conversation_id: id.as_str().to_owned(),
@@ -418,8 +431,10 @@ impl Client {
                 account_id: Some(self.account.id().to_hex()),
                 installation_id: self.installation.id().to_hex(),
             },
-            content: content.to_vec(),
-            content_type: content_type(content).to_owned(),
+            content: c.body,
+            content_type: c.content_type,
+            reply_to: c.reply_to,
+            remove: c.remove,
             sent_at: now_ms as f64,
             received_at: now_ms as f64,
             outgoing: true,
@@ -557,13 +572,4 @@ pub(super) fn direct_verified(c: &DirectConversation, directory: &Directory) -> 
 )]
 pub(crate) fn whole_ms(t: f64) -> u64 {
     t as u64
-}
-
-/// libchat sends raw UTF-8 with no content-type framing: UTF-8 reads as text.
-pub(crate) fn content_type(content: &[u8]) -> &'static str {
-    if std::str::from_utf8(content).is_ok() {
-        "text/plain"
-    } else {
-        "application/octet-stream"
-    }
 }

@@ -129,6 +129,12 @@ pub struct MessageRecord {
     /// Sequence within the conversation.
     #[prost(uint64, tag = "10")]
     pub seq: u64,
+    /// The message this one answers or reacts to (empty: none).
+    #[prost(string, tag = "11")]
+    pub reply_to: String,
+    /// A reaction taken back.
+    #[prost(bool, tag = "12")]
+    pub remove: bool,
 }
 
 /// A `message_index` record: where a message id lives.

@@ -423,6 +423,8 @@ impl LossyNet {
             sender: crate::core::SenderInfo { account_id: None, installation_id: String::new() },
             content: Vec::new(),
             content_type: "text/plain".into(),
+            reply_to: None,
+            remove: false,
             sent_at: 0.0,
             received_at: 0.0,
             outgoing: false,

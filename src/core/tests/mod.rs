@@ -2,6 +2,7 @@
 
 mod big_group;
 mod contacts;
+mod content;
 mod devices;
 mod direct;
 mod fuzz;

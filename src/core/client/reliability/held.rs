@@ -83,6 +83,8 @@ pub(in crate::core::client) fn message_record(m: &ChatMessage, seq: u64) -> Mess
         received_at: super::super::whole_ms(m.received_at),
         outgoing: m.outgoing,
         seq,
+        reply_to: m.reply_to.clone().unwrap_or_default(),
+        remove: m.remove,
     }
 }
 
@@ -97,6 +99,8 @@ pub(in crate::core::client) fn chat_message(rec: MessageRecord) -> ChatMessage {
         },
         content: rec.content,
         content_type: rec.content_type,
+        reply_to: (!rec.reply_to.is_empty()).then_some(rec.reply_to),
+        remove: rec.remove,
         sent_at: rec.sent_at as f64,
         received_at: rec.received_at as f64,
         outgoing: rec.outgoing,
