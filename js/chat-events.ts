@@ -14,6 +14,8 @@ export interface ChatEventMap {
   members: { conversationId: string; members: Member[] };
   missing: { conversationId: string; messageId: string; sender?: Sender };
   ack: { conversationId: string; messageId: string; by: Sender };
+  receipt: { conversationId: string; messageId: string; by: Sender; state: "delivered" | "read" };
+  typing: { conversationId: string; by: Sender; typing: boolean };
   lost: { conversationId: string; messageId: string; sender?: Sender };
   synced: { conversationId?: string };
   error: LogosChatError;
@@ -23,7 +25,7 @@ export type ChatEventName = keyof ChatEventMap;
 
 /** Events held for the app until it listens, while the first catch-up runs (bounded). */
 const BACKLOG_CAP = 10_000;
-const NAMES: readonly ChatEventName[] = ["message", "conversation", "members", "missing", "ack", "lost", "synced", "error", "installations"];
+const NAMES: readonly ChatEventName[] = ["message", "conversation", "members", "missing", "ack", "receipt", "typing", "lost", "synced", "error", "installations"];
 
 type AnyListener = (value: unknown) => void;
 
@@ -61,8 +63,18 @@ export class ChatEvents {
       case "lost":
         this.emit("lost", withSender(ev));
         return undefined;
-      case "ack":
-        this.emit("ack", { conversationId: ev.conversationId, messageId: ev.messageId, by: toSender(ev.by) });
+      case "ack": {
+        // An ack is the delivery receipt: another installation has our message.
+        const by = toSender(ev.by);
+        this.emit("ack", { conversationId: ev.conversationId, messageId: ev.messageId, by });
+        this.emit("receipt", { conversationId: ev.conversationId, messageId: ev.messageId, by, state: "delivered" });
+        return undefined;
+      }
+      case "receipt":
+        this.emit("receipt", { conversationId: ev.conversationId, messageId: ev.messageId, by: toSender(ev.by), state: ev.state });
+        return undefined;
+      case "typing":
+        this.emit("typing", { conversationId: ev.conversationId, by: toSender(ev.by), typing: ev.typing });
         return undefined;
       case "installations":
         this.emit("installations", { installations: ev.installations.map(toInstallation) });

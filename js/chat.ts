@@ -44,7 +44,7 @@ export class ChatImpl implements Chat, ConversationDriver {
     private readonly registry?: Directory,
   ) {
     this.directory = registry
-      ? new RegistryReader(registry, client, (fx) => this.apply(fx), () => this.closed)
+      ? new RegistryReader(registry, client, (fx) => this.apply(fx), () => this.closed || this.closing)
       : new DirectoryReader(transport, client);
   }
 
@@ -59,6 +59,7 @@ export class ChatImpl implements Chat, ConversationDriver {
     check(options.recoverPassphrase === undefined || typeof options.recoverPassphrase === "string", "recoverPassphrase must be a string");
     check(options.link === undefined || options.recover === undefined, "pass link or recover, not both");
     check(options.publicRecords === undefined || typeof options.publicRecords === "boolean", "publicRecords must be a boolean");
+    check(options.signals === undefined || typeof options.signals === "boolean", "signals must be a boolean");
     check(options.linkHistory === undefined || (Number.isInteger(options.linkHistory) && options.linkHistory >= 0 && options.linkHistory <= 1000), "linkHistory must be an integer from 0 to 1000");
     const registry = registryFor(options.directory);
     const name = options.name ?? "default";
@@ -95,6 +96,7 @@ export class ChatImpl implements Chat, ConversationDriver {
       chat.release = release;
       if (options.linkHistory !== undefined) chat.linkHistory = options.linkHistory;
       if (options.publicRecords) client.setPublicRecords(true);
+      if (options.signals === false) client.setSignals(false);
       if (options.onVote) {
         chat.voteHook = options.onVote;
         client.setVoteHook(true);
@@ -218,7 +220,7 @@ export class ChatImpl implements Chat, ConversationDriver {
   private inBackground(r: RegistryRequest): void {
     const dir = this.registry;
     if (!dir) return;
-    void execute(dir, r, () => this.closed)
+    void execute(dir, r, () => this.closed || this.closing)
       .then((a) => (this.closed ? undefined : this.run(() => this.apply(report(this.client, r, a)))))
       .catch((e) => {
         if (!this.closed) this.events.emit("error", toLogosError(e));
@@ -622,10 +624,24 @@ export class ChatImpl implements Chat, ConversationDriver {
     return this.run(async () => {
       check(typeof messageId === "string", "messageId must be a string");
       try {
-        await this.apply(this.client.markRead(id) as CoreEffects);
+        await this.apply(this.client.markRead(id, messageId, Date.now()) as CoreEffects);
       } catch (e) {
         throw toLogosError(e);
       }
+    });
+  }
+
+  /** Used by conversation handles: typing on or off. */
+  setTypingIn(id: string, typing: boolean): Promise<void> {
+    return this.run(async () => {
+      check(typeof typing === "boolean", "typing must be a boolean");
+      let fx: CoreEffects;
+      try {
+        fx = this.client.setTyping(id, typing, Date.now()) as CoreEffects;
+      } catch (e) {
+        throw toLogosError(e);
+      }
+      await this.apply(fx);
     });
   }
 
@@ -662,8 +678,12 @@ export class ChatImpl implements Chat, ConversationDriver {
     else this.closeHooks.push(hook);
   }
 
+  /** `close()` was called: registry calls in flight give up at once. */
+  private closing = false;
+
   async close(): Promise<void> {
     if (this.closed) return;
+    this.closing = true;
     await this.queue;
     this.closed = true;
     this.retry.cancel();

@@ -14,6 +14,7 @@ export interface ConversationDriver {
   sendTo(id: string, content: string | Uint8Array, options?: SendOptions & { remove?: boolean }): Promise<{ messageId: string }>;
   historyOf(id: string, options: { limit?: number; before?: string }): Promise<ChatMessage[]>;
   markReadIn(id: string, messageId: string): Promise<void>;
+  setTypingIn(id: string, typing: boolean): Promise<void>;
   membersOf(id: string): Promise<Member[]>;
   groupCall(id: string, call: "addMembers" | "removeMembers", accounts: string[]): Promise<void>;
   groupCall(id: string, call: "leave"): Promise<void>;
@@ -53,6 +54,10 @@ export class ConversationHandle implements Conversation {
 
   markRead(messageId: string): Promise<void> {
     return this.driver.markReadIn(this.id, messageId);
+  }
+
+  setTyping(typing: boolean): Promise<void> {
+    return this.driver.setTypingIn(this.id, typing);
   }
 
   members(): Promise<Member[]> {

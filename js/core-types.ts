@@ -36,6 +36,8 @@ export type CoreEvent =
   | ({ type: "message" } & CoreMessage)
   | ({ type: "conversation" } & CoreConversation)
   | { type: "ack"; conversationId: string; messageId: string; by: { accountId?: string; installationId: string } }
+  | { type: "receipt"; conversationId: string; messageId: string; by: { accountId?: string; installationId: string }; state: "read" }
+  | { type: "typing"; conversationId: string; by: { accountId?: string; installationId: string }; typing: boolean }
   | { type: "missing"; conversationId: string; messageId: string; sender?: { accountId?: string; installationId: string } }
   | { type: "lost"; conversationId: string; messageId: string; sender?: { accountId?: string; installationId: string } }
   | { type: "members"; conversationId: string; members: Member[] }

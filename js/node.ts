@@ -146,8 +146,11 @@ export async function connect(network: Network | Transport, options: ConnectOpti
   await ensureWasm();
   if (isTransport(network)) return new Node("custom", mode, network);
   switch (network) {
-    case "memory":
-      return new Node("memory", mode, (options.hub ?? sharedMemoryHub()).transport());
+    case "memory": {
+      const hub = options.hub ?? sharedMemoryHub();
+      check(hub !== null && typeof hub === "object" && typeof (hub as { transport?: unknown }).transport === "function", "hub must come from createMemoryHub()");
+      return new Node("memory", mode, hub.transport());
+    }
     case "testnet":
     case "devnet":
     case "local": {

@@ -11,6 +11,8 @@ import type { glue } from "./wasm.js";
 
 /** The largest JSON body a registry answer may have (a record is at most 16 KiB). */
 const MAX_BODY = 64 * 1024;
+/** The largest record (payload and signature) the core takes (`directory::registry::MAX_RECORD`). */
+const MAX_RECORD = 16 * 1024;
 
 function b64(bytes: Uint8Array): string {
   let s = "";
@@ -24,6 +26,32 @@ function unb64(s: unknown): Uint8Array {
   const out = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
   return out;
+}
+
+/** A response body as text, refused past `MAX_BODY` bytes without reading the rest. */
+async function readCapped(res: Response): Promise<string> {
+  if (Number(res.headers.get("content-length") ?? 0) > MAX_BODY) throw new Error("registry answer too large");
+  const reader = res.body?.getReader();
+  if (!reader) return "";
+  const parts: Uint8Array[] = [];
+  let n = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    n += value.length;
+    if (n > MAX_BODY) {
+      await reader.cancel().catch(() => undefined);
+      throw new Error("registry answer too large");
+    }
+    parts.push(value);
+  }
+  const all = new Uint8Array(n);
+  let at = 0;
+  for (const p of parts) {
+    all.set(p, at);
+    at += p.length;
+  }
+  return new TextDecoder().decode(all);
 }
 
 /** The chat-store HTTP API: `POST /v0/account`, `GET /v0/account/{id}`, and the same for `/v0/keypackage`. */
@@ -71,8 +99,7 @@ export class HttpDirectory implements Directory {
       return undefined;
     }
     if (!res.ok) throw new Error(`registry answered ${res.status}`);
-    const text = await res.text();
-    if (text.length > MAX_BODY) throw new Error("registry answer too large");
+    const text = await readCapped(res);
     const j = JSON.parse(text) as { payload?: unknown; signature?: unknown };
     return { payload: unb64(j.payload), signature: unb64(j.signature) };
   }
@@ -94,16 +121,19 @@ type Answer = { outcome: "stored" | "found" | "notFound" | "failed"; record?: Di
 
 /** Runs one request: waits for its start time, then calls the registry within its timeout. */
 export async function execute(dir: Directory, r: RegistryRequest, closed: () => boolean): Promise<Answer> {
-  const wait = r.notBeforeMs - Date.now();
-  if (wait > 0) await new Promise((ok) => setTimeout(ok, wait));
+  // The back-off, cut short when the chat closes.
+  while (Date.now() < r.notBeforeMs && !closed()) await new Promise((ok) => setTimeout(ok, Math.min(100, r.notBeforeMs - Date.now())));
   if (closed()) return { outcome: "failed" };
   const ctl = new AbortController();
   let timer: ReturnType<typeof setTimeout> | undefined;
+  let watch: ReturnType<typeof setInterval> | undefined;
   const timeout = new Promise<never>((_, no) => {
-    timer = setTimeout(() => {
+    const stop = (why: string) => {
       ctl.abort();
-      no(new Error("timed out"));
-    }, r.timeoutMs);
+      no(new Error(why));
+    };
+    timer = setTimeout(() => stop("timed out"), r.timeoutMs);
+    watch = setInterval(() => closed() && stop("closed"), 100);
   });
   const o = { signal: ctl.signal };
   const record = (): DirectoryRecord => ({ payload: r.payload ?? new Uint8Array(), signature: r.signature ?? new Uint8Array() });
@@ -121,6 +151,7 @@ export async function execute(dir: Directory, r: RegistryRequest, closed: () => 
           const got = await (r.op === "getAccount" ? dir.getAccount(r.key, o) : dir.getKeyPackage(r.key, o));
           if (got === undefined || got === null) return { outcome: "notFound" };
           if (!(got.payload instanceof Uint8Array) || !(got.signature instanceof Uint8Array)) return { outcome: "failed" };
+          if (got.payload.length + got.signature.length > MAX_RECORD) return { outcome: "failed" };
           return { outcome: "found", record: got };
         }
       }
@@ -130,6 +161,7 @@ export async function execute(dir: Directory, r: RegistryRequest, closed: () => 
     return { outcome: "failed" };
   } finally {
     clearTimeout(timer);
+    clearInterval(watch);
   }
 }
 
@@ -152,16 +184,20 @@ export class RegistryReader {
 
   async read(accounts: string[]): Promise<void> {
     let requests = this.client.registryLookup(accounts) as RegistryRequest[];
+    let gaveUp = false;
     while (requests.length > 0 && !this.closed()) {
       const answers = await Promise.all(requests.map((r) => execute(this.dir, r, this.closed)));
       if (this.closed()) return;
       const next: RegistryRequest[] = [];
       for (const [i, r] of requests.entries()) {
         const fx = report(this.client, r, answers[i]);
-        next.push(...(fx.registry ?? []));
+        const more = fx.registry ?? [];
+        if (answers[i].outcome === "failed" && !more.some((m) => m.id === r.id)) gaveUp = true;
+        next.push(...more);
         await this.applyRest({ ...fx, registry: [] });
       }
       requests = next;
     }
+    if (gaveUp) throw new LogosChatError("TRANSPORT_UNAVAILABLE", "the directory did not answer a lookup after every try");
   }
 }

@@ -199,6 +199,8 @@ export interface ChatOptions {
    * Whatever a registry hands back is verified: it can withhold records, not forge them.
    */
   directory?: "delivery" | { url: string } | Directory;
+  /** Send read receipts and typing (default true); received ones are always reported. */
+  signals?: boolean;
   /**
    * Decides this installation's vote on what another member of a group asks for (add,
    * remove, rename), once the group's permissions allow it. Without a hook the SDK votes
@@ -350,8 +352,17 @@ export interface Conversation {
   react(messageId: string, emoji: string, options?: { remove?: boolean }): Promise<{ messageId: string }>;
   /** Stored messages, newest last: the `limit` (default 50) before message `before` (default: the newest). */
   history(options?: { limit?: number; before?: string }): Promise<ChatMessage[]>;
-  /** Marks the conversation read up to this message (the unread count drops to 0). */
+  /**
+   * Marks the conversation read up to this message: the unread count drops to 0, and the
+   * message's sender gets a read receipt (`on("receipt", { state: "read" })`), unless
+   * `ChatOptions.signals` is false.
+   */
   markRead(messageId: string): Promise<void>;
+  /**
+   * Tells the others we are typing (renewed at most every 3 s; it ends at the others 6 s
+   * after the last call) or stopped. Never stored; nothing is sent with `signals: false`.
+   */
+  setTyping(typing: boolean): Promise<void>;
   /** The members, by account. */
   members(): Promise<Member[]>;
 }
@@ -474,6 +485,14 @@ export interface Chat {
   on(event: "missing", cb: (e: { conversationId: string; messageId: string; sender?: Sender }) => void): () => void;
   /** A peer's installation acknowledged one of our messages (its causal history names it). */
   on(event: "ack", cb: (e: { conversationId: string; messageId: string; by: Sender }) => void): () => void;
+  /**
+   * A receipt for one of our messages: "delivered" when another installation in the chat
+   * has it (the same moment as `ack`: it names the newest message it has of ours), "read"
+   * when its reader called `markRead` on it. Never stored.
+   */
+  /** A member started or stopped typing (a start ends by itself after 6 s unless renewed). */
+  on(event: "typing", cb: (e: { conversationId: string; by: Sender; typing: boolean }) => void): () => void;
+  on(event: "receipt", cb: (e: { conversationId: string; messageId: string; by: Sender; state: "delivered" | "read" }) => void): () => void;
   /** Repair gave up on a missing message; what waited for it was delivered without it. */
   on(event: "lost", cb: (e: { conversationId: string; messageId: string; sender?: Sender }) => void): () => void;
   /** The catch-up after opening (what arrived while the account was closed) is done. */

@@ -10,8 +10,11 @@
 //! | 1 | `Typed { content_type, body }` | any content type by name (MIME or an app's own) |
 //! | 2 | `Reply { to, content_type, body }` | content that answers message `to` |
 //! | 3 | `Reaction { to, emoji, remove }` | a reaction to message `to` (`REACTION_TYPE`) |
-//! | 4 | reserved: read receipts | |
-//! | 5 | reserved: typing | |
+//! | 4 | `ReadReceipt { ids }` | the reader has read these messages (a signal) |
+//! | 5 | `Typing { typing }` | the sender is typing, or stopped (a signal) |
+//!
+//! Signals (4, 5) travel with no Lamport time and no causal history, as SDS ephemeral
+//! messages: never stored, never counted unread, never acknowledged or repaired.
 //!
 //! A frame of another domain, or of a tag we do not know, reaches the app as its payload
 //! under `application/x-content-frame; domain=D; tag=T`, so nothing is lost; bytes that
@@ -44,6 +47,60 @@ pub mod tag {
     pub const REPLY: u32 = 2;
     /// A reaction.
     pub const REACTION: u32 = 3;
+    /// A read receipt (a signal).
+    pub const READ: u32 = 4;
+    /// Typing (a signal).
+    pub const TYPING: u32 = 5;
+}
+
+/// The most message ids one read receipt names.
+pub const MAX_READ_IDS: usize = 16;
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct ReadReceipt {
+    #[prost(string, repeated, tag = "1")]
+    ids: Vec<String>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct TypingFrame {
+    #[prost(bool, tag = "1")]
+    typing: bool,
+}
+
+/// What a signal says (never stored as a message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signal {
+    /// The sender read these messages.
+    Read(Vec<String>),
+    /// The sender is typing (or stopped).
+    Typing(bool),
+}
+
+/// The bytes a signal travels as.
+pub fn encode_signal(s: &Signal) -> Vec<u8> {
+    let (tag, payload) = match s {
+        Signal::Read(ids) => {
+            let ids = ids.iter().filter(|i| valid_ref(i)).take(MAX_READ_IDS).cloned().collect();
+            (tag::READ, ReadReceipt { ids }.encode_to_vec())
+        }
+        Signal::Typing(t) => (tag::TYPING, TypingFrame { typing: *t }.encode_to_vec()),
+    };
+    ContentFrame { domain_id: DOMAIN, tag, payload }.encode_to_vec()
+}
+
+/// The signal these bytes are, if they are one.
+pub fn decode_signal(wire: &[u8]) -> Option<Signal> {
+    let f = ContentFrame::decode(wire).ok().filter(|f| f.domain_id == DOMAIN)?;
+    match f.tag {
+        tag::READ => {
+            let r = ReadReceipt::decode(f.payload.as_slice()).ok()?;
+            let ids: Vec<String> = r.ids.into_iter().filter(|i| valid_ref(i)).take(MAX_READ_IDS).collect();
+            (!ids.is_empty()).then_some(Signal::Read(ids))
+        }
+        tag::TYPING => TypingFrame::decode(f.payload.as_slice()).ok().map(|t| Signal::Typing(t.typing)),
+        _ => None,
+    }
 }
 
 /// LIP-240's frame.
@@ -283,6 +340,24 @@ mod tests {
         for c in bad {
             assert!(matches!(encode(&c), Err(CoreError::InvalidArgument(_))), "{c:?}");
         }
+    }
+
+    #[test]
+    fn signals_round_trip_and_are_never_content() {
+        for s in [Signal::Read(vec![ID.into()]), Signal::Typing(true), Signal::Typing(false)] {
+            let wire = encode_signal(&s);
+            assert_eq!(decode_signal(&wire), Some(s));
+            assert!(
+                decode(&wire).content_type.starts_with("application/x-content-frame"),
+                "not a chat message"
+            );
+        }
+        assert_eq!(decode_signal(&encode_signal(&Signal::Read(vec!["bad id!".into()]))), None);
+        let many: Vec<String> = (0..40).map(|i| format!("{i:064x}")).collect();
+        let Some(Signal::Read(ids)) = decode_signal(&encode_signal(&Signal::Read(many))) else { panic!() };
+        assert_eq!(ids.len(), MAX_READ_IDS);
+        assert_eq!(decode_signal(b"hello"), None);
+        assert_eq!(decode_signal(&encode(&Content::text("x")).unwrap()), None);
     }
 
     #[test]

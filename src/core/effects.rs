@@ -166,6 +166,28 @@ pub enum Event {
         /// Who acked it.
         by: SenderInfo,
     },
+    /// A member read one of our messages (its read receipt).
+    #[serde(rename_all = "camelCase")]
+    Receipt {
+        /// The conversation.
+        conversation_id: String,
+        /// Our message.
+        message_id: String,
+        /// Who read it.
+        by: SenderInfo,
+        /// "read" (delivery is `Ack`).
+        state: &'static str,
+    },
+    /// A member started or stopped typing (a start expires by itself: `Client::tick`).
+    #[serde(rename_all = "camelCase")]
+    Typing {
+        /// The conversation.
+        conversation_id: String,
+        /// Who.
+        by: SenderInfo,
+        /// Typing now, or not any more.
+        typing: bool,
+    },
     /// A peer had seen a message that we have not: it is being repaired (read back from
     /// the store, re-sent by its sender); messages that depend on it wait.
     #[serde(rename_all = "camelCase")]

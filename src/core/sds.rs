@@ -95,6 +95,11 @@ impl Channel {
         payload
     }
 
+    /// Whether this id is one of our own recent messages.
+    pub fn is_own(&self, id: &str) -> bool {
+        self.own.contains(id)
+    }
+
     /// Whether this id was recently seen (sent or received).
     pub fn has_seen(&self, id: &str) -> bool {
         self.recent_set.contains(id)

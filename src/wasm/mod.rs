@@ -485,10 +485,32 @@ impl WasmClient {
         self.inner.open_messages(&recs).map(|m| to_js(&m)).map_err(err)
     }
 
-    /// Marks a conversation read (local).
+    /// Marks a conversation read up to a message: unread drops to 0, and with a message id
+    /// its sender gets a read receipt.
     #[wasm_bindgen(js_name = markRead)]
-    pub fn mark_read(&mut self, conversation: &str) -> Result<JsValue, JsValue> {
-        self.inner.mark_read(conversation).map(|fx| to_js(&fx)).map_err(err)
+    pub fn mark_read(
+        &mut self,
+        conversation: &str,
+        message_id: Option<String>,
+        now: Option<f64>,
+    ) -> Result<JsValue, JsValue> {
+        let fx = match message_id {
+            Some(m) => self.inner.mark_read_at(conversation, &m, now.map_or(0, ms)),
+            None => self.inner.mark_read(conversation),
+        };
+        fx.map(|fx| to_js(&fx)).map_err(err)
+    }
+
+    /// Tells a conversation we are typing, or stopped.
+    #[wasm_bindgen(js_name = setTyping)]
+    pub fn set_typing(&mut self, conversation: &str, typing: bool, now: f64) -> Result<JsValue, JsValue> {
+        self.inner.set_typing(conversation, typing, ms(now)).map(|fx| to_js(&fx)).map_err(err)
+    }
+
+    /// Whether this installation sends read receipts and typing (`ChatOptions.signals`).
+    #[wasm_bindgen(js_name = setSignals)]
+    pub fn set_signals(&mut self, on: bool) {
+        self.inner.set_signals(on);
     }
 }
 

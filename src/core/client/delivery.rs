@@ -105,6 +105,10 @@ impl Client {
         if derived.as_str() != reliable.message_id {
             return Err(CoreError::Verify("a message id that its content does not derive"));
         }
+        // A read receipt or typing: an event, never a message.
+        if let Some(fx) = self.receive_signal(id, sender, &reliable, sent_at_ms, now_ms) {
+            return Ok(fx);
+        }
         let mut fx = Effects::default();
         if self.seen_message(id, &reliable.message_id) {
             return Ok(fx); // a re-send, a store read, a restart's replay: handled once

@@ -432,6 +432,7 @@ impl Client {
         let r = self.guarded(|c| {
             let mut fx = Effects::default();
             c.reliability_tick(now_ms, &mut fx)?;
+            c.typing_due(now_ms, &mut fx);
             c.republish_due(now_ms, &mut fx)?;
             c.flush_directory(&mut fx)?;
             Ok(fx)
@@ -447,7 +448,12 @@ impl Client {
     /// The earliest timer: groups' de-MLS timers and the reliability ones.
     pub(super) fn next_wake(&self, now_ms: u64) -> Option<f64> {
         let groups = self.groups.values().filter_map(|g| g.wake_at(now_ms));
-        groups.chain(self.reliability_wake()).chain(self.republish_at()).min().map(|t| t as f64)
+        groups
+            .chain(self.reliability_wake())
+            .chain(self.republish_at())
+            .chain(self.typing_wake())
+            .min()
+            .map(|t| t as f64)
     }
 }
 

@@ -47,6 +47,7 @@ mod recovery;
 mod register;
 mod registry;
 mod reliability;
+pub(crate) mod signals;
 mod storage;
 
 pub use links::Linking;
@@ -133,6 +134,8 @@ pub struct Client {
     /// The registry this installation publishes to and reads from instead of the delivery
     /// topics (`ChatOptions.directory`), with its requests in flight.
     registry: Option<crate::core::directory::registry::Registry>,
+    /// Read receipts and typing (`signals`).
+    signals: signals::Signals,
     /// When the directory records were last published (ms; 0 before the first time).
     announced_at: u64,
     /// Contacts and blocked accounts (issue 14), persisted in the `contacts` store.
@@ -262,6 +265,7 @@ impl Client {
             archive_waiting_bytes: 0,
             public_records: false,
             registry: None,
+            signals: signals::Signals::default(),
             contacts: BTreeMap::new(),
             announced_at: 0,
         })

@@ -134,15 +134,22 @@ pub fn backoff_ms(attempt: u32) -> u64 {
 }
 
 impl Registry {
-    /// A new request, tried at once; `None` when too many are in flight.
+    /// A new request, tried at once; `None` when too many are in flight, or when the same
+    /// get is in flight already.
     pub fn request(&mut self, op: Op, key: String, record: Option<(Vec<u8>, Vec<u8>)>) -> Option<Request> {
         if self.pending.len() >= MAX_PENDING {
             return None;
         }
-        // A request for the same record already in flight is not asked twice.
-        if let Some(r) = self.pending.values().find(|r| r.op == op && r.key == key) {
-            if matches!(op, Op::GetAccount | Op::GetKeyPackage) {
-                return Some(r.clone());
+        let same = self.pending.iter().find(|(_, r)| r.op == op && r.key == key).map(|(id, _)| *id);
+        if let Some(id) = same {
+            match op {
+                // A get already in flight is not asked twice (its answer serves both).
+                Op::GetAccount | Op::GetKeyPackage => return None,
+                // A newer put replaces an older one still being tried, so an old list
+                // cannot land after the new one.
+                Op::PutAccount | Op::PutKeyPackage => {
+                    self.pending.remove(&id);
+                }
             }
         }
         self.next_id = self.next_id.wrapping_add(1);
@@ -229,7 +236,12 @@ mod tests {
         assert_eq!(put.payload.as_deref(), Some(&[1u8][..]));
         assert_eq!(reg.result(put.id, Outcome::Stored, 0), Settled::Done);
         let get = reg.request(Op::GetKeyPackage, "cd".into(), None).unwrap();
-        assert_eq!(reg.request(Op::GetKeyPackage, "cd".into(), None).unwrap().id, get.id, "asked once");
+        assert_eq!(reg.request(Op::GetKeyPackage, "cd".into(), None), None, "asked once");
+        // A newer put replaces the older one: the older one's answer is ignored.
+        let old = reg.request(Op::PutAccount, "ab".into(), Some((vec![1], vec![2]))).unwrap();
+        let new = reg.request(Op::PutAccount, "ab".into(), Some((vec![3], vec![4]))).unwrap();
+        assert_eq!(reg.result(old.id, Outcome::Failed, 0), Settled::Unknown, "no retry of the old list");
+        assert_eq!(reg.result(new.id, Outcome::Stored, 0), Settled::Done);
         let big = Outcome::Found { payload: vec![0; MAX_RECORD], signature: vec![0; 64] };
         assert!(matches!(reg.result(get.id, big, 0), Settled::GaveUp { .. }));
         let get = reg.request(Op::GetKeyPackage, "cd".into(), None).unwrap();

@@ -15,4 +15,5 @@ mod persist;
 mod registry;
 pub(super) mod reliability;
 mod reliable_channel;
+mod signals;
 mod sim;
