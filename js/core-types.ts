@@ -30,7 +30,7 @@ export interface CoreMessage {
 
 /** Content types whose bytes the app reads as `text` too. */
 const TEXTUAL = new Set(["application/json", "application/vnd.logos.reaction"]);
-export interface CoreConversation { id: string; kind: "direct" | "group"; peer?: string; name?: string; description?: string; lastMessageAt?: number; unread: number; verified: boolean; request: boolean }
+export interface CoreConversation { id: string; kind: "direct" | "group"; peer?: string; name?: string; description?: string; lastMessageAt?: number; lastMessage?: string; unread: number; verified: boolean; request: boolean }
 export interface CoreInstallation { installationId: string; current: boolean; addedAt: number }
 export type CoreEvent =
   | ({ type: "message" } & CoreMessage)
@@ -85,6 +85,7 @@ export function toInfo(c: CoreConversation): ConversationInfo {
   if (c.name !== undefined) info.name = c.name;
   if (c.description !== undefined) info.description = c.description;
   if (c.lastMessageAt !== undefined) info.lastMessageAt = new Date(c.lastMessageAt);
+  if (c.lastMessage !== undefined) info.lastMessage = c.lastMessage;
   return info;
 }
 

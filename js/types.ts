@@ -318,6 +318,8 @@ export interface ConversationInfo {
   name?: string;
   description?: string;
   lastMessageAt?: Date;
+  /** A preview of the last message: its first 80 characters, or `[content type]`. */
+  lastMessage?: string;
   unread: number;
   /**
    * A direct chat: the peer's signed device list shows every installation in it that

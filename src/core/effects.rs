@@ -81,6 +81,12 @@ pub struct ConversationInfo {
     /// Time of the last message (ms).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_message_at: Option<f64>,
+    /// A preview of the last message (its first 80 characters, or `[content type]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_message: Option<String>,
+    /// When it was created or joined (ms): the activity of a chat with no message yet.
+    #[serde(skip)]
+    pub created_at: u64,
     /// Messages received and not read.
     pub unread: u32,
     /// A direct chat: the peer's signed device list shows every installation in it

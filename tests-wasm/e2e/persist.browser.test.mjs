@@ -50,6 +50,8 @@ test("IndexedDB persistence across a reload, raw scan, and a second tab", { time
     assert.equal(two.alice, one.alice, "alice's identity came back");
     assert.equal(two.bob, one.bob, "bob's identity came back");
     assert.deepEqual(two.conversations, [one.conversation]);
+    // The list after the reload: unread and the last message's preview, as before it.
+    assert.deepEqual(two.listed, [{ unread: 1, lastMessage: "answered before the reload" }]);
     assert.deepEqual(two.before, ["written before the reload", "answered before the reload"]);
     assert.deepEqual(two.after, [...two.before, "written after the reload", "answered after the reload"]);
     assert.equal(two.verifiedSender, one.alice);

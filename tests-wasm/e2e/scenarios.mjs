@@ -782,6 +782,13 @@ export async function contentTypesRepliesAndReactions(logos) {
   assert(heard[2].remove === true, "taken back");
   const receipt = await delivered;
   assert(receipt.by.installationId === bob.installationId && receipt.conversationId === dm.id, "bob's installation has alice's messages");
+  // The list puts the newest activity first, with a preview of the last message.
+  const carol = await (await logos.connect(hub.transport())).chat({ name: "ct-carol", store: "memory" });
+  const other = await alice.startDirect(carol.accountId);
+  assert((await alice.conversations())[0].id === other.id, "a new chat goes first");
+  await dm.send("the newest line");
+  const listed = await alice.conversations();
+  assert(listed[0].id === dm.id && listed[0].lastMessage === "the newest line", JSON.stringify(listed[0]));
   const history = await alice.conversation(dm.id).then((c) => c.history());
   assert(history.find((m) => m.id === json.messageId).contentType === "application/json", "history keeps the type");
   assert(history.find((m) => m.id === reply.messageId).replyTo === json.messageId, "and the reference");
@@ -790,7 +797,7 @@ export async function contentTypesRepliesAndReactions(logos) {
   await rejectsWith(dm.send(new Uint8Array([255]), { contentType: "text/plain" }), "INVALID_ARGUMENT");
   await rejectsWith(bobDm.react(json.messageId, ""), "INVALID_ARGUMENT");
   await rejectsWith(bobDm.reply("not an id!", "x"), "INVALID_ARGUMENT");
-  for (const c of [alice, bob]) await c.close();
+  for (const c of [alice, bob, carol]) await c.close();
   return { types: Object.keys(byType).length };
 }
 

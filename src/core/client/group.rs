@@ -28,6 +28,8 @@ pub(super) fn group_info(g: &GroupConversation) -> ConversationInfo {
         name: Some(m.name),
         description: Some(m.description),
         last_message_at: (g.meta.last_message_at > 0).then_some(g.meta.last_message_at as f64),
+        last_message: (!g.meta.last_preview.is_empty()).then(|| g.meta.last_preview.clone()),
+        created_at: g.meta.created_at,
         unread: g.meta.unread,
         verified: true,
         request: g.meta.request,

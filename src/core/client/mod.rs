@@ -370,12 +370,15 @@ impl Client {
         fx
     }
 
-    /// Every conversation, in id order.
+    /// Every conversation, the most recently active first (its last message, else when it
+    /// was created or joined), then by id.
     pub fn conversations(&self) -> Vec<ConversationInfo> {
         let mut all: Vec<ConversationInfo> =
             self.conversations.values().map(|c| info(c, &self.directory)).collect();
         all.extend(self.groups.values().map(group::group_info));
-        all.sort_by(|a, b| a.id.cmp(&b.id));
+        let activity =
+            |c: &ConversationInfo| c.last_message_at.map_or(c.created_at, |t| whole_ms(t).max(c.created_at));
+        all.sort_by(|a, b| activity(b).cmp(&activity(a)).then_with(|| a.id.cmp(&b.id)));
         all
     }
 
@@ -554,6 +557,8 @@ fn info(c: &DirectConversation, directory: &Directory) -> ConversationInfo {
         name: None,
         description: None,
         last_message_at: (c.meta.last_message_at > 0).then_some(c.meta.last_message_at as f64),
+        last_message: (!c.meta.last_preview.is_empty()).then(|| c.meta.last_preview.clone()),
+        created_at: c.meta.created_at,
         unread: c.meta.unread,
         request: c.meta.request,
     }

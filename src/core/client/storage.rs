@@ -303,6 +303,9 @@ impl Client {
             return Err(CoreError::UnknownConversation(m.conversation_id.clone()));
         };
         let handled = super::reliability::msg_digest(&id, &m.id);
+        if super::whole_ms(m.sent_at) >= meta.last_message_at {
+            meta.last_preview = preview(m);
+        }
         meta.last_message_at = meta.last_message_at.max(super::whole_ms(m.sent_at));
         if unread {
             meta.unread = meta.unread.saturating_add(1);
@@ -449,6 +452,21 @@ impl Client {
 }
 
 /// The clear form of a `message_index` key: conversation id (hex) ‖ "/" ‖ message id.
+/// The most characters of a message a conversation's preview keeps.
+pub const PREVIEW_CHARS: usize = 80;
+
+/// What the conversation list shows of a message: the first characters of text, else its
+/// content type in brackets.
+pub(super) fn preview(m: &ChatMessage) -> String {
+    let textual = m.content_type.starts_with("text/")
+        || m.content_type == "application/json"
+        || m.content_type == crate::core::content::REACTION_TYPE;
+    match std::str::from_utf8(&m.content) {
+        Ok(t) if textual => t.chars().take(PREVIEW_CHARS).collect(),
+        _ => format!("[{}]", m.content_type.chars().take(PREVIEW_CHARS).collect::<String>()),
+    }
+}
+
 fn index_key(conversation: &str, message_id: &str) -> Vec<u8> {
     [conversation.as_bytes(), b"/", message_id.as_bytes()].concat()
 }

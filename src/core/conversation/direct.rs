@@ -77,6 +77,8 @@ pub struct ConversationMeta {
     pub created_at: u64,
     /// Started by an account that is not a contact, and not accepted yet.
     pub request: bool,
+    /// A preview of the last message (`client::storage::preview`).
+    pub last_preview: String,
 }
 
 /// The output of creating a conversation: it, the Commit and the Welcome (MLSMessage bytes).

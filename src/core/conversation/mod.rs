@@ -42,6 +42,7 @@ pub(crate) fn base_record(
         last_message_at: meta.last_message_at,
         created_at: meta.created_at,
         request: meta.request,
+        last_preview: meta.last_preview.clone(),
         recent: recent.iter().map(|(id, _)| id.clone()).collect(),
         recent_own: recent.iter().map(|(_, own)| *own).collect(),
         ..ConversationRecord::default()
@@ -71,6 +72,7 @@ pub(crate) fn restore_base(
         last_message_at: rec.last_message_at,
         created_at: rec.created_at,
         request: rec.request,
+        last_preview: std::mem::take(&mut rec.last_preview),
     };
     Ok((id, group, channel, meta))
 }

@@ -94,6 +94,9 @@ pub struct ConversationRecord {
     /// A message request: started by a non-contact, not accepted yet.
     #[prost(bool, tag = "14")]
     pub request: bool,
+    /// A preview of the last message (its first characters, or its content type).
+    #[prost(string, tag = "15")]
+    pub last_preview: String,
 }
 
 /// A `messages` record.

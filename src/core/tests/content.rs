@@ -121,3 +121,35 @@ fn plain_text_stays_raw_on_the_wire_and_bad_content_is_refused_with_nothing_sent
     assert_eq!(net.publishes, before, "nothing published");
     assert_eq!(net.history(alice, &dm).len(), 2, "nothing stored");
 }
+
+#[test]
+fn the_conversation_list_is_ordered_by_activity_with_a_preview_across_a_restart() {
+    let mut net = Net::default();
+    let alice = net.join(421);
+    let bob = net.join(422);
+    let carol = net.join(423);
+    let with_bob = net.start_direct(alice, &net.account(bob)).unwrap();
+    net.run();
+    let with_carol = net.start_direct(alice, &net.account(carol)).unwrap();
+    net.run();
+    let order = |net: &Net| -> Vec<String> {
+        net.nodes[alice].client.conversations().into_iter().map(|c| c.id).collect()
+    };
+    assert_eq!(order(&net), [with_carol.clone(), with_bob.clone()], "the newer chat first");
+    net.send(bob, &with_bob, &"long ".repeat(40));
+    net.run();
+    assert_eq!(order(&net), [with_bob.clone(), with_carol.clone()], "bob's message moves his chat up");
+    send(
+        &mut net,
+        carol,
+        &with_carol,
+        &Content { content_type: "image/png".into(), body: vec![1, 2], ..Content::default() },
+    );
+    net.run();
+    net.restart(alice);
+    let list = net.nodes[alice].client.conversations();
+    assert_eq!(list.iter().map(|c| c.id.clone()).collect::<Vec<_>>(), [with_carol.clone(), with_bob.clone()]);
+    assert_eq!(list[0].last_message.as_deref(), Some("[image/png]"));
+    assert_eq!(list[1].last_message.as_ref().map(|p| p.chars().count()), Some(80));
+    assert_eq!((list[0].unread, list[1].unread), (1, 1));
+}
